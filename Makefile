@@ -1,0 +1,35 @@
+# Quick start (a fresh machine, nothing installed):
+#   make demo   -> installs into .venv, scores the bundled sample images
+#   make test   -> installs into .venv, runs the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.iqprior-installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+# torch comes from torchvision's own requirement (no pin: see README, "Installing");
+# basicsr is an sdist whose isolated build would fetch a second torch, so it is
+# built against the installed one with --no-build-isolation.
+$(STAMP): setup.cfg
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel "setuptools<81"
+	$(PIP) install --quiet torchvision
+	$(PIP) install --quiet --no-build-isolation basicsr
+	$(PIP) install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/iqprior score examples/data --members offline --calibrate \
+		--out results/demo/scores.jsonl --plot results/demo/histogram.png
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) results

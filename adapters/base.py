@@ -1,0 +1,173 @@
+"""The common shape of every adapter.
+
+An :class:`Adapter` wraps one upstream network, kept as ``self.net`` with the
+official ``state_dict`` keys, and maps the library's convention (RGB float
+``(B, 3, H, W)`` in [0, 1], output not clamped) to the network's own.
+
+A "+" adapter is the same adapter after :meth:`Adapter.enable_condition`: a
+zero-initialised :class:`iqprior.ScoreEmbedding` is injected at one internal
+feature through :func:`iqprior.condition`; ``net`` is not edited. The adapter's
+``state_dict`` is then ``net.*`` + ``score_embedding.weight``.
+
+Saved checkpoints are directories (diffusers style): ``config.json`` with the
+adapter name and its constructor options, ``model.safetensors`` with the
+adapter's ``state_dict``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from iqprior.conditioning import ConditionedModule, ScoreEmbedding, condition
+from iqprior.scoring.levels import ScoreLike
+
+from .checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+DEFAULT_SCORE = 9  # the paper conditions on the top level at inference (App. 6.1.2)
+
+
+class Adapter(nn.Module):
+    """Base class: ``y = adapter(x, score=None)``, x and y RGB in [0, 1] (y not clamped).
+
+    Subclasses set ``self.net`` and implement :meth:`forward`, calling the
+    network through :meth:`run_net` so that a "+" variant's condition applies.
+    Class attributes:
+
+    - ``official_prefixes``: key prefixes an official file may carry that
+      :func:`adapters.checkpoint.match_prefix` should strip or add.
+    - ``official_wrapper_keys``: where the official file keeps its state dict.
+    """
+
+    official_prefixes: tuple[str, ...] = ("module.",)
+    official_wrapper_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "net", "model")
+
+    def __init__(self, name: str, options: Optional[dict[str, Any]] = None):
+        super().__init__()
+        self.adapter_name = name
+        self.options: dict[str, Any] = dict(options or {})
+        object.__setattr__(self, "_conditioned", None)
+
+    # -- conditioning ("+" variants) ------------------------------------------------------
+    def enable_condition(self, at: str, shape: tuple[int, ...], levels: int = 10, mode: str = "add",
+                         default_score: ScoreLike = DEFAULT_SCORE) -> None:
+        """Turn this adapter into its "+" variant: a level embedding at ``net``'s submodule ``at``."""
+        emb = ScoreEmbedding.for_adain(levels, shape[0]) if mode == "adain" else ScoreEmbedding(levels, shape)
+        cond = condition(self.net, at=at, embedding=emb, mode=mode, default_score=default_score)
+        self.score_embedding = emb  # registered here; the wrapper itself is not (no duplicate keys)
+        object.__setattr__(self, "_conditioned", cond)
+
+    @property
+    def conditioned(self) -> Optional[ConditionedModule]:
+        """The :class:`ConditionedModule` of a "+" adapter, else ``None``."""
+        return self._conditioned
+
+    @property
+    def is_conditioned(self) -> bool:
+        return self._conditioned is not None
+
+    def run_net(self, *args, score: Optional[ScoreLike] = None, **kwargs):
+        """Call ``self.net``; a "+" adapter injects ``score`` (default: level 9).
+
+        A base adapter ignores ``score`` so that the same call works for both.
+        """
+        if self._conditioned is None:
+            return self.net(*args, **kwargs)
+        return self._conditioned(*args, score=score, **kwargs)
+
+    def trainable_parameters(self, train_base: bool = False) -> list[nn.Parameter]:
+        """Parameters a fine-tune updates: the embedding, plus ``net``'s when ``train_base``."""
+        params = [self.score_embedding.weight] if self.is_conditioned else []
+        if train_base or not params:
+            params += [p for p in self.net.parameters()]
+        return params
+
+    def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
+        """Training losses of this model's own objective; the sum is minimised.
+
+        ``lq``, ``gt``: ``(B, 3, H, W)`` in [0, 1]; ``score``: the GT's level(s).
+        Adapters that support ``iqprior finetune`` override this.
+        """
+        raise NotImplementedError(f"{self.adapter_name} does not support fine-tuning yet")
+
+    # -- official files -------------------------------------------------------------------
+    def convert_official(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Map an official state dict onto ``self.net``'s keys (timm's ``checkpoint_filter_fn``)."""
+        return match_prefix(state, self.net.state_dict().keys(), self.official_prefixes)
+
+    def load_official(self, path: str | os.PathLike) -> "Adapter":
+        """Load the official released file into ``self.net`` (strict, ``weights_only=True``)."""
+        state = read_official_checkpoint(path, self.official_wrapper_keys)
+        load_strict(self.net, self.convert_official(state), source=str(path))
+        return self
+
+    # -- our own checkpoints --------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` to ``directory`` (atomically per file)."""
+        from safetensors.torch import save_file
+
+        from iqprior.io import atomic_write_bytes, atomic_path
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"adapter": self.adapter_name, "options": _jsonable(self.options),
+                  "iqprior_version": _version()}
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"adapter": self.adapter_name})
+        atomic_write_bytes(directory / CONFIG_NAME, json.dumps(config, indent=2).encode())
+        return directory
+
+    def load_pretrained_weights(self, directory: str | os.PathLike) -> "Adapter":
+        """Load ``model.safetensors`` from a :meth:`save_pretrained` directory (strict)."""
+        from safetensors.torch import load_file
+
+        path = Path(directory) / WEIGHTS_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME}")
+        try:
+            state = load_file(str(path))
+        except Exception as e:  # safetensors raises its own error types
+            raise CheckpointError(f"cannot read {path}: {e}") from None
+        load_strict(self, state, source=str(path))
+        return self
+
+    def extra_repr(self) -> str:
+        return f"name={self.adapter_name!r}, conditioned={self.is_conditioned}"
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a saved adapter directory."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{directory} is a directory but has no {CONFIG_NAME}: not a saved adapter") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(config, dict) or "adapter" not in config:
+        raise CheckpointError(f"{path} does not name an adapter")
+    return config
+
+
+def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in options.items():
+        if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict)):
+            out[k] = list(v) if isinstance(v, tuple) else v
+    return out  # generators, devices etc. are run-time options, not saved
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("iqprior")
+    except Exception:
+        return "unknown"
+

@@ -1,0 +1,48 @@
+"""iqprior: an image-quality prior for image-restoration models (IQPFR, arXiv 2503.09294).
+
+Public API (see DESIGN.md):
+
+- :func:`create_scorer`, :class:`Calibration`, :func:`score_to_level` — the NR-IQA ensemble;
+- :class:`ScoreEmbedding`, :func:`condition` — condition any network on a quality level;
+- :class:`QualityLoss` — the quality-optimisation objective (Eq. 12).
+
+Attributes are imported on first use, so ``import iqprior`` loads no model code.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create_scorer": "iqprior.scoring",
+    "EnsembleScorer": "iqprior.scoring",
+    "Calibration": "iqprior.scoring",
+    "MetricSpec": "iqprior.scoring",
+    "score_to_level": "iqprior.scoring.levels",
+    "ScoreEmbedding": "iqprior.conditioning",
+    "condition": "iqprior.conditioning",
+    "ConditionedModule": "iqprior.conditioning",
+    "QualityLoss": "iqprior.losses",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .conditioning import ConditionedModule, ScoreEmbedding, condition
+    from .losses import QualityLoss
+    from .scoring import Calibration, EnsembleScorer, MetricSpec, create_scorer
+    from .scoring.levels import score_to_level
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'iqprior' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,146 @@
+"""Image files in and out, and atomic file writes.
+
+Reading converts every decodable image to RGB float32 in [0, 1]: 16-bit images
+are scaled by 65535, gray is repeated to 3 channels, RGBA is composited on
+white (alpha is not image content), palette images are expanded. Anything that
+cannot be decoded raises :class:`ImageReadError` with the reason.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MIN_SIDE = 8              # smaller images cannot be scored or restored meaningfully
+MAX_PIXELS = 100_000_000  # 100 MP; larger images are refused rather than exhausting memory
+
+
+class ImageReadError(ValueError):
+    """An image file cannot be used; the message says why."""
+
+
+def list_images(root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files under ``root`` (recursively, sorted); ``root`` may also be one file."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such file or directory: {root}")
+    exts = {e.lower() for e in extensions}
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+
+
+def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+    """Decode ``path`` to an ``(H, W, 3)`` float32 RGB array in [0, 1]."""
+    import cv2
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ImageReadError(f"cannot read {path}: {e.strerror or e}") from None
+    if not data:
+        raise ImageReadError(f"{path} is empty (0 bytes)")
+    buf = np.frombuffer(data, np.uint8)
+    # Check the size from the header before decoding pixels.
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"{path} is not a decodable image (corrupt or truncated, or an unsupported format)")
+    h, w = img.shape[:2]
+    if h * w > max_pixels:
+        raise ImageReadError(f"{path} is {w}x{h} = {h * w / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP limit")
+    if min(h, w) < min_side:
+        raise ImageReadError(f"{path} is {w}x{h}, smaller than {min_side} px on a side")
+    return to_rgb_float(img, path)
+
+
+def to_rgb_float(img: np.ndarray, source: str | os.PathLike = "image") -> np.ndarray:
+    """OpenCV-decoded array (BGR/BGRA/gray, uint8/uint16/float) -> RGB float32 [0, 1]."""
+    if img.dtype == np.uint8:
+        x = img.astype(np.float32) / 255.0
+    elif img.dtype == np.uint16:
+        x = img.astype(np.float32) / 65535.0
+    elif img.dtype in (np.float32, np.float64):
+        x = np.nan_to_num(img.astype(np.float32), nan=0.0)
+        if x.max() > 1.0 or x.min() < 0.0:  # HDR / unnormalised float: scale to the range
+            lo, hi = float(x.min()), float(x.max())
+            x = (x - lo) / max(hi - lo, 1e-12)
+    else:
+        raise ImageReadError(f"{source}: unsupported pixel type {img.dtype}")
+    if x.ndim == 2:
+        x = x[:, :, None]
+    c = x.shape[2]
+    if c == 1:
+        x = np.repeat(x, 3, axis=2)
+    elif c == 2:  # gray + alpha
+        gray, alpha = x[:, :, :1], x[:, :, 1:2]
+        x = np.repeat(gray * alpha + (1.0 - alpha), 3, axis=2)
+    elif c == 4:  # BGRA: composite on white
+        alpha = x[:, :, 3:4]
+        x = x[:, :, :3] * alpha + (1.0 - alpha)
+    elif c != 3:
+        raise ImageReadError(f"{source}: unsupported channel count {c}")
+    return np.ascontiguousarray(x[:, :, ::-1])  # BGR -> RGB
+
+
+def read_image(path: str | os.PathLike, **kwargs) -> torch.Tensor:
+    """Decode ``path`` to a ``(3, H, W)`` float32 RGB tensor in [0, 1] (see :func:`read_image_array`)."""
+    return torch.from_numpy(read_image_array(path, **kwargs)).permute(2, 0, 1).contiguous()
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` RGB in [0, 1] (clamped here) -> ``(H, W, 3)`` uint8 BGR for OpenCV."""
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    arr = (x.detach().float().clamp(0, 1).cpu().permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    return np.ascontiguousarray(arr[:, :, ::-1])
+
+
+def write_image(path: str | os.PathLike, x: torch.Tensor | np.ndarray) -> Path:
+    """Write an RGB ``(3, H, W)`` tensor in [0, 1] (clamped) or a BGR uint8 array, atomically."""
+    import cv2
+
+    path = Path(path)
+    arr = tensor_to_uint8(x) if isinstance(x, torch.Tensor) else x
+    ok, enc = cv2.imencode(path.suffix or ".png", arr)
+    if not ok:
+        raise ValueError(f"cannot encode an image as {path.suffix!r}")
+    atomic_write_bytes(path, enc.tobytes())
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a partial one."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))

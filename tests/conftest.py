@@ -1,0 +1,41 @@
+"""Shared fixtures: bundled sample images, a temporary weights cache, thread limits."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "examples" / "data"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's caches or reaches the network for weights."""
+    cache = tmp_path_factory.mktemp("iqprior-cache")
+    monkeypatch.setenv("IQPRIOR_CACHE", str(cache))
+    monkeypatch.setenv("IQPRIOR_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("IQPRIOR_WEIGHTS", raising=False)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def face_paths() -> list[Path]:
+    """Aligned 512x512 face crops bundled with the repo."""
+    return sorted((DATA / "faces").glob("*.png"))
+
+
+@pytest.fixture
+def whole_paths() -> list[Path]:
+    """Whole photos with faces."""
+    return sorted((DATA / "whole").iterdir())
+
+
+@pytest.fixture
+def underwater_paths() -> list[Path]:
+    return sorted((DATA / "underwater").glob("*.png"))
