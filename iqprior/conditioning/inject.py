@@ -76,7 +76,7 @@ class ConditionedModule(nn.Module):
         self.at = at
         self.mode = mode
         self.default_score = default_score
-        self._target = find_submodule(net, at)
+        object.__setattr__(self, "_target", find_submodule(net, at))  # not a child: no duplicate keys
         self._levels: Optional[torch.Tensor] = None
         self._handle = self._target.register_forward_hook(self._hook)
         self._register_state_dict_hook(ConditionedModule._strip_net_prefix)
