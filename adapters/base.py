@@ -43,8 +43,13 @@ class Adapter(nn.Module):
     - ``official_prefixes``: key prefixes an official file may carry that
       :func:`adapters.checkpoint.match_prefix` should strip or add.
     - ``official_wrapper_keys``: where the official file keeps its state dict.
+    - ``task``: ``"face"`` (restore aligns faces in whole photos) or ``"image"``
+      (the whole image is processed at any size, e.g. underwater models).
+    - ``native_size``: the square size the network works at, or ``None``.
     """
 
+    task: str = "face"                 # "face" (aligned 512 crops / whole photos via face detection) or "image"
+    native_size: Optional[int] = 512   # square input size the network expects; None = any size
     official_prefixes: tuple[str, ...] = ("module.",)
     official_wrapper_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "net", "model")
 
