@@ -1,0 +1,1 @@
+"""Networks of the library (the CodeFormer VQGAN, IQPFR). Import submodules explicitly."""
