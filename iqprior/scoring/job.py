@@ -1,0 +1,217 @@
+"""Scoring a whole image folder: resumable, per-image errors, optional calibration.
+
+:func:`score_directory` walks ``root`` recursively, decodes each image once,
+runs every member on it (consecutive images of the same size are batched),
+and appends one manifest record per image. Images already in the manifest are
+skipped, so an interrupted run resumes where it stopped. An image that cannot
+be read, or for which a member fails or returns NaN, gets an ``error`` record
+and the run goes on.
+
+Under ``torchrun`` every rank scores its shard of the file list into
+``<out>.rank<R>.jsonl``; rank 0 then merges the parts into ``<out>`` and
+calibrates over all of them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..io import ImageReadError, atomic_write_text, list_images, read_image
+from ..training.distributed import DistInfo, barrier, init_distributed, shard
+from .calibration import Calibration
+from .ensemble import EnsembleScorer
+from .levels import score_to_level
+from .manifest import ManifestWriter, latest_by_path, raw_by_member, read_manifest, write_manifest
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What a scoring run produced."""
+
+    manifest: Path
+    scored: int
+    errors: int
+    skipped: int
+    calibration: Optional[Path]
+    summary: Optional[Path]
+    histogram: Optional[Path]
+
+
+def side_paths(out: Path) -> dict[str, Path]:
+    """Default calibration / summary paths next to the manifest ``out``."""
+    stem = out.name[:-len(".jsonl")] if out.name.endswith(".jsonl") else out.stem
+    return {"calibration": out.with_name(stem + ".calibration.json"),
+            "summary": out.with_name(stem + ".summary.json")}
+
+
+def _score_batch(scorer: EnsembleScorer, batch: list[tuple[str, torch.Tensor]], device) -> list[dict]:
+    x = torch.stack([t for _, t in batch]).to(device)
+    try:
+        raw = scorer.raw(x)
+    except Exception as e:  # one bad batch must not stop the run: retry singly to isolate the culprit
+        if len(batch) > 1:
+            return [r for item in batch for r in _score_batch(scorer, [item], device)]
+        return [{"path": batch[0][0], "error": f"scoring failed: {type(e).__name__}: {e}"}]
+    records = []
+    for i, (rel, _) in enumerate(batch):
+        values = {n: float(v[i]) for n, v in raw.items()}
+        bad = [n for n, v in values.items() if not math.isfinite(v)]
+        if bad:
+            records.append({"path": rel, "error": f"member(s) {', '.join(bad)} returned a non-finite score"})
+        else:
+            records.append({"path": rel, "raw": values})
+    return records
+
+
+def apply_scores(records: Sequence[dict], scorer_or_specs, calibration: Optional[Calibration],
+                 levels: int = 10) -> list[dict]:
+    """Add ``score``/``level``/``normalised_by`` to error-free records."""
+    specs = scorer_or_specs.specs if isinstance(scorer_or_specs, EnsembleScorer) else scorer_or_specs
+    out = []
+    for rec in records:
+        rec = dict(rec)
+        if not rec.get("error") and rec.get("raw"):
+            parts = []
+            for spec in specs:
+                v = torch.tensor(rec["raw"][spec.name], dtype=torch.float64)
+                s = calibration.normalise(spec.name, v) if calibration and spec.name in calibration \
+                    else spec.normalise(v)
+                parts.append(float(s.clamp(0, 1)))
+            score = sum(parts) / len(parts)
+            rec["score"] = score
+            rec["level"] = int(score_to_level(score, levels))
+            rec["normalised_by"] = "calibration" if calibration else "range"
+        out.append(rec)
+    return out
+
+
+def summarise(records: Sequence[dict], hq_threshold: float = 0.9) -> dict:
+    """Counts, mean and quantiles of the ensemble score, HQ+ count, per-member raw stats."""
+    ok = [r for r in records if not r.get("error") and r.get("score") is not None]
+    errors = [r for r in records if r.get("error")]
+    summary: dict = {"count": len(ok), "errors": len(errors), "hq_threshold": hq_threshold}
+    if ok:
+        s = torch.tensor([r["score"] for r in ok], dtype=torch.float64)
+        q = torch.quantile(s, torch.tensor([0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0], dtype=torch.float64))
+        summary.update(mean=float(s.mean()), std=float(s.std()) if len(ok) > 1 else 0.0,
+                       quantiles={k: float(v) for k, v in zip(["min", "p05", "p25", "p50", "p75", "p95", "max"], q)},
+                       hq_plus=int((s > hq_threshold).sum()),
+                       levels={str(lv): int(sum(1 for r in ok if r["level"] == lv)) for lv in range(10)})
+        members = {}
+        for name, values in raw_by_member(ok).items():
+            v = torch.tensor(values, dtype=torch.float64)
+            members[name] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+        summary["members"] = members
+    if errors:
+        summary["error_examples"] = [{"path": r["path"], "error": r["error"]} for r in errors[:10]]
+    return summary
+
+
+def score_directory(root: str | os.PathLike, scorer: EnsembleScorer, out: str | os.PathLike,
+                    calibrate: bool = False, calibration: Optional[str | os.PathLike] = None,
+                    hq_threshold: float = 0.9, plot: Optional[str | os.PathLike] = None,
+                    progress: bool = True, on_record: Optional[Callable[[dict], None]] = None,
+                    dist: Optional[DistInfo] = None) -> ScoreSummary:
+    """Score every image under ``root`` into the manifest ``out`` (see the module docstring).
+
+    Args:
+        calibrate: fit a :class:`Calibration` over every scored image of the
+            manifest (this run and earlier ones) and write it beside ``out``
+            (or to ``calibration``); scores and levels then use it.
+        calibration: an existing calibration JSON to apply (when not fitting),
+            or where to write the fitted one.
+        plot: write a histogram of the ensemble scores (paper Fig. 2) here.
+        on_record: called with each new record (tests use it to simulate crashes).
+    """
+    from tqdm.auto import tqdm
+
+    root, out = Path(root), Path(out)
+    dist = dist or init_distributed()
+    files = list_images(root)
+    if not files:
+        raise FileNotFoundError(f"no images under {root}")
+    part = out if not dist.enabled else out.with_name(f"{out.name}.rank{dist.rank}")
+    done = set(latest_by_path(read_manifest(out))) | set(latest_by_path(read_manifest(part)))
+    rel = lambda p: (p.relative_to(root).as_posix() if root.is_dir() else p.name)  # noqa: E731
+    todo = [p for p in shard(files, dist) if rel(p) not in done]
+    skipped = len(shard(files, dist)) - len(todo)
+    device = scorer._device()
+    n_ok = n_err = 0
+    with ManifestWriter(part) as writer, tqdm(total=len(todo), desc=f"scoring{f' rank {dist.rank}' if dist.enabled else ''}",
+                                              unit="img", disable=not progress) as bar:
+        batch: list[tuple[str, torch.Tensor]] = []
+
+        def flush():
+            nonlocal n_ok, n_err
+            for rec in _score_batch(scorer, batch, device):
+                writer.write(rec)
+                n_err += bool(rec.get("error"))
+                n_ok += not rec.get("error")
+                if on_record:
+                    on_record(rec)
+            bar.update(len(batch))
+            batch.clear()
+
+        for path in todo:
+            try:
+                img = read_image(path)
+            except ImageReadError as e:
+                writer.write({"path": rel(path), "error": str(e)})
+                n_err += 1
+                bar.update(1)
+                continue
+            if batch and (batch[0][1].shape != img.shape or len(batch) >= scorer.batch_size):
+                flush()
+            batch.append((rel(path), img))
+        if batch:
+            flush()
+
+    if dist.enabled:
+        barrier()
+        if not dist.is_main:
+            return ScoreSummary(part, n_ok, n_err, skipped, None, None, None)
+        merged = latest_by_path(read_manifest(out))
+        for r in range(dist.world_size):
+            p = out.with_name(f"{out.name}.rank{r}")
+            merged.update(latest_by_path(read_manifest(p)))
+        write_manifest(out, merged.values())
+        for r in range(dist.world_size):
+            out.with_name(f"{out.name}.rank{r}").unlink(missing_ok=True)
+
+    return finalise(out, scorer, calibrate, calibration, hq_threshold, plot, n_ok, n_err, skipped)
+
+
+def finalise(out: Path, scorer: EnsembleScorer, calibrate: bool, calibration, hq_threshold: float, plot,
+             n_ok: int = 0, n_err: int = 0, skipped: int = 0) -> ScoreSummary:
+    """Calibrate (optionally), add scores and levels, write summary and histogram."""
+    paths = side_paths(out)
+    records = list(latest_by_path(read_manifest(out)).values())
+    cal_path = Path(calibration) if calibration else paths["calibration"]
+    cal = None
+    if calibrate:
+        raw = raw_by_member(records, scorer.names)
+        if raw:
+            cal = Calibration.fit(raw)
+            cal.save(cal_path)
+    elif calibration:
+        cal = Calibration.load(calibration)
+    elif scorer.calibration is not None:
+        cal = scorer.calibration
+    records = apply_scores(records, scorer, cal)
+    write_manifest(out, records)
+    summary = summarise(records, hq_threshold)
+    summary["members_used"] = scorer.names
+    summary["normalised_by"] = "calibration" if cal else "range"
+    atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
+    hist = None
+    if plot and summary["count"]:
+        from ..figures import score_histogram
+        hist = score_histogram([r["score"] for r in records if r.get("score") is not None], plot,
+                               threshold=hq_threshold, title=f"{out.name}: {summary['count']} images")
+    return ScoreSummary(out, n_ok, n_err, skipped, cal_path if cal and calibrate else None, paths["summary"], hist)

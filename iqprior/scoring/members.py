@@ -1,0 +1,196 @@
+"""Building one ensemble member from its :class:`MetricSpec`.
+
+pyiqa members are built with ``pretrained=False`` and their weight file is
+loaded here with ``torch.load(weights_only=True)`` and strict key checks
+(pyiqa itself unpickles with ``weights_only=False`` and, for some networks,
+loads non-strictly). A member is frozen and stays in eval mode even inside a
+module put in ``train()``: TOPIQ changes behaviour and MUSIQ crashes otherwise.
+
+Before anything is built, the files a member needs are looked for; when one
+is missing and cannot be downloaded, :class:`MemberWeightsMissing` names every
+missing file and the directory to put it in.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..weights import ENV_OFFLINE, WeightsUnavailableError
+from .specs import CLIP, HF, HUB_CHECKPOINTS, PYIQA, MetricSpec, WeightSpec, get_spec
+
+
+class MemberWeightsMissing(WeightsUnavailableError):
+    """A member's weight files are not on disk and cannot be downloaded."""
+
+
+def _hub_dir() -> Path:
+    return Path(torch.hub.get_dir())
+
+
+def weight_dir(w: WeightSpec) -> Path:
+    """The directory where file ``w`` is expected (pyiqa / torch hub / CLIP / HF cache)."""
+    if w.where == PYIQA:
+        try:
+            from pyiqa.utils.download_util import DEFAULT_CACHE_DIR
+            return Path(DEFAULT_CACHE_DIR)  # fixed when pyiqa is imported (set TORCH_HOME before)
+        except ImportError:
+            return _hub_dir() / "pyiqa"
+    if w.where == HUB_CHECKPOINTS:
+        return _hub_dir() / "checkpoints"
+    if w.where == CLIP:
+        return _hub_dir() / "clip"
+    if w.where == HF:
+        return Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+                    .expanduser() / "hub")
+    raise ValueError(f"unknown weight location {w.where!r}")
+
+
+def weight_present(w: WeightSpec) -> bool:
+    if w.where == HF:
+        return (weight_dir(w) / ("models--" + w.file.replace("/", "--"))).is_dir()
+    return (weight_dir(w) / w.file).is_file()
+
+
+def missing_weights(spec: MetricSpec) -> list[WeightSpec]:
+    return [w for w in spec.weights if not weight_present(w)]
+
+
+def offline() -> bool:
+    """True when downloads are known not to work (``IQPRIOR_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``)."""
+    return os.environ.get(ENV_OFFLINE) == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def member_available(name: str) -> tuple[bool, str]:
+    """``(True, "")`` if member ``name`` can be built with real weights now, else ``(False, reason)``."""
+    try:
+        spec = get_spec(name)
+    except ValueError as e:
+        return False, str(e)
+    try:
+        if spec.backend == "pyiqa":
+            import pyiqa  # noqa: F401
+        else:
+            importlib.import_module(spec.backend.split(":")[0])
+    except ImportError as e:
+        return False, f"cannot import its backend: {e}"
+    missing = missing_weights(spec)
+    if missing:
+        return False, "weights not on disk: " + ", ".join(f"{w.file} (in {weight_dir(w)})" for w in missing)
+    return True, ""
+
+
+def _missing_message(spec: MetricSpec, missing: list[WeightSpec], reason: str) -> str:
+    files = "; ".join(f"{w.file} -> {weight_dir(w)}" for w in missing)
+    return (f"IQA member {spec.name!r} needs weight files that are not on disk ({reason}): {files}. "
+            f"Download them on a machine with network access (e.g. `python -c \"import pyiqa; "
+            f"pyiqa.create_metric('{spec.pyiqa_name or spec.name}')\"`) and copy them there; pyiqa's cache "
+            f"follows TORCH_HOME.")
+
+
+def _fetch_pyiqa_file(spec: MetricSpec, w: WeightSpec) -> None:
+    """Download one pyiqa weight file into pyiqa's cache (raises MemberWeightsMissing on failure)."""
+    from pyiqa.archs.arch_util import get_url_from_name
+    from pyiqa.utils.download_util import load_file_from_url
+    try:
+        load_file_from_url(get_url_from_name(w.file), model_dir=str(weight_dir(w)))
+    except Exception as e:  # urllib / hub / OS errors all mean the same here
+        raise MemberWeightsMissing(_missing_message(spec, [w], f"download failed: {type(e).__name__}: {e}")) from None
+
+
+def ensure_weights(spec: MetricSpec) -> None:
+    """Make sure every file of ``spec`` is on disk, downloading pyiqa's own files when possible."""
+    missing = missing_weights(spec)
+    if not missing:
+        return
+    if offline():
+        raise MemberWeightsMissing(_missing_message(spec, missing, "offline"))
+    for w in missing:
+        if w.where == PYIQA:
+            _fetch_pyiqa_file(spec, w)
+    # other locations are fetched by the backend itself while building; failures are wrapped there
+
+
+class Member(nn.Module):
+    """A frozen NR-IQA network: ``forward(x)`` with x ``(B, 3, H, W)`` RGB [0, 1] -> ``(B,)`` raw scores."""
+
+    def __init__(self, spec: MetricSpec, net: nn.Module):
+        super().__init__()
+        self.spec = spec
+        self.net = net
+        self.net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "Member":
+        super().train(mode)
+        self.net.eval()  # always: TOPIQ skips its resize and MUSIQ crashes in train mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        out = torch.as_tensor(out, device=x.device)
+        if out.numel() != x.shape[0]:
+            out = out.reshape(x.shape[0], -1).mean(dim=1)
+        return out.reshape(x.shape[0]).float()
+
+    def extra_repr(self) -> str:
+        return f"name={self.spec.name!r}"
+
+
+def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = None, pretrained: bool = True
+                 ) -> Member:
+    """Build member ``spec`` on ``device``.
+
+    ``pretrained=False`` builds a randomly initialised network (tests, speed
+    measurements); only members whose weights we load ourselves support it.
+    """
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if spec.backend != "pyiqa":
+        module, cls = spec.backend.split(":")
+        net = getattr(importlib.import_module(module), cls)(**dict(spec.create_kwargs))
+        return Member(spec, net).to(device)
+    own_files = [w for w in spec.weights if w.load]
+    if pretrained:
+        ensure_weights(spec)
+    elif len(own_files) != len(spec.weights):
+        raise ValueError(f"IQA member {spec.name!r} cannot be built with random weights: its backend loads "
+                         f"{', '.join(w.file for w in spec.weights if not w.load)} itself")
+    import pyiqa
+
+    kwargs = dict(spec.create_kwargs)
+    if own_files:
+        kwargs["pretrained"] = False
+    try:
+        metric = pyiqa.create_metric(spec.pyiqa_name, device=torch.device("cpu"), **kwargs)
+    except (OSError, RuntimeError, ValueError) as e:
+        if pretrained and missing_weights(spec):
+            raise MemberWeightsMissing(_missing_message(spec, missing_weights(spec), f"{type(e).__name__}: {e}")
+                                       ) from None
+        raise
+    net = metric.net
+    if pretrained:
+        for w in own_files:
+            _load_own(net, weight_dir(w) / w.file, w.key)
+    return Member(spec, net).to(device)
+
+
+def _load_own(net: nn.Module, path: Path, key: Optional[str]) -> None:
+    from adapters.checkpoint import load_strict, match_prefix, read_official_checkpoint
+
+    wrappers = (key,) if key else ("params", "state_dict")
+    state = read_official_checkpoint(path, wrappers)
+    own = net.state_dict()
+    state = match_prefix(state, own.keys(), ("module.", "net."))
+    # keys pyiqa builds but never saves (non-persistent derived buffers) are filled from the net
+    for k in own:
+        if k not in state and k.endswith(("num_batches_tracked",)):
+            state[k] = own[k]
+    load_strict(net, state, source=str(path))

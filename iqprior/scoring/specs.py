@@ -1,0 +1,157 @@
+"""The name-keyed table of NR-IQA ensemble members (pyiqa's ``default_model_configs`` style).
+
+Every per-member difference lives here: the backend and its constructor
+arguments, direction, documented score range, weight files and where they are
+kept, licence and whether gradients flow. Code elsewhere reads the table and
+never branches on a member's name.
+
+Weights of pyiqa members are loaded by :mod:`iqprior.scoring.members` with
+``torch.load(weights_only=True)`` and strict key checking; the network is
+built with ``pretrained=False`` so pyiqa never unpickles a file itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+# Where a weight file is looked for; resolved in members.weight_path().
+PYIQA = "pyiqa"             # torch.hub.get_dir()/pyiqa  (pyiqa's DEFAULT_CACHE_DIR)
+HUB_CHECKPOINTS = "hub"     # torch.hub.get_dir()/checkpoints (torchvision / load_state_dict_from_url)
+CLIP = "clip"               # torch.hub.get_dir()/clip (OpenAI CLIP, sha256-checked by clip.load)
+HF = "huggingface"          # the Hugging Face hub cache (HF_HOME)
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One file a member needs. ``load`` = we load it into the network ourselves (strict)."""
+
+    file: str
+    where: str = PYIQA
+    load: bool = False            # True: iqprior loads it (weights_only=True) into the built network
+    key: Optional[str] = None     # wrapper key inside the file ("params"), None = raw / auto
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One NR-IQA member.
+
+    Attributes:
+        name: our name (the key of :data:`SPECS`).
+        backend: ``"pyiqa"`` or ``"module:Class"`` of an ``nn.Module`` whose
+            ``forward(x)`` maps ``(B, 3, H, W)`` RGB [0, 1] to ``(B,)`` raw scores.
+        pyiqa_name: the pyiqa metric name (pyiqa backend).
+        lower_better: raw scores where lower is better are flipped when normalised.
+        score_range: documented ``(low, high)`` of the raw score, used to
+            normalise before a dataset calibration exists.
+        weights: files needed; empty for hand-crafted metrics.
+        differentiable: gradients reach the input (usable in :class:`QualityLoss`).
+        create_kwargs: extra constructor arguments (after the pyiqa defaults).
+        licence: licence of the weights (or the metric code for weightless ones).
+        paper_name: the name the IQPFR paper uses, if any.
+        note: anything a user should know (stand-ins, size, limits).
+    """
+
+    name: str
+    backend: str = "pyiqa"
+    pyiqa_name: Optional[str] = None
+    lower_better: bool = False
+    score_range: tuple[float, float] = (0.0, 1.0)
+    weights: tuple[WeightSpec, ...] = ()
+    differentiable: bool = True
+    create_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    licence: str = ""
+    paper_name: Optional[str] = None
+    note: str = ""
+
+    def normalise(self, raw):
+        """Map raw scores to [0, 1] by the documented range, flipped if lower is better (unclipped)."""
+        lo, hi = self.score_range
+        s = (raw - lo) / (hi - lo)
+        return 1.0 - s if self.lower_better else s
+
+    @property
+    def needs_weights(self) -> bool:
+        return bool(self.weights)
+
+
+_TOPIQ_FACE = dict(semantic_model_name="resnet50", use_ref=False, test_img_size=512,
+                   backbone_pretrain=False, align_crop_face=False, model_name="local_face")
+
+SPECS: dict[str, MetricSpec] = {s.name: s for s in [
+    MetricSpec(
+        "topiq_nr-face-v1", pyiqa_name="topiq_nr-face-v1", score_range=(0.0, 1.0),
+        weights=(WeightSpec("topiq_nr_gfiqa_res50-d76bf1ae.pth", load=True, key="params"),),
+        create_kwargs=_TOPIQ_FACE, licence="CC BY-NC-SA 4.0 (pyiqa weights)", paper_name="TOPIQ-GFIQA",
+        note="TOPIQ trained on GFIQA-20k; built without pyiqa's facexlib alignment (aligned crops), so "
+             "batches and gradients work"),
+    MetricSpec(
+        "topiq_nr-face", pyiqa_name="topiq_nr-face", score_range=(0.0, 1.0),
+        weights=(WeightSpec("topiq_nr_cgfiqa_res50-0a8b8e4f.pth", load=True, key="params"),),
+        create_kwargs=_TOPIQ_FACE, licence="CC BY-NC-SA 4.0 (pyiqa weights)",
+        note="TOPIQ trained on CGFIQA-40k; the paper's MUSIQ-GFIQA stand-in in the 'paper' preset "
+             "(pyiqa has no MUSIQ trained on GFIQA)"),
+    MetricSpec(
+        "musiq", pyiqa_name="musiq", score_range=(0.0, 100.0),
+        weights=(WeightSpec("musiq_koniq_ckpt-e95806b9.pth", load=True),),
+        create_kwargs=dict(pretrained=False, num_class=1), licence="Apache-2.0 (MUSIQ)",
+        paper_name="MUSIQ-KonIQ"),
+    MetricSpec(
+        "musiq-ava", pyiqa_name="musiq-ava", score_range=(1.0, 10.0),
+        weights=(WeightSpec("musiq_ava_ckpt-e8d3f067.pth", load=True),),
+        create_kwargs=dict(pretrained=False, num_class=10), licence="Apache-2.0 (MUSIQ)",
+        paper_name="MUSIQ-AVA", note="aesthetic quality (AVA), 1..10"),
+    MetricSpec(
+        "clipiqa", pyiqa_name="clipiqa", score_range=(0.0, 1.0),
+        weights=(WeightSpec("RN50.pt", where=CLIP),), licence="MIT (OpenAI CLIP)", paper_name="CLIP-IQA",
+        note="needs pkg_resources (setuptools<81)"),
+    MetricSpec(
+        "arniqa", pyiqa_name="arniqa", score_range=(0.0, 1.0),
+        weights=(WeightSpec("resnet50-0676ba61.pth", where=HUB_CHECKPOINTS),
+                 WeightSpec("ARNIQA.pth", where=HUB_CHECKPOINTS),
+                 WeightSpec("regressor_koniq10k.pth")),
+        licence="CC BY-NC 4.0 (ARNIQA)", paper_name="ARNIQA"),
+    MetricSpec(
+        "qalign", pyiqa_name="qalign", score_range=(1.0, 5.0), differentiable=False,
+        weights=(WeightSpec("q-future/one-align", where=HF),), licence="see q-future/one-align",
+        paper_name="Q-Align", note="mPLUG-Owl2 based, about 16 GB, fp16, batch 1; scoring only"),
+    MetricSpec(
+        "uranker", pyiqa_name="uranker", score_range=(-1.0, 2.0),
+        weights=(WeightSpec("URanker_ckpt-450eb36d.pth", load=True, key="params"),),
+        create_kwargs=dict(pretrained=False), licence="MIT (URanker)", paper_name="URanker",
+        note="underwater image ranker (paper Table 6)"),
+    MetricSpec(
+        "piqe", pyiqa_name="piqe", lower_better=True, score_range=(0.0, 100.0), differentiable=False,
+        licence="pyiqa (PolyForm NC)", note="hand-crafted, no weights (offline preset)"),
+    MetricSpec(
+        "entropy", pyiqa_name="entropy", score_range=(0.0, 8.0), differentiable=False,
+        licence="pyiqa (PolyForm NC)", note="hand-crafted, no weights (offline preset)"),
+    MetricSpec(
+        "uiqm", backend="iqprior.scoring.underwater:UIQM", score_range=(0.0, 5.0), differentiable=False,
+        licence="Apache-2.0 (our implementation)", paper_name="UIQM",
+        note="Panetta et al. 2016; hand-crafted underwater metric"),
+    MetricSpec(
+        "uciqe", backend="iqprior.scoring.underwater:UCIQE", score_range=(0.0, 1.0), differentiable=False,
+        licence="Apache-2.0 (our implementation)", paper_name="UCIQE",
+        note="Yang & Sowmya 2015; hand-crafted underwater metric"),
+]}
+
+#: The paper's ensemble (Sec. 4, "Implementation Details"): MUSIQ-GFIQA, TOPIQ-GFIQA and Q-Align.
+#: pyiqa has no MUSIQ trained on GFIQA; ``topiq_nr-face`` (CGFIQA) stands in for it. Q-Align
+#: needs ~16 GB and is optional: ``create_scorer("paper")`` includes it only when its weights are
+#: on disk (see :func:`iqprior.scoring.preset_members`).
+PRESETS: dict[str, tuple[str, ...]] = {
+    "paper": ("topiq_nr-face-v1", "topiq_nr-face", "qalign"),
+    "offline": ("piqe", "entropy"),
+    "underwater": ("uiqm", "uciqe"),
+}
+OPTIONAL_IN_PRESET = {"paper": ("qalign",)}
+
+
+def get_spec(name: str) -> MetricSpec:
+    """The spec of member ``name``, with a "did you mean" hint for unknown names."""
+    if name in SPECS:
+        return SPECS[name]
+    import difflib
+    close = difflib.get_close_matches(name, list(SPECS), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"unknown IQA member {name!r}{hint} (known: {', '.join(SPECS)})")
