@@ -59,7 +59,7 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
                None, "MIT (facexlib)", ("faces",), "RetinaFace ResNet-50 face detector"),
     WeightFile("parsing_parsenet.pth", f"{_GH}/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
                None, "MIT (facexlib)", ("faces",), "ParseNet face parsing for paste-back masks"),
-    WeightFile("DAEFR_model.ckpt", f"{_GH}/LIAGM/DAEFR/releases/download/v0.0.1/DAEFR_model.ckpt",
+    WeightFile("DAEFR_model.ckpt", "https://huggingface.co/LIAGM/DAEFR_pretrain_model/resolve/main/DAEFR_model.ckpt",
                None, "see LIAGM/DAEFR", ("daefr", "daefr+")),
     WeightFile("iddpm_ffhq512_ema500000.pth",
                f"{_GH}/zsyOAOA/DifFace/releases/download/V1.0/iddpm_ffhq512_ema500000.pth",
