@@ -1,0 +1,67 @@
+"""``iqprior score DIR``: score a folder with the NR-IQA ensemble into a resumable JSONL manifest."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "score", help="score every image under a folder with the NR-IQA ensemble",
+        description="Score every image under DIR (recursively) with the NR-IQA ensemble. One JSON line per image is "
+                    "appended to --out; a re-run skips images already there. Under torchrun the file list is sharded "
+                    "by rank and rank 0 merges the parts.")
+    p.add_argument("dir", help="folder of images (or one image)")
+    p.add_argument("--members", default="paper",
+                   help="preset (paper, offline, underwater) or comma-separated member names (default: paper)")
+    p.add_argument("--out", required=True, help="manifest to write/append (JSONL)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="fit the dataset min-max calibration over the manifest and write it beside --out")
+    p.add_argument("--calibration", help="calibration JSON to apply (or, with --calibrate, where to write it)")
+    p.add_argument("--plot", help="write a histogram of the ensemble scores (PNG)")
+    p.add_argument("--hq-threshold", type=float, default=0.9, help="HQ+ threshold S_thr (default 0.9)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="build learned members with random weights (pipeline checks only; scores are meaningless)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--list-members", action="store_true", help="list known members and whether they are usable")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..scoring import SPECS, create_scorer, member_available
+    from ..scoring.job import score_directory
+    from ..training.distributed import default_device, init_distributed
+
+    if args.list_members:
+        for name, spec in SPECS.items():
+            ok, why = member_available(name)
+            print(f"{name:18s} {'ok ' if ok else '-- '} {'lower' if spec.lower_better else 'higher'} is better, "
+                  f"range {spec.score_range}{'' if ok else '  [' + why + ']'}")
+        return 0
+    dist = init_distributed(args.device)
+    device = args.device or default_device(dist)
+    if dist.enabled and args.device in (None, "cuda"):
+        device = default_device(dist)
+    scorer = create_scorer(args.members, calibration=None if args.calibrate else args.calibration, device=device,
+                           pretrained=not args.random_weights, batch_size=args.batch_size)
+    result = score_directory(args.dir, scorer, args.out, calibrate=args.calibrate, calibration=args.calibration,
+                             hq_threshold=args.hq_threshold, plot=args.plot, progress=not args.no_progress, dist=dist)
+    if result.summary is None:  # non-zero rank under torchrun
+        return 0
+    summary = json.loads(result.summary.read_text())
+    print(f"scored {result.scored} new image(s), {result.errors} error(s), {result.skipped} already done "
+          f"-> {result.manifest}", file=sys.stderr)
+    q = summary.get("quantiles", {})
+    if summary.get("count"):
+        print(f"{summary['count']} images: mean {summary['mean']:.3f}, median {q['p50']:.3f}, "
+              f"HQ+ (> {args.hq_threshold:g}) {summary['hq_plus']}, normalised by {summary['normalised_by']}")
+    for ex in summary.get("error_examples", []):
+        print(f"  error: {ex['path']}: {ex['error']}", file=sys.stderr)
+    for label, path in (("calibration", result.calibration), ("summary", result.summary),
+                        ("histogram", result.histogram)):
+        if path:
+            print(f"{label}: {path}")
+    return 0
