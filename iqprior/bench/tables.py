@@ -1,0 +1,143 @@
+"""Benchmark tables in the layout of the IQPFR paper (arXiv 2503.09294, Tables 1, 2 and 6).
+
+One row per method, one column per metric titled with its direction (↑ higher
+is better, ↓ lower is better). Among the methods (the ``Input`` row is not
+ranked) the best value of each column is marked **bold** and the second best
+_italic_ (the paper's red and blue). A "+" row whose base model is in the
+table also shows its improvement over the base, "(+0.074)", signed so that
+positive means better in the metric's direction (the paper writes MDFS
+18.41 -> 18.08 as "(+0.33)").
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+from .metrics import BenchMetric
+
+MISSING = "—"
+
+
+@dataclass
+class TableRow:
+    """One method: mean raw score per metric key (``None`` = not computed)."""
+
+    name: str
+    values: dict[str, Optional[float]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    ranked: bool = True        # the Input row is shown but not ranked
+    note: str = ""             # e.g. why a model did not run
+
+
+def base_of(name: str, names: Sequence[str]) -> Optional[str]:
+    """The base model of a "+" variant (``"daefr+"`` -> ``"daefr"``) if it is among ``names``."""
+    if name.endswith("+") and name[:-1] in names:
+        return name[:-1]
+    return None
+
+
+def deltas(rows: Sequence[TableRow], metrics: Sequence[BenchMetric]) -> dict[tuple[str, str], float]:
+    """``(row, metric key) -> improvement over the base`` for every "+" row whose base is present."""
+    by_name = {r.name: r for r in rows}
+    out: dict[tuple[str, str], float] = {}
+    for r in rows:
+        base = base_of(r.name, list(by_name))
+        if base is None:
+            continue
+        for m in metrics:
+            v, b = r.values.get(m.key), by_name[base].values.get(m.key)
+            if v is not None and b is not None:
+                out[(r.name, m.key)] = m.better(v - b)
+    return out
+
+
+def ranks(rows: Sequence[TableRow], metrics: Sequence[BenchMetric]) -> dict[tuple[str, str], int]:
+    """``(row, metric key) -> 1`` (best) or ``2`` (second best) among ranked rows; ties share a rank.
+
+    Values are compared as shown (rounded to the metric's decimals).
+    """
+    out: dict[tuple[str, str], int] = {}
+    for m in metrics:
+        vals = {r.name: round(m.better(r.values[m.key]), m.decimals) for r in rows
+                if r.ranked and r.values.get(m.key) is not None}
+        distinct = sorted(set(vals.values()), reverse=True)
+        for rank, target in enumerate(distinct[:2], start=1):
+            for name, v in vals.items():
+                if v == target:
+                    out[(name, m.key)] = rank
+    return out
+
+
+def _fmt(value: Optional[float], decimals: int) -> str:
+    return MISSING if value is None else f"{value:.{decimals}f}"
+
+
+def _fmt_delta(delta: float, decimals: int) -> str:
+    delta = round(delta, decimals) + 0.0  # no "-0.000"
+    return f"({delta:+.{decimals}f})"
+
+
+def to_markdown(rows: Sequence[TableRow], metrics: Sequence[BenchMetric], title: str = "",
+                unavailable: Optional[Mapping[str, str]] = None, notes: Sequence[str] = ()) -> str:
+    """The table as GitHub Markdown, with a legend and the reasons for unavailable metrics."""
+    unavailable = dict(unavailable or {})
+    rk, dl = ranks(rows, metrics), deltas(rows, metrics)
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| Method | " + " | ".join(m.title + (" *" if m.key in unavailable else "") for m in metrics) + " |")
+    lines.append("|---|" + "---:|" * len(metrics))
+    for r in rows:
+        cells = []
+        for m in metrics:
+            v = r.values.get(m.key)
+            text = "n/a" if m.key in unavailable else _fmt(v, m.decimals)
+            if v is not None:
+                mark = rk.get((r.name, m.key))
+                text = f"**{text}**" if mark == 1 else f"_{text}_" if mark == 2 else text
+                if (r.name, m.key) in dl:
+                    text += " " + _fmt_delta(dl[(r.name, m.key)], m.decimals)
+            cells.append(text)
+        name = r.name + (f" ({r.note})" if r.note else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "↑ higher is better, ↓ lower is better. **Bold**: best, _italic_: second best "
+              "(the Input row is not ranked). \"(+x)\": improvement of a \"+\" model over its base "
+              "(positive = better in the metric's direction)."]
+    if unavailable:
+        lines += ["", "\\* unavailable metrics:"]
+        lines += [f"- {next(m.label for m in metrics if m.key == k)}: {why}" for k, why in unavailable.items()]
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: Sequence[TableRow], metrics: Sequence[BenchMetric],
+           unavailable: Optional[Mapping[str, str]] = None) -> str:
+    """The table as CSV: per metric a value column (full precision), a delta and a rank column.
+
+    Unavailable metrics have empty cells; their reasons are in a trailing
+    ``unavailable`` column of a last row named ``#unavailable``.
+    """
+    unavailable = dict(unavailable or {})
+    rk, dl = ranks(rows, metrics), deltas(rows, metrics)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    header = ["method", "n_images"]
+    for m in metrics:
+        header += [m.title, f"{m.title} delta", f"{m.title} rank"]
+    w.writerow(header + ["note"])
+    for r in rows:
+        n = max(r.counts.values(), default=0)
+        line: list[object] = [r.name, n]
+        for m in metrics:
+            v = r.values.get(m.key)
+            line += ["" if v is None else repr(float(v)),
+                     "" if (r.name, m.key) not in dl else repr(float(dl[(r.name, m.key)])),
+                     rk.get((r.name, m.key), "")]
+        w.writerow(line + [r.note])
+    if unavailable:
+        line = ["#unavailable", ""]
+        for m in metrics:
+            line += [unavailable.get(m.key, ""), "", ""]
+        w.writerow(line + [""])
+    return buf.getvalue()

@@ -1,0 +1,195 @@
+"""``iqprior bench``: the paper's evaluation (quality tables, figures), speed, over-optimisation.
+
+Sub-commands:
+
+- ``quality``: restore a folder with every model, score with the paper's metrics, write the tables;
+- ``speed``: forward latency, images/s and peak memory per model, base vs "+" ratio;
+- ``overopt``: gains on the optimised IQA members vs held-out members (over-optimisation monitor);
+- ``grid``, ``sweep``, ``histogram``: the paper's Fig. 4, Fig. 13 and Fig. 2.
+
+See benchmarks/README.md for how to run them on the public test sets.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _common_models(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--models", required=required,
+                   help="comma-separated adapter names, e.g. codeformer,codeformer+,daefr,daefr+ "
+                        "(see `python -c 'import adapters; print(adapters.list_adapters())'`)")
+    p.add_argument("--checkpoints", default="",
+                   help="NAME=PATH,... : the official file or a save_pretrained directory per model; "
+                        "models not listed use their official file (`iqprior weights`)")
+    p.add_argument("--random-init", action="store_true",
+                   help="models without --checkpoints entry get random weights instead (smoke tests only)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--score", type=int, default=9, help="condition level of '+' models (default 9, as the paper)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("bench", help="benchmarks: quality tables, speed, over-optimisation, figures",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bsub = p.add_subparsers(dest="bench_command", metavar="BENCHMARK")
+
+    q = bsub.add_parser("quality", help="restore + score + paper-style tables (Markdown, CSV)")
+    _common_models(q)
+    q.add_argument("--data", required=True, help="folder of input (LQ) images")
+    q.add_argument("--gt", default=None, help="folder of ground-truth images (same relative names): PSNR/SSIM/LPIPS")
+    q.add_argument("--metrics", default="paper",
+                   help="presets paper|underwater|offline|fr and/or metric names, comma-separated (default paper)")
+    q.add_argument("--out", default="results/bench", help="output folder (outputs cached under OUT/<model>/)")
+    q.add_argument("--no-input-row", action="store_true", help="do not score the inputs")
+    q.add_argument("--overwrite", action="store_true", help="redo cached outputs made with other settings")
+    q.add_argument("--title", default="", help="table title")
+    q.set_defaults(run=run_quality)
+
+    s = bsub.add_parser("speed", help="latency, images/s, peak memory per model; base vs '+' ratio")
+    _common_models(s)
+    s.add_argument("--sizes", default="512", help="square input sizes, comma-separated (default 512)")
+    s.add_argument("--batch-sizes", default="1,4,8", help="batch sizes, comma-separated (default 1,4,8)")
+    s.add_argument("--amp", action="store_true", help="autocast (float16 on cuda, bfloat16 on cpu)")
+    s.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
+    s.add_argument("--iters", type=int, default=3, help="timed calls per setting (default 3)")
+    s.add_argument("--out", default="results/speed", help="output folder: speed.json, speed.md")
+    s.set_defaults(run=run_speed, random_init=True)
+
+    o = bsub.add_parser("overopt", help="over-optimisation monitor: optimised vs held-out IQA gains")
+    _common_models(o, required=False)
+    o.add_argument("--model", required=True, help="the model trained with a quality loss, e.g. iqpfr or daefr+")
+    o.add_argument("--reference", default="input",
+                   help="what it is compared with: 'input' (the LQ images) or a model name (its base)")
+    o.add_argument("--data", required=True, help="folder of input images")
+    o.add_argument("--optimised", required=True, help="IQA members the quality loss used, comma-separated")
+    o.add_argument("--held-out", required=True, help="IQA members NOT used in training, comma-separated")
+    o.add_argument("--threshold", type=float, default=0.05,
+                   help="flag divergence when optimised gain - held-out gain exceeds this (fraction of range)")
+    o.add_argument("--out", default="results/overopt", help="output folder: overopt.json, overopt.md")
+    o.add_argument("--fail-on-divergence", action="store_true", help="exit code 3 when divergence is flagged")
+    o.set_defaults(run=run_overopt)
+
+    g = bsub.add_parser("grid", help="comparison grid input | models | GT (paper Fig. 4) from a quality run")
+    g.add_argument("--results", required=True, help="the --out folder of `iqprior bench quality`")
+    g.add_argument("--models", required=True, help="columns, comma-separated (cached outputs must exist)")
+    g.add_argument("--data", required=True, help="folder of input images")
+    g.add_argument("--gt", default=None, help="folder of ground-truth images (last column)")
+    g.add_argument("--images", default="", help="relative names of the rows, comma-separated (default: first 3)")
+    g.add_argument("--size", type=int, default=256, help="cell size in pixels (default 256)")
+    g.add_argument("--out", default="results/figures/grid.png", help="output image")
+    g.add_argument("--debug", action="store_true")
+    g.set_defaults(run=run_grid)
+
+    w = bsub.add_parser("sweep", help="outputs at condition levels 0..9 of '+' models (paper Fig. 13)")
+    w.add_argument("--models", required=True, help="'+' models, comma-separated")
+    w.add_argument("--checkpoints", default="")
+    w.add_argument("--random-init", action="store_true")
+    w.add_argument("--image", required=True, help="one input image")
+    w.add_argument("--levels", default="0-9", help="levels, e.g. 0-9 or 0,3,6,9 (default 0-9)")
+    w.add_argument("--device", default=None)
+    w.add_argument("--out", default="results/figures", help="output folder: sweep_<model>.png")
+    w.add_argument("--debug", action="store_true")
+    w.set_defaults(run=run_sweep)
+
+    h = bsub.add_parser("histogram", help="histogram of a dataset's quality scores (paper Fig. 2)")
+    h.add_argument("--manifest", required=True, help="scores written by `iqprior score --out FILE`")
+    h.add_argument("--threshold", type=float, default=0.9, help="HQ+ threshold line (default 0.9)")
+    h.add_argument("--title", default=None)
+    h.add_argument("--out", default="results/figures/histogram.png", help="output image")
+    h.add_argument("--debug", action="store_true")
+    h.set_defaults(run=run_histogram)
+
+    p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
+    return p
+
+
+def _setup(args) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    if getattr(args, "device", None) is None and hasattr(args, "device"):
+        import torch
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_quality(args) -> int:
+    _setup(args)
+    from iqprior.bench.quality import QualityConfig, run_quality as _run
+    from iqprior.bench.runner import parse_checkpoints, parse_list
+
+    cfg = QualityConfig(models=tuple(parse_list(args.models)), data=Path(args.data), out=Path(args.out),
+                        gt=Path(args.gt) if args.gt else None, metrics=args.metrics,
+                        checkpoints=parse_checkpoints(args.checkpoints), random_init=args.random_init,
+                        device=args.device, score=args.score, include_input=not args.no_input_row,
+                        overwrite=args.overwrite, progress=not args.no_progress, title=args.title)
+    res = _run(cfg)
+    print(res.files["markdown"].read_text())
+    print(f"tables: {res.files['markdown']}  {res.files['csv']}")
+    return 0
+
+
+def run_speed(args) -> int:
+    _setup(args)
+    from iqprior.bench.runner import parse_checkpoints, parse_list
+    from iqprior.bench.speed import SpeedConfig, run_speed as _run
+
+    cfg = SpeedConfig(models=tuple(parse_list(args.models)),
+                      sizes=tuple(int(v) for v in parse_list(args.sizes)),
+                      batch_sizes=tuple(int(v) for v in parse_list(args.batch_sizes)),
+                      device=args.device, amp=args.amp, warmup=args.warmup, iters=args.iters,
+                      checkpoints=parse_checkpoints(args.checkpoints), score=args.score, out=Path(args.out))
+    res = _run(cfg)
+    print(res.files["markdown"].read_text())
+    return 0
+
+
+def run_overopt(args) -> int:
+    _setup(args)
+    from iqprior.bench.overopt import OverOptConfig, run_overopt as _run
+    from iqprior.bench.runner import parse_checkpoints, parse_list
+
+    cfg = OverOptConfig(model=args.model, reference=args.reference, data=Path(args.data), out=Path(args.out),
+                        optimised=tuple(parse_list(args.optimised)), held_out=tuple(parse_list(args.held_out)),
+                        threshold=args.threshold, checkpoints=parse_checkpoints(args.checkpoints),
+                        random_init=args.random_init, device=args.device, score=args.score,
+                        progress=not args.no_progress)
+    report, files = _run(cfg)
+    print(files["markdown"].read_text())
+    return 3 if (args.fail_on_divergence and report.diverged) else 0
+
+
+def run_grid(args) -> int:
+    from iqprior.bench.figures import comparison_grid
+    from iqprior.bench.runner import parse_list
+
+    path = comparison_grid(Path(args.results), parse_list(args.models), Path(args.data),
+                           Path(args.gt) if args.gt else None, parse_list(args.images), Path(args.out), args.size)
+    print(f"wrote {path}")
+    return 0
+
+
+def run_sweep(args) -> int:
+    _setup(args)
+    from iqprior.bench.figures import level_sweeps, parse_levels
+    from iqprior.bench.runner import parse_checkpoints, parse_list
+
+    paths = level_sweeps(parse_list(args.models), Path(args.image), Path(args.out), parse_levels(args.levels),
+                         parse_checkpoints(args.checkpoints), args.random_init, args.device)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def run_histogram(args) -> int:
+    from iqprior.bench.figures import manifest_histogram
+
+    path = manifest_histogram(Path(args.manifest), Path(args.out), args.threshold, args.title)
+    print(f"wrote {path}")
+    return 0
+
+
+def _dump(obj) -> str:  # pragma: no cover - debugging helper
+    return json.dumps(obj, indent=2, default=str)

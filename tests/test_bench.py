@@ -1,0 +1,161 @@
+"""``iqprior bench``: quality tables, resumability, unavailable metrics, speed, over-optimisation, figures.
+
+Runs on the bundled samples with a tiny random-weight adapter registered by
+the test ("tiny-test" and its "+" variant) and the offline metrics (piqe,
+entropy), so it needs no downloaded file.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import adapters
+from adapters.base import Adapter
+from iqprior.cli import main
+
+BUILDS = {"count": 0}
+
+
+class TinyNet(nn.Module):
+    def __init__(self, ch: int = 4):
+        super().__init__()
+        self.head = nn.Conv2d(3, ch, 3, padding=1)
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(ch, ch, 3, padding=1))
+        self.tail = nn.Conv2d(ch, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.tail(self.body(self.head(x)))
+
+
+class TinyAdapter(Adapter):
+    task = "image"
+    native_size = None
+
+    def __init__(self, name: str = "tiny-test"):
+        super().__init__(name)
+        torch.manual_seed(0)  # base and "+" share their random weights
+        self.net = TinyNet()
+
+    def forward(self, x, score=None):
+        return x + 0.1 * self.run_net(x, score=score)
+
+
+def build(**options) -> TinyAdapter:
+    BUILDS["count"] += 1
+    return TinyAdapter()
+
+
+def build_plus(**options) -> TinyAdapter:
+    BUILDS["count"] += 1
+    model = TinyAdapter("tiny-test+")
+    model.enable_condition(at="body", shape=(4, 1, 1))
+    return model
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(adapters._REGISTRY, "tiny-test", f"{__name__}:build")
+    monkeypatch.setitem(adapters._REGISTRY, "tiny-test+", f"{__name__}:build_plus")
+    BUILDS["count"] = 0
+    return BUILDS
+
+
+@pytest.fixture
+def data(tmp_path, underwater_paths):
+    """Two small images (downscaled samples) as LQ, the originals' downscales as GT."""
+    from iqprior.io import read_image, write_image
+
+    lq, gt = tmp_path / "lq", tmp_path / "gt"
+    for p in underwater_paths[:2]:
+        x = torch.nn.functional.interpolate(read_image(p)[None], size=(64, 64), mode="area")[0]
+        write_image(gt / f"{p.stem}.png", x)
+        write_image(lq / f"{p.stem}.png", (x * 0.8 + 0.05).clamp(0, 1))
+    return lq, gt
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_quality_tables_rows_columns(tiny, data, tmp_path):
+    lq, gt = data
+    out = tmp_path / "res"
+    rc = main(["bench", "quality", "--models", "tiny-test,tiny-test+", "--random-init", "--data", str(lq),
+               "--gt", str(gt), "--metrics", "offline,mdfs", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    rows = _read_csv(out / "quality.csv")
+    names = [r["method"] for r in rows]
+    assert names == ["Input", "tiny-test", "tiny-test+", "#unavailable"]
+    header = list(rows[0])
+    for title in ("PSNR ↑", "SSIM ↑", "LPIPS ↓", "PIQE ↓", "Entropy ↑", "MDFS ↓"):
+        assert title in header and f"{title} delta" in header and f"{title} rank" in header
+    by = {r["method"]: r for r in rows}
+    # offline metrics and PSNR/SSIM are computed for every row from 2 images
+    for row in ("Input", "tiny-test", "tiny-test+"):
+        assert by[row]["n_images"] == "2"
+        for title in ("PSNR ↑", "SSIM ↑", "PIQE ↓", "Entropy ↑"):
+            float(by[row][title])
+    # MDFS (not in pyiqa) and LPIPS (weights not on disk) are unavailable, with a reason
+    assert by["tiny-test"]["MDFS ↓"] == "" and "MDFS" in by["#unavailable"]["MDFS ↓"]
+    assert by["tiny-test"]["LPIPS ↓"] == "" and "not on disk" in by["#unavailable"]["LPIPS ↓"]
+    # the "+" row has a delta to its base; zero-initialised embedding -> identical outputs -> delta 0
+    assert float(by["tiny-test+"]["PSNR ↑ delta"]) == pytest.approx(0.0, abs=1e-9)
+    assert by["tiny-test"]["PSNR ↑ delta"] == ""
+    md = (out / "quality.md").read_text()
+    assert "| Method | PSNR ↑ | SSIM ↑ | LPIPS ↓ *" in md and "MDFS ↓ *" in md
+    assert "| tiny-test+ |" in md and "(+0.00)" in md and "**" in md
+    assert "MDFS: pyiqa has no MDFS" in md
+    log = (out / "bench.log").read_text()
+    assert "MDFS unavailable" in log and "LPIPS unavailable" in log
+    # outputs cached per model
+    assert len(list((out / "tiny-test+").glob("*.png"))) == 2
+    summary = json.loads((out / "quality.json").read_text())
+    assert set(summary["per_image"]["tiny-test"]["piqe"]) == {p.name for p in lq.glob("*.png")}
+
+
+def test_quality_resumes_from_cache(tiny, data, tmp_path):
+    lq, _ = data
+    out = tmp_path / "res"
+    args = ["bench", "quality", "--models", "tiny-test", "--random-init", "--data", str(lq),
+            "--metrics", "piqe", "--out", str(out), "--no-progress"]
+    assert main(args) == 0 and tiny["count"] == 1
+    first = (out / "quality.csv").read_text()
+    cached = sorted((out / "tiny-test").glob("*.png"))
+    mtimes = [p.stat().st_mtime_ns for p in cached]
+    assert main(args) == 0
+    assert tiny["count"] == 1  # nothing left to restore: the model is not even built
+    assert [p.stat().st_mtime_ns for p in cached] == mtimes
+    assert (out / "quality.csv").read_text() == first
+    # a removed output is restored again (only that one), and its score recomputed
+    cached[0].unlink()
+    assert main(args) == 0 and tiny["count"] == 2 and cached[0].is_file()
+    # different settings do not silently mix with the cache
+    assert main(args + ["--score", "3"]) == 1
+
+
+def test_quality_unknown_and_broken_models_reported(tiny, data, tmp_path):
+    lq, _ = data
+    out = tmp_path / "res"
+    rc = main(["bench", "quality", "--models", "tiny-test,tiny-test+", "--data", str(lq),
+               "--checkpoints", f"tiny-test+={tmp_path / 'nope.pth'}", "--random-init",
+               "--metrics", "entropy", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    by = {r["method"]: r for r in _read_csv(out / "quality.csv")}
+    assert by["tiny-test+"]["note"] == "not run" and by["tiny-test+"]["Entropy ↑"] == ""
+    assert by["tiny-test"]["Entropy ↑"] != ""
+    assert "tiny-test+ not run" in (out / "quality.md").read_text()
+
+
+def test_quality_bad_arguments(tiny, data, tmp_path):
+    lq, _ = data
+    base = ["bench", "quality", "--models", "tiny-test", "--random-init", "--data", str(lq), "--out",
+            str(tmp_path / "r"), "--no-progress"]
+    assert main(base + ["--metrics", "psnr"]) == 1          # full-reference metric without --gt
+    assert main(base + ["--metrics", "piqee"]) == 1         # unknown metric ("did you mean")
