@@ -20,7 +20,6 @@ always gives the same sample, whatever the worker or rank.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -42,10 +41,10 @@ def load_score_records(scores: ScoresArg) -> list[dict]:
     if scores is None:
         return []
     if isinstance(scores, (str, os.PathLike)):
-        try:
-            from ..scoring.manifest import read_manifest
-        except ImportError:  # the manifest module is optional here; JSONL is simple to read
-            read_manifest = _read_jsonl
+        from ..scoring.manifest import read_manifest
+
+        if not Path(scores).is_file():
+            raise FileNotFoundError(f"no scores manifest at {scores} (write one with `iqprior score`)")
         return list(read_manifest(scores))
     if isinstance(scores, Iterable):
         records = list(scores)
@@ -54,18 +53,6 @@ def load_score_records(scores: ScoresArg) -> list[dict]:
             raise TypeError(f"score records must be dicts with 'path' and 'score', got {type(bad[0]).__name__}")
         return records
     raise TypeError(f"scores must be None, a manifest path or a list of records, got {type(scores).__name__}")
-
-
-def _read_jsonl(path: str | os.PathLike) -> list[dict]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n} is not valid JSON ({e})") from None
-    return out
 
 
 class ScoreTable:

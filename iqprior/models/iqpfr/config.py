@@ -1,0 +1,114 @@
+"""Constructor arguments of the IQPFR networks (arXiv 2503.09294, §3, App. 6.1.1–6.1.2, 6.2.2–6.2.4).
+
+One frozen dataclass describes the dual-codebook VQGAN (Stage I) and the
+score-conditioned Transformer on top of it (Stages II–III); the Stage I
+network uses only the VQGAN fields, so a Stage I checkpoint loads into the
+Stage II network. Defaults are the paper's: CodeFormer's VQGAN geometry (512²
+-> 16×16×256, nf 64, ch_mult 1,2,2,4,4,8, attention at 16), a common codebook
+of 1024 codes and an HQ+ codebook of 1024 (Table 7), α = 1, β = 0.25,
+S_thr = 0.9, a 9-layer Transformer (CodeFormer's width: 512, 8 heads, MLP
+1024) and 10 quality levels added to ``Z_l`` (Eq. 7).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..vqgan import VQGANConfig
+
+FUSIONS = ("add", "attention")          # Eq. 2 / Eq. 8 addition, or App. 6.2.3 cross-attention
+CONDITIONS = ("add", "adain", "none")   # Eq. 7, App. 6.2.4 (adaptive norm in the Transformer), or none
+HQ_QUANTIZE = ("latent", "residual")    # what the HQ+ codebook quantises (see DualCodebookVQGAN)
+
+
+@dataclass(frozen=True)
+class IQPFRConfig:
+    """Shapes and hyper-parameters of :class:`DualCodebookVQGAN` and :class:`IQPFR`.
+
+    VQGAN: ``img_size, nf, ch_mult, res_blocks, attn_resolutions, emb_dim,
+    codebook_size`` (common codebook), ``norm_groups``; ``hq_codebook_size``
+    (HQ+ codebook, N in Table 7), ``beta`` (Eq. 6), ``alpha`` (Eqs. 2, 8),
+    ``hq_threshold`` (S_thr), ``fusion`` (``"add"`` or ``"attention"``),
+    ``fusion_heads``, ``hq_quantize`` (``"latent"``: the HQ+ codebook quantises
+    ``E(x_h)`` as §3.1 says; ``"residual"``: it quantises ``E(x_h) - Z_q¹``).
+
+    Transformer: ``dim_embd, n_head, n_layers, dim_mlp``, ``levels`` (quality
+    levels), ``condition`` (``"add"`` = Eq. 7, ``"adain"`` = App. 6.2.4,
+    ``"none"`` = unconditioned ablation, Table 4 (a)).
+    """
+
+    img_size: int = 512
+    nf: int = 64
+    ch_mult: tuple[int, ...] = (1, 2, 2, 4, 4, 8)
+    res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (16,)
+    emb_dim: int = 256
+    codebook_size: int = 1024
+    hq_codebook_size: int = 1024
+    norm_groups: int = 32
+    beta: float = 0.25
+    alpha: float = 1.0
+    hq_threshold: float = 0.9
+    fusion: str = "add"
+    fusion_heads: int = 8
+    hq_quantize: str = "latent"
+    dim_embd: int = 512
+    n_head: int = 8
+    n_layers: int = 9
+    dim_mlp: int = 1024
+    levels: int = 10
+    condition: str = "add"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ch_mult", tuple(int(c) for c in self.ch_mult))
+        object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
+        self.vqgan_config()  # validates the VQGAN fields
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
+        if self.hq_quantize not in HQ_QUANTIZE:
+            raise ValueError(f"hq_quantize must be one of {HQ_QUANTIZE}, got {self.hq_quantize!r}")
+        for name in ("hq_codebook_size", "dim_embd", "n_head", "n_layers", "dim_mlp", "levels", "fusion_heads"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dim_embd % self.n_head:
+            raise ValueError(f"dim_embd ({self.dim_embd}) must be divisible by n_head ({self.n_head})")
+        if self.fusion == "attention" and self.emb_dim % self.fusion_heads:
+            raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by fusion_heads ({self.fusion_heads})")
+        if not 0.0 <= self.hq_threshold <= 1.0:
+            raise ValueError(f"hq_threshold must lie in [0, 1], got {self.hq_threshold}")
+
+    def vqgan_config(self) -> VQGANConfig:
+        """The :class:`VQGANConfig` of the encoder/decoder/common codebook."""
+        return VQGANConfig(img_size=self.img_size, nf=self.nf, ch_mult=self.ch_mult, res_blocks=self.res_blocks,
+                           attn_resolutions=self.attn_resolutions, emb_dim=self.emb_dim,
+                           codebook_size=self.codebook_size, beta=self.beta, norm_groups=self.norm_groups)
+
+    @property
+    def latent_size(self) -> int:
+        return self.vqgan_config().latent_size
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """``(emb_dim, L, L)``: the shape of ``Z_l`` and of one level embedding (256, 16, 16)."""
+        return self.vqgan_config().latent_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "IQPFRConfig":
+        """Build from a mapping; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown IQPFR model option(s) {unknown}; known: {sorted(names)}")
+        return cls(**dict(d))
+
+
+TINY = IQPFRConfig(img_size=64, nf=8, ch_mult=(1, 2, 2, 4), attn_resolutions=(8,), emb_dim=16, codebook_size=32,
+                   hq_codebook_size=16, fusion_heads=2, dim_embd=32, n_head=2, n_layers=2, dim_mlp=64)
+"""A tiny configuration for CPU tests (64² images, 8×8×16 latent)."""
