@@ -1,0 +1,129 @@
+"""PUIE-Net adapter ("puienet", "puienet+"): underwater image enhancement.
+
+Fu et al., "Uncertainty Inspired Underwater Image Enhancement", ECCV 2022;
+upstream zhenqifu/PUIE-Net (revision cba7557). The network is our own
+re-implementation (:mod:`adapters.puienet_arch`) with the keys of the released
+``puie.pth`` (a raw ``state_dict`` of ``mynet``: ``decoder.*`` and the VGG-16
+perceptual network ``VGG16.loss_network.*``, unused at inference but loaded
+strictly).
+
+Pre- and post-processing follow ``Test_MP.py`` / ``Test_MC.py``: each side is
+rounded down to a multiple of 8 with a bicubic resize (``DatasetFromFolderEval``;
+here antialiased bicubic on the float image, the tensor counterpart of PIL's),
+the network runs on RGB in [0, 1], and its output is in [0, 1] (not clamped).
+Unlike the official script, which saves the output at the reduced size, the
+output is resized back to the input size (bicubic) so ``y`` matches ``x``.
+Sides below 16 (the official code cannot run them: the 1/8 bottleneck needs two
+pixels for its reflection padding) are resized up to 16.
+
+Options: ``mode`` = ``"mp"`` (prior means, default, ``Test_MP.py``) or ``"mc"``
+(mean of ``samples`` = 20 outputs with latents from the prior, ``Test_MC.py``);
+``generator`` (a ``torch.Generator``) makes ``"mc"`` reproducible.
+
+"puienet+" adds the paper's level embedding (IQPFR, arXiv 2503.09294, §3.3
+applied "beyond" faces, §4.3) at the bottleneck of the prior branch,
+``decoder.pr_conv`` (64 channels at 1/8 scale), as a per-channel ``(64, 1, 1)``
+vector that broadcasts over any spatial size; zero at init, so "puienet+"
+equals "puienet" until fine-tuned. :meth:`PUIENetAdapter.finetune_losses` is
+the official objective (``mynet.elbo``: MSE + VGG-16 perceptual MSE + KL of the
+posterior to the prior, equal weights).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+
+from iqprior.scoring.levels import ScoreLike
+
+from .base import Adapter
+from .puienet_arch import CHANNELS, PUIENet
+
+MODES = ("mp", "mc")
+MULTIPLE = 8          # Test_*.py: each side rounded down to a multiple of 8
+MIN_SIDE = 16         # smallest side the network can run
+CONDITION_AT = "decoder.pr_conv"
+
+
+def network_size(h: int, w: int, multiple: int = MULTIPLE, min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """Size the network runs at: each side rounded down to ``multiple``, at least ``min_side``."""
+    return max(min_side, h - h % multiple), max(min_side, w - w % multiple)
+
+
+class PUIENetAdapter(Adapter):
+    """``y = model(x, score=None)``: x, y ``(B, 3, H, W)`` RGB in [0, 1] at any size; y not clamped."""
+
+    task = "image"
+    native_size = None
+
+    def __init__(self, name: str = "puienet", mode: str = "mp", samples: int = 20,
+                 generator: Optional[torch.Generator] = None, **options: Any):
+        if options:
+            raise TypeError(f"unknown option(s) for {name}: {', '.join(sorted(options))} "
+                            "(known: mode, samples, generator)")
+        if mode not in MODES:
+            raise ValueError(f"puienet mode must be one of {MODES} ('mp': prior means, 'mc': mean of "
+                             f"samples), got {mode!r}")
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+            raise ValueError(f"samples must be a positive int, got {samples!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        super().__init__(name, {"mode": mode, "samples": samples})
+        self.mode = mode
+        self.samples = samples
+        self.generator = generator
+        self.net = PUIENet()
+
+    def enhance(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
+        """The network at its working size (multiples of 8), without resizing back."""
+        x = _check_input(x)
+        x = _resize(x, network_size(*x.shape[-2:]), antialias=True)
+        return self.run_net(x, mode=self.mode, samples=self.samples, generator=self.generator, score=score)
+
+    def forward(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
+        h, w = _check_input(x).shape[-2:]
+        return _resize(self.enhance(x, score=score), (h, w), antialias=False)
+
+    def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
+        """The official ELBO on (raw ``lq``, reference ``gt``) at the working size, conditioned on ``score``."""
+        lq = _check_input(lq)
+        gt = _check_input(gt, "gt")
+        if lq.shape != gt.shape:
+            raise ValueError(f"lq and gt must have the same shape, got {tuple(lq.shape)} and {tuple(gt.shape)}")
+        size = network_size(*lq.shape[-2:])
+        lq, gt = _resize(lq, size, antialias=True), _resize(gt, size, antialias=True)
+        out, kl = self.run_net(lq, target=gt, generator=self.generator, score=score)
+        return self.net.training_losses(out, gt, kl)
+
+
+def _check_input(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name} must be (B, 3, H, W) RGB in [0, 1], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
+    return x
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], antialias: bool) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=antialias)
+
+
+def build_puienet(**options: Any) -> PUIENetAdapter:
+    """PUIE-Net (random init; ``adapters.create`` loads ``puie.pth``). Options: mode, samples, generator."""
+    return PUIENetAdapter("puienet", **options)
+
+
+def build_puienet_plus(**options: Any) -> PUIENetAdapter:
+    """PUIE-Net + a zero-initialised level embedding at the prior bottleneck ``decoder.pr_conv``."""
+    model = PUIENetAdapter("puienet+", **options)
+    model.enable_condition(at=CONDITION_AT, shape=(CHANNELS, 1, 1))
+    return model
+
+
+build_puienet.official_files = ("puie.pth",)
+build_puienet_plus.official_files = ("puie.pth",)
