@@ -159,3 +159,82 @@ def test_quality_bad_arguments(tiny, data, tmp_path):
             str(tmp_path / "r"), "--no-progress"]
     assert main(base + ["--metrics", "psnr"]) == 1          # full-reference metric without --gt
     assert main(base + ["--metrics", "piqee"]) == 1         # unknown metric ("did you mean")
+
+
+def test_speed_writes_json_and_markdown(tiny, tmp_path):
+    out = tmp_path / "speed"
+    rc = main(["bench", "speed", "--models", "tiny-test,tiny-test+", "--sizes", "32", "--batch-sizes", "1,2",
+               "--device", "cpu", "--iters", "1", "--warmup", "0", "--out", str(out)])
+    assert rc == 0
+    rows = json.loads((out / "speed.json").read_text())["rows"]
+    assert [(r["model"], r["size"], r["batch"]) for r in rows] == [
+        ("tiny-test", 32, 1), ("tiny-test", 32, 2), ("tiny-test+", 32, 1), ("tiny-test+", 32, 2)]
+    for r in rows:
+        assert r["error"] == "" and r["latency_ms"] > 0
+        assert r["images_per_s"] == pytest.approx(r["batch"] / (r["latency_ms"] / 1000))
+        assert r["peak_mem_mb"] is not None and r["peak_mem_mb"] >= 0
+    assert all(r["ratio_to_base"] is None for r in rows[:2]) and all(r["ratio_to_base"] > 0 for r in rows[2:])
+    md = (out / "speed.md").read_text()
+    assert "| tiny-test+ | 32 | 2 |" in md and "vs base" in md
+
+
+def test_speed_reports_failures(tiny, tmp_path):
+    out = tmp_path / "speed"
+    assert main(["bench", "speed", "--models", "tiny-test,nope", "--sizes", "16", "--batch-sizes", "1",
+                 "--device", "cpu", "--iters", "1", "--out", str(out)]) == 0
+    rows = json.loads((out / "speed.json").read_text())["rows"]
+    assert rows[0]["error"] == "" and "unknown adapter 'nope'" in rows[1]["error"]
+
+
+def test_overopt_report_flags_divergence():
+    from iqprior.bench.metrics import get_metric
+    from iqprior.bench.overopt import overopt_report
+
+    piqe, ent = get_metric("piqe"), get_metric("entropy")  # ranges 0..100 (lower better), 0..8
+    ref = {"piqe": {"a": 50.0, "b": 50.0}, "entropy": {"a": 6.0, "b": 6.0}}
+    gamed = {"piqe": {"a": 20.0, "b": 30.0}, "entropy": {"a": 5.6, "b": 5.8}}   # piqe much better, entropy worse
+    r = overopt_report("m", "input", gamed, ref, [piqe], [ent], threshold=0.05)
+    assert r.optimised_gain == pytest.approx(0.25) and r.held_out_gain == pytest.approx(-0.3 / 8)
+    assert r.diverged and r.gap == pytest.approx(0.25 + 0.3 / 8) and r.disagreement == 1.0
+    assert "DIVERGED" in r.verdict
+    honest = {"piqe": {"a": 40.0, "b": 40.0}, "entropy": {"a": 6.7, "b": 6.7}}  # 0.10 vs 0.0875
+    r = overopt_report("m", "input", honest, ref, [piqe], [ent], threshold=0.05)
+    assert not r.diverged and r.transfer == pytest.approx(0.875) and r.verdict.startswith("consistent")
+
+
+def test_overopt_command(tiny, data, tmp_path):
+    lq, _ = data
+    out = tmp_path / "oo"
+    rc = main(["bench", "overopt", "--model", "tiny-test+", "--reference", "tiny-test", "--random-init",
+               "--data", str(lq), "--optimised", "piqe", "--held-out", "entropy,mdfs", "--out", str(out),
+               "--no-progress", "--fail-on-divergence"])
+    assert rc == 0  # "+" with a zero embedding = its base: no gain, no divergence
+    rep = json.loads((out / "overopt.json").read_text())
+    assert rep["n_images"] == 2 and not rep["diverged"]
+    assert rep["optimised_gain"] == pytest.approx(0.0, abs=1e-9) and "MDFS" in rep["unavailable"]
+    assert "Over-optimisation monitor" in (out / "overopt.md").read_text()
+
+
+def test_figures(tiny, data, tmp_path):
+    lq, gt = data
+    res = tmp_path / "res"
+    assert main(["bench", "quality", "--models", "tiny-test,tiny-test+", "--random-init", "--data", str(lq),
+                 "--metrics", "entropy", "--out", str(res), "--no-progress"]) == 0
+    grid = tmp_path / "fig" / "grid.png"
+    assert main(["bench", "grid", "--results", str(res), "--models", "tiny-test,tiny-test+", "--data", str(lq),
+                 "--gt", str(gt), "--size", "32", "--out", str(grid)]) == 0
+    assert grid.stat().st_size > 0
+    assert main(["bench", "grid", "--results", str(res), "--models", "other", "--data", str(lq),
+                 "--out", str(grid)]) == 1  # no cached outputs: says which command to run
+    first = sorted(lq.glob("*.png"))[0]
+    assert main(["bench", "sweep", "--models", "tiny-test+", "--random-init", "--image", str(first),
+                 "--levels", "0,9", "--device", "cpu", "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "sweep_tiny-testplus.png").is_file()
+    assert main(["bench", "sweep", "--models", "tiny-test", "--random-init", "--image", str(first),
+                 "--out", str(tmp_path / "fig")]) == 1  # not a "+" model
+    manifest = tmp_path / "scores.jsonl"
+    manifest.write_text("".join(json.dumps({"path": f"{i}.png", "raw": {}, "score": i / 10, "level": i}) + "\n"
+                                for i in range(10)))
+    hist = tmp_path / "fig" / "hist.png"
+    assert main(["bench", "histogram", "--manifest", str(manifest), "--out", str(hist)]) == 0
+    assert hist.stat().st_size > 0

@@ -12,7 +12,6 @@ See benchmarks/README.md for how to run them on the public test sets.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -189,7 +188,3 @@ def run_histogram(args) -> int:
     path = manifest_histogram(Path(args.manifest), Path(args.out), args.threshold, args.title)
     print(f"wrote {path}")
     return 0
-
-
-def _dump(obj) -> str:  # pragma: no cover - debugging helper
-    return json.dumps(obj, indent=2, default=str)
