@@ -1,0 +1,93 @@
+"""IQPFR behind the adapter interface: ``adapters.create("iqpfr", checkpoint=DIR)``.
+
+The IQPFR authors released no weights, so a checkpoint is a directory written
+by ``iqprior train`` (``out/adapter``) or by ``save_pretrained``. Options are the
+fields of :class:`IQPFRConfig` (e.g. ``hq_codebook_size=512``), ``preset``
+(``"paper"`` default, or ``"tiny"`` for tests) and ``vqgan_checkpoint``: CodeFormer's
+``vqgan_code1024.pth`` to initialise the encoder, decoder and common codebook
+(not saved with the adapter: its weights are part of the saved state).
+
+``model(x, score=9)``: x ``(B, 3, 512, 512)`` RGB in [0, 1]; ``score`` an int
+level 0..9, a float score in [0, 1] or a ``(B,)`` tensor (default: level 9, as
+the paper evaluates). Output in [0, 1], not clamped. IQPFR is conditioned by
+construction (Eq. 7), so there is no "+" variant; ``score`` goes straight to
+the network.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, Optional
+
+import torch
+
+from adapters.base import Adapter
+from iqprior.scoring.levels import ScoreLike
+
+from .config import TINY, IQPFRConfig
+from .model import DEFAULT_LEVEL, IQPFR
+
+PRESETS = {"paper": IQPFRConfig(), "tiny": TINY}
+
+
+class IQPFRAdapter(Adapter):
+    task = "face"
+    native_size = 512
+    official_prefixes = ("module.", "net.")
+
+    def __init__(self, net: IQPFR, options: Optional[dict[str, Any]] = None):
+        if options is None:
+            options = net.config.to_dict()
+        super().__init__("iqpfr", options)
+        self.net = net
+        self.native_size = net.config.img_size
+
+    def forward(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
+        s = self.net.config.img_size
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected x of shape (B, 3, H, W), got {tuple(x.shape)}")
+        if x.shape[-2:] != (s, s):
+            raise ValueError(f"IQPFR works on aligned {s}x{s} faces, got {tuple(x.shape[-2:])}; "
+                             "use `iqprior restore` for whole photos")
+        out = self.net(x * 2 - 1, score=DEFAULT_LEVEL if score is None else score)
+        return (out.image + 1) / 2
+
+    def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
+        """Stage II losses (``L_feat + 0.5 L_index``); GT codes from a frozen snapshot of the encoder
+        taken at the first call (for the paper's recipe, use ``iqprior train --stage 2``)."""
+        from ...losses.vq import feature_loss, index_loss
+
+        if getattr(self, "_teacher", None) is None:
+            object.__setattr__(self, "_teacher", copy.deepcopy(self.net.encoder).requires_grad_(False).eval())
+        net = self.net
+        with torch.no_grad():
+            z = self._teacher.to(gt.device)(gt * 2 - 1)
+            z1, idx1 = net.nearest(net.quantize, z)
+            _, idx2 = net.nearest(net.quantize_hq, z if net.config.hq_quantize == "latent" else z - z1)
+            z_g = net.codes_of(idx1, idx2)
+        out = net(lq * 2 - 1, score=score, decode=False)
+        return {"feat": feature_loss(out.lq_feat, z_g),
+                "index": 0.5 * index_loss(out.logits, idx1, out.logits_hq, idx2)}
+
+    def trainable_parameters(self, train_base: bool = False) -> list[torch.nn.Parameter]:
+        mods = self.net.stage2_modules() if not train_base else [self.net]
+        return [p for m in mods for p in m.parameters()]
+
+
+def build_iqpfr(preset: str = "paper", vqgan_checkpoint: Optional[str] = None, **options: Any) -> IQPFRAdapter:
+    """An :class:`IQPFRAdapter` (random init; ``vqgan_checkpoint`` initialises the Stage I parts)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    base = PRESETS[preset].to_dict()
+    unknown = sorted(set(options) - set(base))
+    if unknown:
+        raise TypeError(f"unknown iqpfr option(s) {unknown}; options are preset, vqgan_checkpoint and the "
+                        f"IQPFRConfig fields {sorted(base)}")
+    config = IQPFRConfig.from_dict({**base, **options})
+    net = IQPFR(config)
+    if vqgan_checkpoint is not None:
+        net.load_vqgan_checkpoint(vqgan_checkpoint)
+    return IQPFRAdapter(net, {**config.to_dict()})
+
+
+build_iqpfr.official_files = ()  # the authors released no weights

@@ -1,0 +1,196 @@
+"""Training configuration of the IQPFR stages: frozen dataclasses, read from YAML, overridden from the CLI.
+
+A config file has three sections (every key optional; unknown keys are an error)::
+
+    model: {...}   # IQPFRConfig fields (iqprior.models.iqpfr.config)
+    data:  {...}   # DataOptions fields
+    train: {...}   # TrainOptions fields
+
+and optionally ``stage: 1|2|3``. Files are read with ``yaml.safe_load``;
+``overrides`` ("section.key=value", value parsed as YAML) apply on top.
+Paper settings are in ``iqprior/configs/iqpfr_stage{1,2,3}.yaml``; where the
+paper gives no number (learning rates, batch, steps) they are CodeFormer's,
+whose training recipe the paper follows ([54]).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+from ..data.degradations import DegradationConfig
+from ..models.iqpfr.config import IQPFRConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+STAGES = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where the training images are and how items are made (see :class:`iqprior.data.ScoredImageDataset`)."""
+
+    root: Optional[str] = None            # HQ images (FFHQ 512² in the paper)
+    scores: Optional[str] = None          # JSONL manifest from `iqprior score`
+    default_level: Optional[int] = None   # level for images without a score record
+    size: int = 512
+    hflip: bool = True
+    degradation: Optional[dict] = None    # DegradationConfig fields; None = the paper's Eq. 16 ranges
+    val_root: Optional[str] = None        # images for periodic validation (default: first training images)
+    val_count: int = 4
+    num_workers: int = 2
+
+    def degradation_config(self) -> DegradationConfig:
+        d = dict(self.degradation or {})
+        for k in ("blur_sigma", "downsample", "noise", "jpeg"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return DegradationConfig(**d)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Optimisation, logging and the loss weights of each stage."""
+
+    steps: int = 1000
+    batch_size: int = 4                   # per process
+    lr: float = 1e-4
+    lr_d: float = 7e-5                    # Stage I discriminator
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    lr_milestones: tuple[int, ...] = ()   # MultiStepLR milestones (CodeFormer Stage II: 400k, 450k)
+    lr_gamma: float = 0.5
+    grad_clip: Optional[float] = None
+    ema_decay: float = 0.995              # 0 disables EMA
+    amp: bool = True                      # mixed precision on CUDA (ignored on CPU)
+    seed: int = 0
+    device: Optional[str] = None          # default: cuda if available
+    log_every: int = 10
+    val_every: int = 500
+    save_every: int = 1000
+    keep_last: int = 3                    # checkpoints kept (0 = all)
+    # Stage I (Eqs. 3–6)
+    pixel_weight: float = 1.0
+    perceptual: str = "vgg19"             # "vgg19" (basicsr, needs vgg19-dcbb9e9d.pth), "vgg19_random", "none"
+    perceptual_weight: float = 1.0
+    gan_type: str = "vanilla"             # Eq. 5 (log D); "hinge" as CodeFormer's VQGAN
+    gan_weight: float = 1.0
+    adaptive_gan_weight: bool = True      # VQGAN's gradient-ratio weight (CodeFormer uses it)
+    disc_start: int = 30001               # CodeFormer net_d_start_iter
+    disc_ndf: int = 64
+    disc_layers: int = 4
+    codebook_weight: float = 1.0
+    vqgan_checkpoint: Optional[str] = None  # Stage I init from CodeFormer's vqgan_code1024.pth
+    # Stages II–III (Eq. 14)
+    feat_weight: float = 1.0
+    index_weight: float = 0.5             # λ₁
+    quality_weight: float = 0.1           # λ₂ (Stage III only)
+    quality_members: tuple[str, ...] = ("topiq_nr-face-v1", "musiq")  # the scorer of L_quality
+    quality_calibration: Optional[str] = None
+    quality_latent: str = "discrete"      # "continuous" = Table 5's comparison
+    val_level: int = 9
+
+    def __post_init__(self):
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
+        object.__setattr__(self, "quality_members", tuple(self.quality_members))
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"steps must be >= 0 and batch_size >= 1 (got {self.steps}, {self.batch_size})")
+        if self.perceptual not in ("vgg19", "vgg19_random", "none"):
+            raise ValueError(f"perceptual must be 'vgg19', 'vgg19_random' or 'none', got {self.perceptual!r}")
+        if self.gan_type not in ("vanilla", "hinge"):
+            raise ValueError(f"gan_type must be 'vanilla' or 'hinge', got {self.gan_type!r}")
+        if self.quality_latent not in ("discrete", "continuous"):
+            raise ValueError(f"quality_latent must be 'discrete' or 'continuous', got {self.quality_latent!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        for name in ("log_every", "val_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: int = 1
+    model: IQPFRConfig = field(default_factory=IQPFRConfig)
+    data: DataOptions = field(default_factory=DataOptions)
+    train: TrainOptions = field(default_factory=TrainOptions)
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be 1, 2 or 3, got {self.stage!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "model": self.model.to_dict(), "data": _plain(dataclasses.asdict(self.data)),
+                "train": _plain(dataclasses.asdict(self.train))}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        d = dict(d or {})
+        unknown = sorted(set(d) - {"stage", "model", "data", "train"})
+        if unknown:
+            raise ValueError(f"unknown config section(s) {unknown}; expected stage, model, data, train")
+        return cls(stage=int(d.get("stage", 1)), model=IQPFRConfig.from_dict(d.get("model") or {}),
+                   data=_build(DataOptions, d.get("data") or {}, "data"),
+                   train=_build(TrainOptions, d.get("train") or {}, "train"))
+
+
+def _build(cls, d: Mapping[str, Any], section: str):
+    if not isinstance(d, Mapping):
+        raise ValueError(f"config section {section!r} must be a mapping, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown key(s) in section {section!r}: {unknown}; known: {sorted(names)}")
+    values = dict(d)
+    for f in dataclasses.fields(cls):  # YAML reads "1e-4" as a string; numbers follow the field's default type
+        default = f.default
+        if f.name in values and isinstance(default, (int, float)) and not isinstance(default, bool):
+            v = values[f.name]
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+                try:
+                    values[f.name] = type(default)(float(v)) if isinstance(default, float) else int(v)
+                except ValueError:
+                    raise ValueError(f"{section}.{f.name} must be a number, got {v!r}") from None
+    return cls(**values)
+
+
+def _plain(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def resolve_config_path(name: Union[str, Path]) -> Path:
+    """A path, or the name of a bundled config (``tiny``, ``iqpfr_stage1``, ... with or without ``.yaml``)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    for cand in (CONFIG_DIR / p.name, CONFIG_DIR / f"{p.name}.yaml"):
+        if cand.is_file():
+            return cand
+    bundled = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"no config file {name!r} (bundled configs: {bundled})")
+
+
+def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str] = (),
+                stage: Optional[int] = None) -> TrainConfig:
+    """Read a YAML config (``None`` = defaults), apply ``section.key=value`` overrides, then ``stage``."""
+    import yaml
+
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = resolve_config_path(path)
+        raw = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{p} must hold a mapping with sections model/data/train")
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"override {item!r} must look like section.key=value (e.g. train.lr=1e-4)")
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ValueError(f"cannot override {key}: section {section!r} is not a mapping")
+        raw[section][name] = yaml.safe_load(value)
+    if stage is not None:
+        raw["stage"] = stage
+    return TrainConfig.from_dict(raw)
