@@ -202,13 +202,24 @@ class DifFace(Adapter):
         return {"eps_mse": F.mse_loss(eps, noise)}
 
 
+OPTIONS = ("start_step", "eta", "precision", "generator", "unet_config", "estimator_config", "estimator_checkpoint")
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown DifFace option(s) {unknown}; known: {list(OPTIONS)}")
+
+
 def build_difface(**options: Any) -> DifFace:
     """DifFace with random weights (the registry then loads ``iddpm_ffhq512_ema500000.pth``)."""
+    _check_options(options)
     return DifFace("difface", **options)
 
 
 def build_difface_plus(**options: Any) -> DifFace:
     """DifFace+: DifFace with a zero-initialised level embedding added to the UNet's timestep embedding."""
+    _check_options(options)
     model = DifFace("difface+", **options)
     model.enable_condition(at="time_embed", shape=(4 * model.net.config.model_channels,))
     return model
