@@ -35,6 +35,7 @@ from torch import nn
 
 LATENT = 20
 CHANNELS = 64
+VGG_MIN_SIDE = 32
 # VGG-16 features[:31]: conv output channels, "M" = max-pool; every conv is followed by a ReLU.
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
@@ -215,6 +216,10 @@ class PerceptualVGG16(nn.Module):
         self.loss_network.requires_grad_(False)
 
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if min(out.shape[-2:]) < VGG_MIN_SIDE:  # five 2x pools: smaller crops (never in training) are enlarged
+            size = tuple(max(VGG_MIN_SIDE, s) for s in out.shape[-2:])
+            out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+            target = F.interpolate(target, size=size, mode="bilinear", align_corners=False)
         return F.mse_loss(self.loss_network(out), self.loss_network(target))
 
 
