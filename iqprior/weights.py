@@ -67,10 +67,13 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
     WeightFile("swinir_restoration512_L1.pth",
                f"{_GH}/zsyOAOA/DifFace/releases/download/V1.0/swinir_restoration512_L1.pth",
                None, "S-Lab License 1.0 (non-commercial)", ("difface", "difface+"), "diffused estimator"),
-    WeightFile("puie.pth", f"{_GH}/zhenqifu/PUIE-Net/raw/main/puie.pth",
-               None, "see zhenqifu/PUIE-Net", ("puienet", "puienet+")),
-    WeightFile("NU2Net_ckpt.pth", f"{_GH}/RQ-Wu/UnderwaterRanker/raw/main/NU2Net/ckpt/NU2Net_ckpt.pth",
-               None, "MIT (RQ-Wu/UnderwaterRanker)", ("nu2net", "nu2net+")),
+    WeightFile("puie.pth", "https://drive.google.com/uc?export=download&id=1rkGm0l826ybOk_RSJNSZwbKpJc_z2ZkU",
+               None, "no licence stated (zhenqifu/PUIE-Net)", ("puienet", "puienet+"),
+               "Google Drive file linked from the zhenqifu/PUIE-Net README; not in the repository or a release"),
+    WeightFile("NU2Net_ckpt.pth", "https://drive.google.com/drive/folders/1foW7uXG0GfdGzIDQEhXA82PJryGRQ3aM",
+               None, "CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)", ("nu2net", "nu2net+"),
+               "manual download: a Google Drive folder (or Baidu pan.baidu.com/s/1rImZRgmlRPvVIf7n9_rNTw, "
+               "pwd fu7y) linked from the RQ-Wu/UnderwaterRanker README; no direct file URL is published"),
 ]}
 
 
