@@ -180,9 +180,11 @@ class Encoder(nn.Module):
         mults = (1,) + c.ch_mult
         blocks: list[nn.Module] = [nn.Conv2d(in_channels, c.nf, 3, 1, 1)]
         ch = c.nf
+        self.stage_blocks: dict[int, list[int]] = {}  # feature size -> indices of its ResBlocks
         for i, m in enumerate(c.ch_mult):
             ch_in, ch = c.nf * mults[i], c.nf * m
             for _ in range(c.res_blocks):
+                self.stage_blocks.setdefault(res, []).append(len(blocks))
                 blocks.append(ResBlock(ch_in, ch, g))
                 ch_in = ch
                 if res in c.attn_resolutions:
@@ -214,9 +216,11 @@ class Generator(nn.Module):
         res = c.latent_size
         blocks: list[nn.Module] = [nn.Conv2d(c.emb_dim, ch, 3, 1, 1),
                                    ResBlock(ch, ch, g), AttnBlock(ch, g), ResBlock(ch, ch, g)]
+        self.stage_blocks: dict[int, list[int]] = {}  # feature size -> indices of its ResBlocks (not the middle)
         for i in reversed(range(len(c.ch_mult))):
             ch_out = c.nf * c.ch_mult[i]
             for _ in range(c.res_blocks):
+                self.stage_blocks.setdefault(res, []).append(len(blocks))
                 blocks.append(ResBlock(ch, ch_out, g))
                 ch = ch_out
                 if res in c.attn_resolutions:

@@ -1,0 +1,229 @@
+"""The CodeFormer network (Codebook Lookup Transformer), re-implemented with the official keys.
+
+Zhou, Chan, Li, Loy, "Towards Robust Blind Face Restoration with Codebook
+Lookup Transformer", NeurIPS 2022 (github.com/sczhou/CodeFormer,
+``basicsr/archs/codeformer_arch.py`` at b33cc7d). The ``state_dict`` keys and
+shapes equal ``codeformer_manifest.json`` (515 entries, 94.1 M parameters) so
+the released ``codeformer.pth`` (``params_ema``) loads strictly.
+
+Forward (input in [-1, 1], ``(B, 3, S, S)`` with S = ``img_size``):
+
+1. the VQGAN encoder gives ``lq_feat`` ``(B, 256, 16, 16)`` and keeps the
+   features at the ``connect_list`` resolutions;
+2. a 9-layer pre-norm Transformer (learned position embedding, GELU MLP)
+   predicts logits over the 1024 codes per token;
+3. top-1 lookup in the frozen codebook, optionally AdaIN-matched to the
+   statistics of ``lq_feat`` (``adain=True``, as upstream's inference);
+4. the VQGAN generator decodes; with ``w > 0`` the controllable feature
+   transformation blocks add ``w * (dec * scale + shift)`` at 32/64/128/256.
+
+Returns ``(out, logits, lq_feat)`` like upstream (``out`` in about [-1, 1]).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from iqprior.models.vqgan import Encoder, Generator, ResBlock, VectorQuantizer, VQGANConfig
+
+__all__ = ["CodeFormerConfig", "CodeFormer", "TransformerSALayer", "FuseSFTBlock", "adaptive_instance_norm"]
+
+
+@dataclass(frozen=True)
+class CodeFormerConfig:
+    """Constructor arguments of :class:`CodeFormer`; defaults = the released ``codeformer.pth``.
+
+    The VQGAN fields mirror :class:`iqprior.models.vqgan.VQGANConfig`. A tiny
+    test configuration::
+
+        CodeFormerConfig(img_size=64, nf=8, ch_mult=(1, 2, 2, 4), attn_resolutions=(8,), emb_dim=16,
+                         codebook_size=32, dim_embd=32, n_head=2, n_layers=2, connect_list=("16", "32"))
+    """
+
+    img_size: int = 512
+    nf: int = 64
+    ch_mult: tuple[int, ...] = (1, 2, 2, 4, 4, 8)
+    res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (16,)
+    emb_dim: int = 256
+    codebook_size: int = 1024
+    beta: float = 0.25
+    dim_embd: int = 512
+    n_head: int = 8
+    n_layers: int = 9
+    connect_list: tuple[str, ...] = ("32", "64", "128", "256")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ch_mult", tuple(int(c) for c in self.ch_mult))
+        object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
+        object.__setattr__(self, "connect_list", tuple(str(int(s)) for s in self.connect_list))
+        if self.dim_embd % self.n_head:
+            raise ValueError(f"dim_embd {self.dim_embd} must be divisible by n_head {self.n_head}")
+        if self.n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
+        vq = self.vqgan  # validates the VQGAN part
+        sizes = {str(vq.img_size // 2 ** i) for i in range(len(vq.ch_mult))}
+        bad = [s for s in self.connect_list if s not in sizes]
+        if bad:
+            raise ValueError(f"connect_list entries {bad} are not feature sizes of this VQGAN "
+                             f"(choose from {sorted(sizes, key=int)})")
+
+    @property
+    def vqgan(self) -> VQGANConfig:
+        return VQGANConfig(img_size=self.img_size, nf=self.nf, ch_mult=self.ch_mult, res_blocks=self.res_blocks,
+                           attn_resolutions=self.attn_resolutions, emb_dim=self.emb_dim,
+                           codebook_size=self.codebook_size, beta=self.beta)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return self.vqgan.latent_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_options(cls, config: "CodeFormerConfig | Mapping[str, Any] | None") -> "CodeFormerConfig":
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a CodeFormerConfig or a dict, got {type(config).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown CodeFormer config keys {unknown}; known: {sorted(known)}")
+        return cls(**config)
+
+
+def _mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and std (unbiased variance + eps), shapes ``(B, C, 1, 1)``."""
+    b, c = feat.shape[:2]
+    flat = feat.reshape(b, c, -1)
+    std = (flat.var(dim=2) + eps).sqrt().view(b, c, 1, 1)
+    return flat.mean(dim=2).view(b, c, 1, 1), std
+
+
+def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Give ``content`` the channel statistics of ``style`` (both ``(B, C, H, W)``)."""
+    s_mean, s_std = _mean_std(style)
+    c_mean, c_std = _mean_std(content)
+    return (content - c_mean) / c_std * s_std + s_mean
+
+
+class TransformerSALayer(nn.Module):
+    """Pre-norm self-attention layer; tokens ``(L, B, E)``; the position embedding is added to q and k."""
+
+    def __init__(self, embed_dim: int, nhead: int = 8, dim_mlp: int = 2048):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(embed_dim, nhead, dropout=0.0)
+        self.linear1 = nn.Linear(embed_dim, dim_mlp)
+        self.linear2 = nn.Linear(dim_mlp, embed_dim)
+        self.norm1 = nn.LayerNorm(embed_dim)
+        self.norm2 = nn.LayerNorm(embed_dim)
+
+    def forward(self, tokens: torch.Tensor, query_pos: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h = self.norm1(tokens)
+        qk = h if query_pos is None else h + query_pos
+        tokens = tokens + self.self_attn(qk, qk, value=h, need_weights=False)[0]
+        return tokens + self.linear2(F.gelu(self.linear1(self.norm2(tokens))))
+
+
+class FuseSFTBlock(nn.Module):
+    """Controllable feature transformation: ``dec + w * (dec * scale(e) + shift(e))``, e from [enc, dec]."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.encode_enc = ResBlock(2 * in_ch, out_ch)
+        self.scale = nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.LeakyReLU(0.2, True),
+                                   nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.shift = nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.LeakyReLU(0.2, True),
+                                   nn.Conv2d(out_ch, out_ch, 3, padding=1))
+
+    def forward(self, enc_feat: torch.Tensor, dec_feat: torch.Tensor, w: float = 1.0) -> torch.Tensor:
+        e = self.encode_enc(torch.cat([enc_feat, dec_feat], dim=1))
+        return dec_feat + w * (dec_feat * self.scale(e) + self.shift(e))
+
+
+class CodeFormer(nn.Module):
+    """CodeFormer with the official submodule names (``encoder``, ``quantize``, ``generator``,
+    ``position_emb``, ``feat_emb``, ``ft_layers``, ``idx_pred_layer``, ``fuse_convs_dict``)."""
+
+    def __init__(self, config: Optional[CodeFormerConfig] = None):
+        super().__init__()
+        cfg = config if config is not None else CodeFormerConfig()
+        if not isinstance(cfg, CodeFormerConfig):
+            raise TypeError(f"config must be a CodeFormerConfig, got {type(cfg).__name__}")
+        self.config = cfg
+        vq = cfg.vqgan
+        n_tokens = vq.latent_size ** 2
+        # parameter order as upstream: own parameter first, then encoder / quantize / generator, ...
+        self.position_emb = nn.Parameter(torch.zeros(n_tokens, cfg.dim_embd))
+        self.encoder = Encoder(vq)
+        self.quantize = VectorQuantizer(vq.codebook_size, vq.emb_dim, vq.beta)
+        self.generator = Generator(vq)
+        self.feat_emb = nn.Linear(vq.emb_dim, cfg.dim_embd)
+        self.ft_layers = nn.Sequential(*[TransformerSALayer(cfg.dim_embd, cfg.n_head, cfg.dim_embd * 2)
+                                         for _ in range(cfg.n_layers)])
+        self.idx_pred_layer = nn.Sequential(nn.LayerNorm(cfg.dim_embd),
+                                            nn.Linear(cfg.dim_embd, vq.codebook_size, bias=False))
+        sizes = [vq.img_size // 2 ** i for i in range(len(vq.ch_mult))]
+        self.channels = {str(s): vq.nf * m for s, m in zip(sizes, vq.ch_mult)}
+        # upstream's tables ({'512': 2, ..., '16': 18} and {'16': 6, '32': 9, ..., '512': 21} released):
+        # fuse after the last ResBlock of an encoder stage; in the generator after the first ResBlock
+        # of a stage, except at the latent size (after its last ResBlock, before attention)
+        self.fuse_encoder_block = {str(s): idx[-1] for s, idx in self.encoder.stage_blocks.items()}
+        self.fuse_generator_block = {str(s): (idx[-1] if s == vq.latent_size else idx[0])
+                                     for s, idx in self.generator.stage_blocks.items()}
+        self.fuse_convs_dict = nn.ModuleDict(
+            {s: FuseSFTBlock(self.channels[s], self.channels[s]) for s in cfg.connect_list})
+
+    @property
+    def lq_feat_module(self) -> str:
+        """Dotted name of the module whose output is ``lq_feat`` (the "+" injection point)."""
+        return f"encoder.blocks.{len(self.encoder.blocks) - 1}"
+
+    def forward(self, x: torch.Tensor, w: float = 0.0, detach_16: bool = True, code_only: bool = False,
+                adain: bool = False):
+        """``x`` ``(B, 3, S, S)`` in [-1, 1]. Returns ``(out, logits, lq_feat)``; with
+        ``code_only`` returns ``(logits, lq_feat)`` (stage-II training). ``logits``: ``(B, L*L, N)``."""
+        vq = self.config.vqgan
+        if x.dim() != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (vq.img_size, vq.img_size):
+            raise ValueError(f"CodeFormer expects (B, 3, {vq.img_size}, {vq.img_size}) input, got "
+                             f"{tuple(x.shape)}; resize aligned faces to {vq.img_size}x{vq.img_size}")
+        keep = {self.fuse_encoder_block[s] for s in self.config.connect_list}
+        enc_feats: dict[str, torch.Tensor] = {}
+        for i, block in enumerate(self.encoder.blocks):
+            x = block(x)
+            if i in keep:
+                enc_feats[str(x.shape[-1])] = x.clone()
+        lq_feat = x
+        b = x.shape[0]
+
+        pos = self.position_emb.unsqueeze(1).repeat(1, b, 1)               # (L, B, E)
+        tokens = self.feat_emb(lq_feat.flatten(2).permute(2, 0, 1))        # (L, B, E)
+        for layer in self.ft_layers:
+            tokens = layer(tokens, query_pos=pos)
+        logits = self.idx_pred_layer(tokens).permute(1, 0, 2)             # (B, L, N)
+        if code_only:
+            return logits, lq_feat
+
+        top_idx = torch.topk(F.softmax(logits, dim=2), 1, dim=2)[1]
+        quant = self.quantize.get_codebook_feat(top_idx, (b, vq.latent_size, vq.latent_size, vq.emb_dim))
+        if detach_16:
+            quant = quant.detach()
+        if adain:
+            quant = adaptive_instance_norm(quant, lq_feat)
+
+        fuse_at = {self.fuse_generator_block[s] for s in self.config.connect_list}
+        x = quant
+        for i, block in enumerate(self.generator.blocks):
+            x = block(x)
+            if i in fuse_at and w > 0:
+                size = str(x.shape[-1])
+                x = self.fuse_convs_dict[size](enc_feats[size].detach(), x, w)
+        return x, logits, lq_feat
