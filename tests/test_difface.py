@@ -271,3 +271,51 @@ def test_full_size_forward_shapes():
         out = UNet().eval()(x * 2 - 1, torch.tensor([396]))
     assert est.shape == (1, 3, 512, 512) and out.shape == (1, 6, 512, 512)
     assert torch.isfinite(est).all() and torch.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_parity_with_upstream_code():
+    """Against a local checkout of zsyOAOA/DifFace (5c9ab80) named by $DIFFACE_UPSTREAM (never vendored)."""
+    import os
+    import sys
+
+    root = os.environ.get("DIFFACE_UPSTREAM")
+    if not root or not Path(root, "models", "unet.py").is_file():
+        pytest.skip("set DIFFACE_UPSTREAM to a checkout of github.com/zsyOAOA/DifFace")
+    sys.path.insert(0, root)
+    try:
+        from models.script_util import create_gaussian_diffusion
+        from models.swinir import SwinIR as UpSwinIR
+        from models.unet import UNetModel
+    finally:
+        sys.path.remove(root)
+    ours = build_difface(unet_config=TINY_UNET, estimator_config=dict(TINY_EST, num_feat=64)).eval()  # 64: fixed upstream
+    _randomise(ours)
+    up_unet = UNetModel(in_channels=3, model_channels=32, out_channels=6, dropout=0, conv_resample=True, dims=2,
+                        use_scale_shift_norm=True, **TINY_UNET).eval()
+    up_unet.load_state_dict(ours.unet.state_dict())
+    up_est = UpSwinIR(img_size=8, patch_size=1, in_chans=3, embed_dim=12, depths=[2], num_heads=[2], window_size=4,
+                      mlp_ratio=2, sf=4, img_range=1.0, upsampler="nearest+conv", resi_connection="1conv",
+                      unshuffle=True, unshuffle_scale=4).eval()
+    up_est.load_state_dict(ours.estimator.state_dict())
+    diffusion = create_gaussian_diffusion(steps=1000, learn_sigma=True, noise_schedule="linear",
+                                          rescale_learned_sigmas=True, timestep_respacing="ddim250")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.estimator(x), up_est(x), atol=1e-5, rtol=0)
+        t = torch.tensor([396, 396])
+        out = up_unet(x * 2 - 1, t)
+        torch.testing.assert_close(ours.unet(x * 2 - 1, t), out, atol=1e-5, rtol=0)
+        ref = diffusion.p_mean_variance(lambda *a: out, x * 2 - 1, torch.tensor([99, 99]), clip_denoised=True)
+        got = ours.sampler.p_mean_variance(out, x * 2 - 1, 99)
+        for key in ("mean", "variance", "log_variance", "pred_xstart"):
+            torch.testing.assert_close(got[key], ref[key], atol=1e-6, rtol=0)
+        assert list(diffusion.timestep_map) == ours.sampler.timestep_map.tolist()
+        # whole pipeline, 3 steps, same seed (upstream draws from the global RNG)
+        torch.manual_seed(7)
+        est = up_est(x).clamp(0, 1)
+        xt = diffusion.q_sample(est * 2 - 1, t=torch.tensor([3, 3]))
+        sample = diffusion.ddim_sample_loop(up_unet, shape=xt.shape, noise=xt, start_timesteps=3,
+                                            clip_denoised=True, eta=0.5)
+    y = ours(x, start_step=3, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(y, sample * 0.5 + 0.5, atol=1e-5, rtol=0)
