@@ -319,3 +319,26 @@ def test_parity_with_upstream_code():
                                             clip_denoised=True, eta=0.5)
     y = ours(x, start_step=3, generator=torch.Generator().manual_seed(7))
     torch.testing.assert_close(y, sample * 0.5 + 0.5, atol=1e-5, rtol=0)
+
+
+def test_restore_cli_on_an_aligned_face(tmp_path, tiny_state, face_paths):
+    """``iqprior restore FACE --model difface --checkpoint SAVED --aligned --out DIR`` writes a restored PNG."""
+    import importlib.util
+
+    if importlib.util.find_spec("iqprior.cli.restore") is None:
+        pytest.skip("iqprior restore is not there yet")
+    from iqprior.cli import main
+    from iqprior.io import read_image
+
+    if not face_paths:
+        pytest.skip("no bundled face sample")
+    saved = _tiny(state=tiny_state, start_step=1).save_pretrained(tmp_path / "difface")
+    out = tmp_path / "out"
+    rc = main(["restore", str(face_paths[0]), "--model", "difface", "--checkpoint", str(saved), "--aligned",
+               "--out", str(out)])
+    assert rc == 0
+    written = sorted(p for p in out.rglob("*.png"))
+    assert written, f"nothing written under {out}"
+    y = read_image(written[0])
+    x = read_image(face_paths[0])
+    assert y.shape[0] == 3 and y.shape[-2:] == x.shape[-2:] and not torch.equal(y, x)
