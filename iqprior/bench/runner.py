@@ -89,9 +89,15 @@ def prepare_input(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def build_model(name: str, checkpoint: Optional[str], device: torch.device | str = "cpu"):
-    """``adapters.create(name, checkpoint)`` on ``device`` in eval mode."""
+    """``adapters.create(name, checkpoint)`` on ``device`` in eval mode.
+
+    Without a checkpoint the random initialisation is seeded, so that a "+"
+    model starts from the same weights as its base (equal outputs, delta 0).
+    """
     import adapters
 
+    if checkpoint is None:
+        torch.manual_seed(0)
     return adapters.create(name, checkpoint=checkpoint).to(device).eval()
 
 
