@@ -39,3 +39,13 @@ def whole_paths() -> list[Path]:
 @pytest.fixture
 def underwater_paths() -> list[Path]:
     return sorted((DATA / "underwater").glob("*.png"))
+
+
+@pytest.fixture(scope="session")
+def small_topiq_spec():
+    """TOPIQ-GFIQA's spec working at 128 px instead of 512 (same network, cheaper CPU tests)."""
+    from dataclasses import replace
+
+    from iqprior.scoring import SPECS
+    spec = SPECS["topiq_nr-face-v1"]
+    return replace(spec, create_kwargs={**spec.create_kwargs, "test_img_size": 128})
