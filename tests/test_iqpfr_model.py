@@ -11,6 +11,14 @@ from iqprior.models.iqpfr import IQPFR, TINY, DualCodebookVQGAN, IQPFRConfig
 from iqprior.models.vqgan import VQAutoEncoder
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def x():
     torch.manual_seed(1)
