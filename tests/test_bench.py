@@ -238,3 +238,41 @@ def test_figures(tiny, data, tmp_path):
     hist = tmp_path / "fig" / "hist.png"
     assert main(["bench", "histogram", "--manifest", str(manifest), "--out", str(hist)]) == 0
     assert hist.stat().st_size > 0
+
+
+def test_paper_metric_list_and_availability():
+    from iqprior.bench.metrics import availability, resolve_metrics
+
+    paper = resolve_metrics("paper")
+    assert [m.title for m in paper] == ["TOPIQ-GFIQA ↑", "MUSIQ-GFIQA ↑", "MUSIQ-KonIQ ↑", "MUSIQ-AVA ↑",
+                                        "ARNIQA ↑", "MDFS ↓", "Q-Align ↑", "CLIP-IQA ↑"]
+    for m in paper:
+        ok, why = availability(m)  # never raises; a reason whenever unavailable
+        assert isinstance(ok, bool) and (ok or why)
+    assert not availability(paper[1])[0] and "GFIQA" in availability(paper[1])[1]
+    with_gt = resolve_metrics("underwater", gt=True)
+    assert [m.label for m in with_gt] == ["PSNR", "SSIM", "LPIPS", "URanker", "UCIQE", "UIQM"]  # Table 6 order
+
+
+def test_bench_help_and_no_subcommand(capsys):
+    assert main(["bench"]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "quality", "--help"])
+    assert e.value.code == 0 and "--metrics" in capsys.readouterr().out
+
+
+def test_table_ranks_and_deltas_follow_direction():
+    from iqprior.bench.metrics import get_metric
+    from iqprior.bench.tables import TableRow, deltas, ranks, to_markdown
+
+    mdfs, ent = get_metric("mdfs"), get_metric("entropy")  # lower better, higher better
+    rows = [TableRow("Input", {"mdfs": 1.0, "entropy": 9.0}, ranked=False),
+            TableRow("a", {"mdfs": 18.41, "entropy": 5.0}), TableRow("a+", {"mdfs": 18.08, "entropy": 6.0}),
+            TableRow("b", {"mdfs": 19.00, "entropy": 6.0})]
+    rk = ranks(rows, [mdfs, ent])
+    assert rk[("a+", "mdfs")] == 1 and rk[("a", "mdfs")] == 2 and ("b", "mdfs") not in rk
+    assert rk[("a+", "entropy")] == rk[("b", "entropy")] == 1 and rk[("a", "entropy")] == 2  # tie shares
+    assert ("Input", "mdfs") not in rk
+    assert deltas(rows, [mdfs, ent]) == {("a+", "mdfs"): pytest.approx(0.33), ("a+", "entropy"): 1.0}
+    md = to_markdown(rows, [mdfs, ent])
+    assert "| a+ | **18.08** (+0.33) | **6.000** (+1.000) |" in md and "| a | _18.41_ | _5.000_ |" in md

@@ -204,6 +204,7 @@ def run_overopt(cfg: OverOptConfig) -> tuple[OverOptReport, dict[str, Path]]:
     for m in usable:
         for row, (images, fresh) in rows.items():
             scores[row][m.key] = score_row(row, images, m, scorer, out, None, fresh, cfg.progress)
+        scorer.release(m)
         if m.key in scorer.failed:
             unavailable[m.label] = scorer.failed[m.key]
     report = overopt_report(cfg.model, cfg.reference, scores[cfg.model], scores[ref_row],

@@ -111,6 +111,11 @@ class _Scorer:
                 log.warning("metric %s unavailable: %s", m.label, self.failed[m.key])
         return self.fns.get(m.key)
 
+    def release(self, m: BenchMetric) -> None:
+        """Free a metric's network once its column is done (Q-Align alone needs ~16 GB)."""
+        if self.fns.pop(m.key, None) is not None and torch.device(self.device).type == "cuda":
+            torch.cuda.empty_cache()
+
 
 def score_row(row: str, images: Mapping[str, Path], metric: BenchMetric, scorer: _Scorer, out: Path,
               gt_root: Optional[Path], fresh: set[str] = frozenset(), progress: bool = True) -> dict[str, float]:
@@ -196,6 +201,7 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
         for row, images, fresh in sources:
             if images:
                 scores[row][m.key] = score_row(row, images, m, scorer, out, gt_root, fresh, cfg.progress)
+        scorer.release(m)
         if m.key in scorer.failed:
             unavailable[m.key] = scorer.failed[m.key]
 

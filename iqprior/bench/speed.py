@@ -164,7 +164,7 @@ def run_speed(cfg: SpeedConfig) -> SpeedResult:
     for name in cfg.models:
         try:
             model = build_model(name, cfg.checkpoints.get(name), device)
-        except Exception as e:
+        except Exception as e:  # unknown name, bad checkpoint: a failed row, not a crash
             rows += [SpeedRow(name, s, b, error=f"{type(e).__name__}: {e}") for s in cfg.sizes for b in cfg.batch_sizes]
             log.warning("speed: %s not built: %s", name, e)
             continue
@@ -186,7 +186,9 @@ def run_speed(cfg: SpeedConfig) -> SpeedResult:
                 log.info("speed: %s %d² x%d: %s", name, s, b,
                          f"{row.latency_ms:.1f} ms" if row.latency_ms is not None else row.error)
         del model
-    _ratios(rows)
+        _ratios(rows)
+        if cfg.out is not None:  # after every model, so an interrupted run keeps what it measured
+            write_speed(rows, cfg, Path(cfg.out))
     files: dict[str, Path] = {}
     if cfg.out is not None:
         files = write_speed(rows, cfg, Path(cfg.out))

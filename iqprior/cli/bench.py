@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 
 
-def _common_models(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--models", required=required,
-                   help="comma-separated adapter names, e.g. codeformer,codeformer+,daefr,daefr+ "
-                        "(see `python -c 'import adapters; print(adapters.list_adapters())'`)")
+def _common_models(p: argparse.ArgumentParser, models: bool = True) -> None:
+    if models:
+        p.add_argument("--models", required=True,
+                       help="comma-separated adapter names, e.g. codeformer,codeformer+,daefr,daefr+ "
+                            "(see `python -c 'import adapters; print(adapters.list_adapters())'`)")
     p.add_argument("--checkpoints", default="",
                    help="NAME=PATH,... : the official file or a save_pretrained directory per model; "
                         "models not listed use their official file (`iqprior weights`)")
@@ -60,7 +61,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.set_defaults(run=run_speed, random_init=True)
 
     o = bsub.add_parser("overopt", help="over-optimisation monitor: optimised vs held-out IQA gains")
-    _common_models(o, required=False)
+    _common_models(o, models=False)
     o.add_argument("--model", required=True, help="the model trained with a quality loss, e.g. iqpfr or daefr+")
     o.add_argument("--reference", default="input",
                    help="what it is compared with: 'input' (the LQ images) or a model name (its base)")
