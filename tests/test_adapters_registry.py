@@ -1,0 +1,122 @@
+"""The adapter registry, the official-checkpoint loader and save_pretrained, on a tiny adapter."""
+import pytest
+import torch
+from torch import nn
+
+import adapters
+from adapters.base import Adapter
+from adapters.checkpoint import CheckpointError, read_official_checkpoint
+
+
+class TinyNet(nn.Module):
+    def __init__(self, ch=4):
+        super().__init__()
+        self.encoder = nn.Conv2d(3, ch, 3, padding=1)
+        self.decoder = nn.Conv2d(ch, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.decoder(torch.relu(self.encoder(x)))
+
+
+class TinyAdapter(Adapter):
+    def __init__(self, ch=4, plus=False, name="tiny"):
+        super().__init__(name, {"ch": ch})
+        self.net = TinyNet(ch)
+        if plus:
+            self.enable_condition("encoder", (ch, 1, 1))
+
+    def forward(self, x, score=None):
+        return (self.run_net(x * 2 - 1, score=score) + 1) / 2
+
+
+def build_tiny(ch=4):
+    return TinyAdapter(ch)
+
+
+def build_tiny_plus(ch=4):
+    return TinyAdapter(ch, plus=True, name="tiny+")
+
+
+@pytest.fixture(autouse=True)
+def registered(monkeypatch):
+    monkeypatch.setitem(adapters._REGISTRY, "tiny", f"{__name__}:build_tiny")
+    monkeypatch.setitem(adapters._REGISTRY, "tiny+", f"{__name__}:build_tiny_plus")
+
+
+def test_contract_names_are_registered():
+    names = adapters.list_adapters()
+    for n in ["codeformer", "codeformer+", "daefr", "daefr+", "difface", "difface+", "puienet", "puienet+",
+              "nu2net", "nu2net+", "iqpfr"]:
+        assert n in names
+
+
+def test_unknown_name_did_you_mean():
+    with pytest.raises(ValueError, match="did you mean 'codeformer'"):
+        adapters.create("codeformr")
+
+
+def test_none_options_are_dropped_and_eval_mode():
+    m = adapters.create("tiny", ch=None)
+    assert m.options == {"ch": 4} and not m.training
+
+
+@pytest.mark.parametrize("wrapper", ["params_ema", "params", "state_dict", "net", None])
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_official_file_variants_load_strictly(tmp_path, wrapper, prefix):
+    src = adapters.create("tiny")
+    state = {prefix + k: v for k, v in src.net.state_dict().items()}
+    obj = state if wrapper is None else {wrapper: state, "epoch": 3}
+    torch.save(obj, tmp_path / "official.pth")
+    m = adapters.create("tiny", checkpoint=tmp_path / "official.pth")
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(m(x), src(x))
+    plus = adapters.create("tiny+", checkpoint=tmp_path / "official.pth")  # "+" loads the base file too
+    assert torch.equal(plus(x, score=9), src(x))
+
+
+def test_wrong_and_truncated_files_give_one_clear_error(tmp_path):
+    torch.save({"params_ema": {"foo.weight": torch.zeros(2)}}, tmp_path / "wrong.pth")
+    with pytest.raises(CheckpointError, match=r"missing 4: .*unexpected 1: foo.weight.*another model"):
+        adapters.create("tiny", checkpoint=tmp_path / "wrong.pth")
+    src = adapters.create("tiny", ch=8)
+    torch.save(src.net.state_dict(), tmp_path / "shape.pth")
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        adapters.create("tiny", checkpoint=tmp_path / "shape.pth")
+    data = (tmp_path / "shape.pth").read_bytes()
+    (tmp_path / "trunc.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        adapters.create("tiny", checkpoint=tmp_path / "trunc.pth")
+    with pytest.raises(FileNotFoundError):
+        adapters.create("tiny", checkpoint=tmp_path / "absent.pth")
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    torch.save({"params": {"w": torch.zeros(1)}, "cfg": TinyNet()}, tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        read_official_checkpoint(tmp_path / "evil.pth")
+
+
+def test_plus_identity_and_save_pretrained_roundtrip(tmp_path):
+    base = adapters.create("tiny")
+    plus = adapters.create("tiny+")
+    plus.net.load_state_dict(base.net.state_dict())
+    x = torch.rand(2, 3, 8, 8)
+    for s in [0, 4, 9, 0.5]:
+        assert torch.equal(plus(x, score=s), base(x))
+    with torch.no_grad():
+        plus.score_embedding.weight.normal_()
+    assert set(plus.state_dict()) == {f"net.{k}" for k in base.net.state_dict()} | {"score_embedding.weight"}
+    plus.save_pretrained(tmp_path / "ft")
+    assert sorted(p.name for p in (tmp_path / "ft").iterdir()) == ["config.json", "model.safetensors"]
+    again = adapters.create("tiny+", checkpoint=tmp_path / "ft")
+    assert torch.equal(again(x, score=3), plus(x, score=3))
+    assert not torch.equal(again(x, score=3), again(x, score=4))
+    with pytest.raises(CheckpointError, match="holds a saved 'tiny\\+'"):
+        adapters.create("tiny", checkpoint=tmp_path / "ft")
+
+
+def test_trainable_parameters():
+    plus = adapters.create("tiny+")
+    assert plus.trainable_parameters() == [plus.score_embedding.weight]
+    assert len(plus.trainable_parameters(train_base=True)) == 1 + len(list(plus.net.parameters()))
+    assert len(adapters.create("tiny").trainable_parameters()) == 4
