@@ -61,6 +61,9 @@ class _RandomVGGPerceptual(nn.Module):
                  "pool3", "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4",
                  "pool4", "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4"]
         self.features = torchvision.models.vgg19(weights=None).features[:len(names)].requires_grad_(False)
+        for m in self.features:
+            if isinstance(m, nn.ReLU):
+                m.inplace = False  # a tapped conv output must not be overwritten by the next ReLU
         self.taps = {names.index(k): w for k, w in layers.items()}
 
     def forward(self, x, gt):
