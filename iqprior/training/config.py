@@ -80,7 +80,7 @@ class TrainOptions:
     disc_ndf: int = 64
     disc_layers: int = 4
     codebook_weight: float = 1.0
-    vqgan_checkpoint: Optional[str] = None  # Stage I init from CodeFormer's vqgan_code1024.pth
+    vqgan_checkpoint: Optional[str] = None  # init encoder/decoder/common codebook from vqgan_code1024.pth (Stage I; Stage II without --init)
     # Stages II–III (Eq. 14)
     feat_weight: float = 1.0
     index_weight: float = 0.5             # λ₁

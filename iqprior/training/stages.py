@@ -148,6 +148,8 @@ class Stage2(nn.Module):
         super().__init__()
         self.cfg = config.train
         self.net = net if net is not None else IQPFR(config.model)
+        if config.train.vqgan_checkpoint:  # no Stage I run: start from CodeFormer's VQGAN (HQ+ codebook untrained)
+            self.net.load_vqgan_checkpoint(config.train.vqgan_checkpoint)
         self.hq_encoder = copy.deepcopy(self.net.encoder)
         self.freeze()
 
