@@ -1,0 +1,12 @@
+"""Benchmarks of the IQPFR paper's evaluation (arXiv 2503.09294) and beyond.
+
+- :mod:`.metrics` — the paper's metric list (Tables 1, 2, 6) with directions and availability;
+- :mod:`.runner` — cached, resumable restoration of a folder by any registered adapter;
+- :mod:`.quality` — ``iqprior bench quality``: restore, score, paper-style tables;
+- :mod:`.tables` — Markdown / CSV tables (best / second best, "+" deltas);
+- :mod:`.speed` — ``iqprior bench speed``: latency, images/s, peak memory, "+" / base ratio;
+- :mod:`.overopt` — ``iqprior bench overopt``: optimised vs held-out IQA gains;
+- :mod:`.figures` — comparison grid (Fig. 4), level sweep (Fig. 13), score histogram (Fig. 2).
+
+Nothing heavy is imported here; see benchmarks/README.md for usage.
+"""

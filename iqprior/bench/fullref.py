@@ -77,4 +77,10 @@ def _load_lpips_layers(net: torch.nn.Module, path: Path) -> None:
     # the file holds only the linear layers; the trunk (AlexNet) came from torchvision
     full = {k: v for k, v in own.items() if not k.startswith("lin")}
     full.update(state)
+    # pyiqa registers each layer twice, as lin<i> and in the list lins.<i>; the file names lin<i> only
+    for k in own:
+        if k.startswith("lins."):
+            i, rest = k[len("lins."):].split(".", 1)
+            if f"lin{i}.{rest}" in state:
+                full[k] = state[f"lin{i}.{rest}"]
     load_strict(net, full, source=str(path))
