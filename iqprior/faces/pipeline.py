@@ -1,0 +1,194 @@
+"""Whole-image face restoration on facexlib's ``FaceRestoreHelper``.
+
+The pipeline of CodeFormer's ``inference_codeformer.py`` (github.com/sczhou/
+CodeFormer at b33cc7d), which GFPGAN and DifFace share: RetinaFace (ResNet-50)
+detects faces and five landmarks (on a copy resized to 640 on the short side,
+eyes closer than 5 px dropped); each face is warped by a similarity transform
+onto the FFHQ 512 five-point template; the restored crops are warped back with
+the inverse transform and blended with a ParseNet face mask (blurred twice
+with a 101-px Gaussian, 10-px border cleared). Without the parsing model a
+square soft mask is used (facexlib's fallback).
+
+facexlib's networks load ``detection_Resnet50_Final.pth`` and
+``parsing_parsenet.pth`` from ``model_rootpath``; here that directory comes
+from :mod:`iqprior.weights` (cache, ``IQPRIOR_WEIGHTS``), so offline use gives
+a :class:`iqprior.weights.WeightsUnavailableError` naming the files.
+``FacePipeline(load_models=False)`` skips both networks: alignment and
+paste-back then work on landmarks the caller supplies (used by the tests).
+
+Images cross this module as ``(3, H, W)`` float RGB tensors in [0, 1].
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+from unittest import mock
+
+import numpy as np
+import torch
+
+__all__ = ["FacePipeline", "FaceCrops", "FFHQ_TEMPLATE_512", "DETECTOR_FILE", "PARSER_FILE", "model_rootpath"]
+
+DETECTOR_FILE = "detection_Resnet50_Final.pth"
+PARSER_FILE = "parsing_parsenet.pth"
+# facexlib's five-point FFHQ template for 512x512 crops (eyes, nose, mouth corners), x/y in pixels
+FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
+                              [201.26117, 371.41043], [313.08905, 371.15118]], dtype=np.float64)
+DETECT_RESIZE = 640          # CodeFormer: get_face_landmarks_5(resize=640, eye_dist_threshold=5)
+EYE_DIST_THRESHOLD = 5
+
+
+def model_rootpath(files: Sequence[str] = (DETECTOR_FILE, PARSER_FILE), download: bool = True) -> Path:
+    """A directory holding facexlib's weight files, resolved through :mod:`iqprior.weights`.
+
+    When the files live in different directories (``IQPRIOR_WEIGHTS`` entries),
+    links to them are gathered in ``<cache>/facexlib``.
+    """
+    from iqprior import weights
+
+    paths = [Path(weights.resolve(f, download_missing=download)) for f in files]
+    parents = {p.parent.resolve() for p in paths}
+    if len(parents) == 1:
+        return parents.pop()
+    root = weights.cache_dir() / "facexlib"
+    root.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        link = root / p.name
+        if not link.exists():
+            try:
+                link.symlink_to(p.resolve())
+            except OSError:
+                import shutil
+                shutil.copyfile(p, link)
+    return root
+
+
+def _to_bgr_uint8(image: torch.Tensor) -> np.ndarray:
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected an RGB image (3, H, W), got {tuple(image.shape)}")
+    arr = (image.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(arr[:, :, ::-1])
+
+
+def _from_bgr_uint8(arr: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(arr[:, :, ::-1])).permute(2, 0, 1).float() / 255.0
+
+
+@dataclass
+class FaceCrops:
+    """Aligned crops of one image: ``faces`` ``(N, 3, S, S)`` in [0, 1], plus what paste-back needs."""
+
+    faces: torch.Tensor
+    landmarks: list[np.ndarray]
+    affines: list[np.ndarray]
+    image_bgr: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.faces.shape[0])
+
+
+class FacePipeline:
+    """Detect, align, restore and paste back faces of whole photos.
+
+    Args:
+        device: where the detector and parser run (default: CPU).
+        face_size: side of the aligned crops (512 for CodeFormer).
+        upscale: output scale of the whole image (CodeFormer's ``--upscale``; 1 keeps the size).
+        use_parse: blend with the ParseNet face mask (upstream) instead of a square soft mask.
+        only_center_face: keep only the face nearest the image centre.
+        load_models: ``False`` skips the detector and parser (landmarks must be given).
+        root: directory with facexlib's weight files; default from :func:`model_rootpath`.
+    """
+
+    def __init__(self, device: Optional[str | torch.device] = None, face_size: int = 512, upscale: float = 1,
+                 use_parse: bool = True, only_center_face: bool = False, load_models: bool = True,
+                 root: Optional[str | os.PathLike] = None):
+        from facexlib.utils import face_restoration_helper as frh
+
+        if upscale < 1:
+            raise ValueError(f"upscale must be >= 1, got {upscale}")
+        self.device = torch.device(device or "cpu")
+        self.face_size = int(face_size)
+        self.only_center_face = only_center_face
+        self.load_models = load_models
+        kwargs = dict(face_size=self.face_size, crop_ratio=(1, 1), det_model="retinaface_resnet50",
+                      save_ext="png", use_parse=use_parse and load_models, device=self.device)
+        if load_models:
+            rootpath = Path(root) if root is not None else model_rootpath()
+            self.helper = frh.FaceRestoreHelper(upscale, model_rootpath=str(rootpath), **kwargs)
+        else:  # alignment and paste-back only: the two networks are not built
+            with mock.patch.object(frh, "init_detection_model", lambda *a, **k: None), \
+                    mock.patch.object(frh, "init_parsing_model", lambda *a, **k: None):
+                self.helper = frh.FaceRestoreHelper(upscale, **kwargs)
+
+    @property
+    def template(self) -> np.ndarray:
+        """The five-point template (5, 2) in crop pixels."""
+        return np.asarray(self.helper.face_template, dtype=np.float64)
+
+    def detect(self, image: torch.Tensor) -> list[np.ndarray]:
+        """Five-point landmarks ``(5, 2)`` (x, y pixels) of the faces in ``image`` (3, H, W) in [0, 1]."""
+        if not self.load_models:
+            raise ValueError("this FacePipeline was built with load_models=False: pass landmarks=")
+        h = self.helper
+        h.clean_all()
+        h.read_image(_to_bgr_uint8(image))
+        h.get_face_landmarks_5(only_center_face=self.only_center_face, resize=DETECT_RESIZE,
+                               eye_dist_threshold=EYE_DIST_THRESHOLD)
+        return [np.asarray(l, dtype=np.float64) for l in h.all_landmarks_5]
+
+    def crop(self, image: torch.Tensor, landmarks: Optional[Sequence[np.ndarray]] = None) -> FaceCrops:
+        """Aligned crops of ``image``; landmarks default to :meth:`detect`'s. No face: ``len() == 0``."""
+        if landmarks is None:
+            landmarks = self.detect(image)
+        h = self.helper
+        h.clean_all()
+        bgr = _to_bgr_uint8(image)
+        h.read_image(bgr)
+        lms = []
+        for lm in landmarks:
+            lm = np.asarray(lm, dtype=np.float64)
+            if lm.shape != (5, 2):
+                raise ValueError(f"landmarks must be (5, 2) arrays of x, y pixels, got {lm.shape}")
+            lms.append(lm)
+        h.all_landmarks_5 = [l.copy() for l in lms]
+        h.align_warp_face()
+        faces = [_from_bgr_uint8(f) for f in h.cropped_faces]
+        s = self.face_size
+        stacked = torch.stack(faces) if faces else torch.zeros(0, 3, s, s)
+        return FaceCrops(stacked, lms, [np.asarray(a) for a in h.affine_matrices], bgr)
+
+    def paste(self, crops: FaceCrops, restored: torch.Tensor) -> torch.Tensor:
+        """Warp ``restored`` ``(N, 3, S, S)`` (clamped to [0, 1]) back into the image of ``crops``."""
+        if restored.shape[0] != len(crops):
+            raise ValueError(f"{len(crops)} faces were cropped but {restored.shape[0]} restored")
+        h = self.helper
+        h.clean_all()
+        h.read_image(crops.image_bgr)
+        h.affine_matrices = [a.copy() for a in crops.affines]
+        h.get_inverse_affine(None)
+        for face in restored:
+            h.add_restored_face(_to_bgr_uint8(face))
+        if len(crops) == 0:
+            import cv2
+            hh, ww = crops.image_bgr.shape[:2]
+            up = h.upscale_factor
+            out = cv2.resize(crops.image_bgr, (int(ww * up), int(hh * up)), interpolation=cv2.INTER_LANCZOS4)
+        else:
+            out = h.paste_faces_to_input_image()
+        return _from_bgr_uint8(out)
+
+    def restore(self, image: torch.Tensor, restore_faces: Callable[[torch.Tensor], torch.Tensor],
+                landmarks: Optional[Sequence[np.ndarray]] = None) -> tuple[torch.Tensor, int]:
+        """Restore every face of ``image`` with ``restore_faces`` ``(N, 3, S, S) -> (N, 3, S, S)``.
+
+        Returns ``(restored image, number of faces)``; with no face the image is
+        returned unchanged (resized by ``upscale``) and the count is 0.
+        """
+        crops = self.crop(image, landmarks)
+        if len(crops) == 0:
+            return (image.clone() if self.helper.upscale_factor == 1 else self.paste(crops, crops.faces)), 0
+        restored = restore_faces(crops.faces)
+        return self.paste(crops, restored.float().clamp(0, 1).cpu()), len(crops)
