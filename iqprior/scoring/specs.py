@@ -116,7 +116,7 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         paper_name="Q-Align", note="mPLUG-Owl2 based, about 16 GB, fp16, batch 1; scoring only"),
     MetricSpec(
         "uranker", pyiqa_name="uranker", score_range=(-1.0, 2.0),
-        weights=(WeightSpec("URanker_ckpt-450eb36d.pth", load=True, key="params"),),
+        weights=(WeightSpec("URanker_ckpt-450eb36d.pth", load=True),),
         create_kwargs=dict(pretrained=False), licence="MIT (URanker)", paper_name="URanker",
         note="underwater image ranker (paper Table 6)"),
     MetricSpec(
