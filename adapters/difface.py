@@ -64,6 +64,8 @@ class DifFace(Adapter):
     Options (all optional; saved in ``config.json`` except the run-time ones):
         start_step: respaced start step, 1..249 (default 100); fewer steps = faster, closer to the estimate.
         generator: ``torch.Generator`` for the diffusion noise (run-time only, not saved).
+        seed: int; without a generator, each call draws its noise from a CPU generator seeded with it
+            (reproducible runs from the command line: ``--option seed=12345``, upstream's default seed).
         eta: DDIM eta (default 0.5).
         precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"``: autocast of both networks on
             CUDA (bf16 also on CPU); the sampler's arithmetic stays float32.
@@ -74,10 +76,14 @@ class DifFace(Adapter):
     official_wrapper_keys = ("params_ema", "params", "state_dict", "net", "model")
 
     def __init__(self, name: str = "difface", *, start_step: int = 100, eta: float = 0.5,
-                 precision: str = "fp32", generator: Optional[torch.Generator] = None,
+                 precision: str = "fp32", generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
                  unet_config: Optional[dict[str, Any]] = None, estimator_config: Optional[dict[str, Any]] = None,
                  estimator_checkpoint: Optional[str | os.PathLike] = None):
-        options = {"start_step": start_step, "eta": eta, "precision": precision}
+        options: dict[str, Any] = {"start_step": start_step, "eta": eta, "precision": precision}
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise TypeError(f"seed must be an int, got {seed!r}")
+            options["seed"] = seed
         if unet_config:
             options["unet_config"] = dict(unet_config)
         if estimator_config:
@@ -173,6 +179,8 @@ class DifFace(Adapter):
         h, w = x.shape[-2:]
         est = self.estimate(x)
         generator = generator if generator is not None else self.generator
+        if generator is None and self.options.get("seed") is not None:
+            generator = torch.Generator().manual_seed(self.options["seed"])
         start = self.options["start_step"] if start_step is None else start_step
         autocast = self._autocast(est.device)
 
@@ -202,7 +210,7 @@ class DifFace(Adapter):
         return {"eps_mse": F.mse_loss(eps, noise)}
 
 
-OPTIONS = ("start_step", "eta", "precision", "generator", "unet_config", "estimator_config", "estimator_checkpoint")
+OPTIONS = ("start_step", "eta", "precision", "generator", "seed", "unet_config", "estimator_config", "estimator_checkpoint")
 
 
 def _check_options(options: dict[str, Any]) -> None:

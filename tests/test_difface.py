@@ -87,6 +87,9 @@ def test_generator_makes_runs_reproducible(tiny_state):
     # the option works as the per-call argument does
     opt = _tiny(state=tiny_state, start_step=2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(opt(x), a, rtol=0, atol=0)
+    seeded = _tiny(state=tiny_state, start_step=2, seed=0)  # a fresh generator per call
+    torch.testing.assert_close(seeded(x), a, rtol=0, atol=0)
+    torch.testing.assert_close(seeded(x), a, rtol=0, atol=0)
 
 
 def test_non_native_size_round_trip(tiny_state):
