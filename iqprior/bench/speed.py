@@ -7,13 +7,15 @@ latency per batch, and images/s = ``B / latency``. Peak memory is CUDA's
 ``max_memory_allocated`` on GPU and, on CPU, the rise of the process's peak
 resident set size (``VmHWM`` after resetting it through
 ``/proc/self/clear_refs``; a sampling thread where that is not possible).
-A "+" model's latency is also given as a ratio to its base measured in the
-same run, which is what the paper's plug-in claim (a negligible overhead)
-needs. Random weights are used unless a checkpoint is given: the speed of
+A "+" model's latency is also given as a ratio to its base's: the two are
+held together and their timed calls interleaved, so that both see the same
+machine load; that ratio is what the paper's plug-in claim (a negligible
+overhead) needs. Random weights are used unless a checkpoint is given: the speed of
 these networks does not depend on their weights.
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -87,6 +89,16 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def _trim() -> None:
+    """Return freed heap memory to the OS (glibc), so the RSS rise counts what a call needs."""
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 @contextmanager
 def peak_memory(device: torch.device) -> Iterator[dict]:
     """Yields a dict that holds ``peak_mb`` (peak rise over the start) when the block ends."""
@@ -99,6 +111,7 @@ def peak_memory(device: torch.device) -> Iterator[dict]:
         torch.cuda.synchronize(device)
         box["peak_mb"] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
         return
+    _trim()
     start = _proc_kb("VmRSS")
     if start is not None and _reset_peak_rss():
         yield box
@@ -132,28 +145,51 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_forward(model: torch.nn.Module, x: torch.Tensor, score: Optional[int], warmup: int, iters: int,
-                 amp: bool) -> tuple[float, Optional[float]]:
-    """Median latency (ms) of ``model(x)`` over ``iters`` timed calls, and the peak memory (MB)."""
+def _autocast(device: torch.device, amp: bool):
+    if not amp:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+
+
+def time_once(model: torch.nn.Module, x: torch.Tensor, score: Optional[int], amp: bool
+              ) -> tuple[float, Optional[float]]:
+    """Latency (ms) of one ``model(x)`` call, synchronised, and the peak memory it needed (MB)."""
     device = x.device
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    ctx = torch.autocast(device.type, dtype=dtype) if amp else nullcontext()
-    times = []
-    with torch.inference_mode(), ctx:
-        for _ in range(max(warmup, 0)):
-            model(x, score=score)
+    with torch.inference_mode(), _autocast(device, amp):
         _sync(device)
         with peak_memory(device) as mem:
-            for _ in range(max(iters, 1)):
-                t0 = time.perf_counter()
-                model(x, score=score)
-                _sync(device)
-                times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000.0, mem["peak_mb"]
+            t0 = time.perf_counter()
+            model(x, score=score)
+            _sync(device)
+            ms = (time.perf_counter() - t0) * 1000.0
+    return ms, mem["peak_mb"]
+
+
+def _groups(names: tuple[str, ...]) -> list[list[str]]:
+    """Models measured together: a base with its "+" variant (interleaved), others alone."""
+    seen: set[str] = set()
+    out = []
+    for n in names:
+        if n in seen:
+            continue
+        base = n[:-1] if n.endswith("+") and n[:-1] in names else n
+        group = [m for m in (base, base + "+") if m in names and m not in seen] if base + "+" in names else [n]
+        seen.update(group)
+        out.append(group)
+    return out
+
+
+def _err(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
 def run_speed(cfg: SpeedConfig) -> SpeedResult:
-    """Measure every (model, size, batch size) of ``cfg``; failures are recorded per row."""
+    """Measure every (model, size, batch size) of ``cfg``; failures are recorded per row.
+
+    A base model and its "+" variant are held together and their timed calls
+    interleaved (A B B A ...), so that both see the same machine load and the
+    ratio is fair even on a shared CPU.
+    """
     if not cfg.models:
         raise ValueError("no models given: pass --models")
     for v in cfg.sizes + cfg.batch_sizes:
@@ -161,38 +197,73 @@ def run_speed(cfg: SpeedConfig) -> SpeedResult:
             raise ValueError(f"sizes and batch sizes must be >= 1, got {v}")
     device = torch.device(cfg.device)
     rows: list[SpeedRow] = []
-    for name in cfg.models:
-        try:
-            model = build_model(name, cfg.checkpoints.get(name), device)
-        except Exception as e:  # unknown name, bad checkpoint: a failed row, not a crash
-            rows += [SpeedRow(name, s, b, error=f"{type(e).__name__}: {e}") for s in cfg.sizes for b in cfg.batch_sizes]
-            log.warning("speed: %s not built: %s", name, e)
-            continue
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        score = cfg.score if getattr(model, "is_conditioned", False) else None
+    for group in _groups(cfg.models):
+        built = {}
+        for name in group:
+            try:
+                model = build_model(name, cfg.checkpoints.get(name), device)
+            except Exception as e:  # unknown name, bad checkpoint: failed rows, not a crash
+                rows += [SpeedRow(name, s, b, error=_err(e)) for s in cfg.sizes for b in cfg.batch_sizes]
+                log.warning("speed: %s not built: %s", name, e)
+                continue
+            built[name] = (model, cfg.score if getattr(model, "is_conditioned", False) else None,
+                           sum(p.numel() for p in model.parameters()) / 1e6)
         for s in cfg.sizes:
             for b in cfg.batch_sizes:
-                row = SpeedRow(name, s, b, params_m=params)
-                try:
-                    x = torch.rand(b, 3, s, s, generator=torch.Generator().manual_seed(0)).to(device)
-                    row.latency_ms, row.peak_mem_mb = time_forward(model, x, score, cfg.warmup, cfg.iters, cfg.amp)
-                    row.images_per_s = b / (row.latency_ms / 1000.0)
-                except (RuntimeError, ValueError) as e:  # size not supported, out of memory
-                    row.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                    log.warning("speed: %s at %dx%d batch %d failed: %s", name, s, s, b, row.error)
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                rows.append(row)
-                log.info("speed: %s %d² x%d: %s", name, s, b,
-                         f"{row.latency_ms:.1f} ms" if row.latency_ms is not None else row.error)
-        del model
+                rows += _measure(built, s, b, cfg, device)
+        del built
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         _ratios(rows)
-        if cfg.out is not None:  # after every model, so an interrupted run keeps what it measured
-            write_speed(rows, cfg, Path(cfg.out))
+        if cfg.out is not None:  # after every group, so an interrupted run keeps what it measured
+            write_speed(_ordered(rows, cfg.models), cfg, Path(cfg.out))
+    rows = _ordered(rows, cfg.models)
     files: dict[str, Path] = {}
     if cfg.out is not None:
         files = write_speed(rows, cfg, Path(cfg.out))
     return SpeedResult(rows, files)
+
+
+def _ordered(rows: list[SpeedRow], models: tuple[str, ...]) -> list[SpeedRow]:
+    return sorted(rows, key=lambda r: (models.index(r.model), r.size, r.batch))
+
+
+def _measure(built: dict, size: int, batch: int, cfg: SpeedConfig, device: torch.device) -> list[SpeedRow]:
+    rows = {n: SpeedRow(n, size, batch, params_m=p) for n, (_, _, p) in built.items()}
+    x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    alive = []
+    for name, (model, score, _) in built.items():
+        try:
+            for _ in range(max(cfg.warmup, 0)):
+                time_once(model, x, score, cfg.amp)
+            alive.append(name)
+        except (RuntimeError, ValueError) as e:  # size not supported, out of memory
+            rows[name].error = _err(e)
+    times: dict[str, list[float]] = {n: [] for n in alive}
+    mems: dict[str, list[float]] = {n: [] for n in alive}
+    for it in range(max(cfg.iters, 1)):
+        for name in (alive if it % 2 == 0 else alive[::-1]):
+            model, score, _ = built[name]
+            try:
+                ms, mb = time_once(model, x, score, cfg.amp)
+            except (RuntimeError, ValueError) as e:
+                rows[name].error = _err(e)
+                continue
+            times[name].append(ms)
+            if mb is not None:
+                mems[name].append(mb)
+        alive = [n for n in alive if not rows[n].error]
+    for name, row in rows.items():
+        if row.error:
+            log.warning("speed: %s at %dx%d batch %d failed: %s", name, size, size, batch, row.error)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        row.latency_ms = statistics.median(times[name])
+        row.images_per_s = batch / (row.latency_ms / 1000.0)
+        row.peak_mem_mb = max(mems[name]) if mems[name] else None
+        log.info("speed: %s %d² x%d: %.1f ms", name, size, size, batch, row.latency_ms)
+    return list(rows.values())
 
 
 def _ratios(rows: list[SpeedRow]) -> None:
@@ -227,7 +298,7 @@ def speed_markdown(rows: list[SpeedRow], cfg: SpeedConfig) -> str:
                      f"{_f(r.ratio_to_base, '.3f')}{'x' if r.ratio_to_base is not None else ''} | "
                      f"{_f(r.peak_mem_mb, '.0f')} | {_f(r.params_m, '.2f')} |")
     lines += ["", f"Median of {cfg.iters} timed calls after {cfg.warmup} warm-up call(s); "
-              "\"vs base\": latency of a \"+\" model over its base's, measured in the same run."]
+              "\"vs base\": latency of a \"+\" model over its base's, their calls interleaved in the same run."]
     return "\n".join(lines) + "\n"
 
 

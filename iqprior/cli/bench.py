@@ -50,7 +50,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     q.add_argument("--title", default="", help="table title")
     q.set_defaults(run=run_quality)
 
-    s = bsub.add_parser("speed", help="latency, images/s, peak memory per model; base vs '+' ratio")
+    s = bsub.add_parser("speed", help="latency, images/s, peak memory per model; base vs '+' ratio",
+                       description="Random weights unless --checkpoints names a file (timing does not depend "
+                                   "on the weights); --random-init is implied.")
     _common_models(s)
     s.add_argument("--sizes", default="512", help="square input sizes, comma-separated (default 512)")
     s.add_argument("--batch-sizes", default="1,4,8", help="batch sizes, comma-separated (default 1,4,8)")
