@@ -122,6 +122,12 @@ def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
 
 
+def _randn(like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """Standard normal noise shaped as ``like``, drawn on the generator's device (a CPU generator works on GPU)."""
+    device = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
 def _kl_diag(mu_q: torch.Tensor, sd_q: torch.Tensor, mu_p: torch.Tensor, sd_p: torch.Tensor) -> torch.Tensor:
     """KL(q || p) of diagonal Gaussians summed over the latent dimension: ``(B,)``."""
     var_ratio = (sd_q / sd_p).pow(2)
@@ -176,8 +182,7 @@ class Decoder(nn.Module):
             return self._tail(f_norm, u_mu, s_mu)
         out = 0
         for _ in range(samples):
-            eps_u = torch.randn(u_mu.shape, generator=generator, device=u_mu.device, dtype=u_mu.dtype)
-            eps_s = torch.randn(s_mu.shape, generator=generator, device=s_mu.device, dtype=s_mu.dtype)
+            eps_u, eps_s = _randn(u_mu, generator), _randn(s_mu, generator)  # official order: u, then s
             out = out + self._tail(f_norm, u_mu + eps_u * u_sd, s_mu + eps_s * s_sd) / samples
         return out
 
@@ -188,8 +193,8 @@ class Decoder(nn.Module):
         f_po = self._features(torch.cat((x, target), dim=1), posterior=True)
         pr = self.compute_z_pr(f_pr)
         po_u_mu, po_u_sd, po_s_mu, po_s_sd = self.compute_z_po(f_po)
-        z_u = po_u_mu + po_u_sd * torch.randn(po_u_mu.shape, generator=generator, device=x.device, dtype=x.dtype)
-        z_s = po_s_mu + po_s_sd * torch.randn(po_s_mu.shape, generator=generator, device=x.device, dtype=x.dtype)
+        z_u = po_u_mu + po_u_sd * _randn(po_u_mu, generator)
+        z_s = po_s_mu + po_s_sd * _randn(po_s_mu, generator)
         out = self._tail(F.instance_norm(f_pr, eps=1e-5), z_u, z_s)
         kl = _kl_diag(po_u_mu, po_u_sd, pr[0], pr[1]) + _kl_diag(po_s_mu, po_s_sd, pr[2], pr[3])
         return out, kl
