@@ -305,3 +305,23 @@ def test_lpips_loads_its_files_with_weights_only(tmp_path, monkeypatch):
     torch.save({**lins, "extra.weight": torch.zeros(1)}, tmp_path / "pyiqa" / "LPIPS_v0.1_alex-df73285e.pth")
     with pytest.raises(Exception, match="extra.weight"):
         build_fullref(lpips, torch.device("cpu"))
+
+
+def test_table_over_datasets(tiny, data, tmp_path):
+    lq, _ = data
+    runs = []
+    for name in ("A", "B"):
+        runs.append(tmp_path / name)
+        assert main(["bench", "quality", "--models", "tiny-test,tiny-test+", "--random-init", "--data", str(lq),
+                     "--metrics", "entropy,mdfs", "--out", str(runs[-1]), "--no-progress"]) == 0
+    out = tmp_path / "t1"
+    assert main(["bench", "table", "--runs", ",".join(map(str, runs)), "--names", "LFW-Test,WIDER-Test",
+                 "--out", str(out)]) == 0
+    md = (out / "table.md").read_text()
+    assert "| Dataset | Method | Entropy ↑ | MDFS ↓ * |" in md
+    assert "| LFW-Test | Input |" in md and "| WIDER-Test | Input |" in md and "|  | tiny-test+ |" in md
+    rows = _read_csv(out / "table.csv")
+    assert [(r["dataset"], r["method"]) for r in rows] == [
+        ("LFW-Test", "Input"), ("LFW-Test", "tiny-test"), ("LFW-Test", "tiny-test+"),
+        ("WIDER-Test", "Input"), ("WIDER-Test", "tiny-test"), ("WIDER-Test", "tiny-test+"), ("", "#unavailable")]
+    assert main(["bench", "table", "--runs", str(tmp_path / "nope"), "--out", str(out)]) == 1

@@ -168,6 +168,10 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
         raise FileNotFoundError(f"--gt directory not found: {gt_root}")
     items = image_items(cfg.data)
     metrics = resolve_metrics(cfg.metrics, gt=gt_root is not None)
+    no_gt = [rel for rel, _ in items if gt_root is not None and find_gt(gt_root, rel) is None]
+    if no_gt:
+        log.warning("%d of %d images have no ground truth under %s (e.g. %s): full-reference columns skip them",
+                    len(no_gt), len(items), gt_root, no_gt[0])
     log.info("quality benchmark: %d images from %s, models %s, metrics %s", len(items), cfg.data,
              ", ".join(cfg.models), ", ".join(m.label for m in metrics))
 
@@ -221,6 +225,8 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
 
     notes = [f"{len(items)} images from `{cfg.data}`" + (f", ground truth `{gt_root}`" if gt_root else "")
              + f"; \"+\" models conditioned on level {cfg.score}."]
+    if no_gt:
+        notes.append(f"{len(no_gt)} images have no ground truth; full-reference columns average the others.")
     for name, res in restore.items():
         if res.model_error:
             notes.append(f"{name} not run: {res.model_error}")
@@ -246,3 +252,56 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
     atomic_write_text(files["json"], json.dumps(summary, indent=1, default=str))
     log.info("wrote %s and %s", files["markdown"], files["csv"])
     return QualityResult(rows, metrics, unavailable, scores, restore, files)
+
+
+def combine_runs(runs: Sequence[Path], out: Path, names: Sequence[str] = (), title: str = "") -> dict[str, Path]:
+    """One table over several ``bench quality`` runs (one per dataset), as the paper's Table 1.
+
+    Reads each run's ``quality.json``; writes ``OUT/table.md`` (a Datasets
+    column, best / second best per dataset) and ``OUT/table.csv`` (a
+    ``dataset`` column in front of the per-run CSV columns).
+    """
+    import csv
+    import io
+
+    from iqprior.io import atomic_write_text
+
+    from .metrics import get_metric
+    from .tables import to_markdown_by_dataset
+
+    if not runs:
+        raise ValueError("give at least one run folder (--runs)")
+    if names and len(names) != len(runs):
+        raise ValueError(f"--names has {len(names)} entries for {len(runs)} runs")
+    tables, metrics, unavailable, notes = [], [], {}, []
+    for i, run in enumerate(runs):
+        path = Path(run) / "quality.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: is {run} the --out folder of `iqprior bench quality`?")
+        data = json.loads(path.read_text())
+        dataset = names[i] if names else Path(data["config"]["data"]).name
+        for m in data["metrics"]:
+            if m["key"] not in {x.key for x in metrics}:
+                metrics.append(get_metric(m["key"]))
+            if not m["available"]:
+                unavailable.setdefault(m["key"], m["reason"])
+        rows = [TableRow(r["name"], r["values"], r["counts"], ranked=r["name"] != INPUT_ROW, note=r["note"])
+                for r in data["rows"]]
+        tables.append((dataset, rows))
+        notes.append(f"{dataset}: `{run}`")
+    # a metric computed on some dataset is not "unavailable" for the whole table
+    computed = {k for _, rows in tables for r in rows for k, v in r.values.items() if v is not None}
+    unavailable = {k: v for k, v in unavailable.items() if k not in computed}
+    out = Path(out)
+    files = {"markdown": out / "table.md", "csv": out / "table.csv"}
+    atomic_write_text(files["markdown"], to_markdown_by_dataset(tables, metrics, title, unavailable, notes))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for i, (dataset, rows) in enumerate(tables):
+        lines = list(csv.reader(io.StringIO(to_csv(rows, metrics, unavailable if i == len(tables) - 1 else None))))
+        if i == 0:
+            writer.writerow(["dataset", *lines[0]])
+        for line in lines[1:]:
+            writer.writerow(["" if line[0] == "#unavailable" else dataset, *line])
+    atomic_write_text(files["csv"], buf.getvalue())
+    return files

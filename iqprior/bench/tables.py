@@ -79,14 +79,16 @@ def _fmt_delta(delta: float, decimals: int) -> str:
     return f"({delta:+.{decimals}f})"
 
 
-def to_markdown(rows: Sequence[TableRow], metrics: Sequence[BenchMetric], title: str = "",
-                unavailable: Optional[Mapping[str, str]] = None, notes: Sequence[str] = ()) -> str:
-    """The table as GitHub Markdown, with a legend and the reasons for unavailable metrics."""
-    unavailable = dict(unavailable or {})
+LEGEND = ("↑ higher is better, ↓ lower is better. **Bold**: best, _italic_: second best "
+          "(the Input row is not ranked). \"(+x)\": improvement of a \"+\" model over its base "
+          "(positive = better in the metric's direction).")
+
+
+def _body(rows: Sequence[TableRow], metrics: Sequence[BenchMetric], unavailable: Mapping[str, str]
+          ) -> list[tuple[str, list[str]]]:
+    """``(method cell, metric cells)`` per row, with best / second marks and "+" deltas."""
     rk, dl = ranks(rows, metrics), deltas(rows, metrics)
-    lines = [f"### {title}", ""] if title else []
-    lines.append("| Method | " + " | ".join(m.title + (" *" if m.key in unavailable else "") for m in metrics) + " |")
-    lines.append("|---|" + "---:|" * len(metrics))
+    out = []
     for r in rows:
         cells = []
         for m in metrics:
@@ -98,17 +100,46 @@ def to_markdown(rows: Sequence[TableRow], metrics: Sequence[BenchMetric], title:
                 if (r.name, m.key) in dl:
                     text += " " + _fmt_delta(dl[(r.name, m.key)], m.decimals)
             cells.append(text)
-        name = r.name + (f" ({r.note})" if r.note else "")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "↑ higher is better, ↓ lower is better. **Bold**: best, _italic_: second best "
-              "(the Input row is not ranked). \"(+x)\": improvement of a \"+\" model over its base "
-              "(positive = better in the metric's direction)."]
+        out.append((r.name + (f" ({r.note})" if r.note else ""), cells))
+    return out
+
+
+def _footer(metrics: Sequence[BenchMetric], unavailable: Mapping[str, str], notes: Sequence[str]) -> list[str]:
+    lines = ["", LEGEND]
     if unavailable:
         lines += ["", "\\* unavailable metrics:"]
         lines += [f"- {next(m.label for m in metrics if m.key == k)}: {why}" for k, why in unavailable.items()]
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _header(metrics: Sequence[BenchMetric], unavailable: Mapping[str, str], first: Sequence[str]) -> list[str]:
+    titles = [m.title + (" *" if m.key in unavailable else "") for m in metrics]
+    return ["| " + " | ".join([*first, *titles]) + " |", "|" + "---|" * len(first) + "---:|" * len(metrics)]
+
+
+def to_markdown(rows: Sequence[TableRow], metrics: Sequence[BenchMetric], title: str = "",
+                unavailable: Optional[Mapping[str, str]] = None, notes: Sequence[str] = ()) -> str:
+    """The table as GitHub Markdown, with a legend and the reasons for unavailable metrics."""
+    unavailable = dict(unavailable or {})
+    lines = [f"### {title}", ""] if title else []
+    lines += _header(metrics, unavailable, ["Method"])
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in _body(rows, metrics, unavailable)]
+    return "\n".join(lines + _footer(metrics, unavailable, notes)) + "\n"
+
+
+def to_markdown_by_dataset(tables: Sequence[tuple[str, Sequence[TableRow]]], metrics: Sequence[BenchMetric],
+                           title: str = "", unavailable: Optional[Mapping[str, str]] = None,
+                           notes: Sequence[str] = ()) -> str:
+    """Several datasets in one table with a Datasets column (the paper's Table 1); ranks per dataset."""
+    unavailable = dict(unavailable or {})
+    lines = [f"### {title}", ""] if title else []
+    lines += _header(metrics, unavailable, ["Dataset", "Method"])
+    for dataset, rows in tables:
+        for i, (name, cells) in enumerate(_body(rows, metrics, unavailable)):
+            lines.append(f"| {dataset if i == 0 else ''} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + _footer(metrics, unavailable, notes)) + "\n"
 
 
 def to_csv(rows: Sequence[TableRow], metrics: Sequence[BenchMetric],

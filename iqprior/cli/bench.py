@@ -3,6 +3,7 @@
 Sub-commands:
 
 - ``quality``: restore a folder with every model, score with the paper's metrics, write the tables;
+- ``table``: several ``quality`` runs (one per dataset) in one table, as the paper's Table 1;
 - ``speed``: forward latency, images/s and peak memory per model, base vs "+" ratio;
 - ``overopt``: gains on the optimised IQA members vs held-out members (over-optimisation monitor);
 - ``grid``, ``sweep``, ``histogram``: the paper's Fig. 4, Fig. 13 and Fig. 2.
@@ -49,6 +50,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     q.add_argument("--overwrite", action="store_true", help="redo cached outputs made with other settings")
     q.add_argument("--title", default="", help="table title")
     q.set_defaults(run=run_quality)
+
+    t = bsub.add_parser("table", help="one table over several quality runs, a Datasets column (paper Table 1)")
+    t.add_argument("--runs", required=True, help="--out folders of `bench quality` runs, comma-separated")
+    t.add_argument("--names", default="", help="dataset names for the runs (default: their --data folder names)")
+    t.add_argument("--title", default="")
+    t.add_argument("--out", default="results/table", help="output folder: table.md, table.csv")
+    t.add_argument("--debug", action="store_true")
+    t.set_defaults(run=run_table)
 
     s = bsub.add_parser("speed", help="latency, images/s, peak memory per model; base vs '+' ratio",
                        description="Random weights unless --checkpoints names a file (timing does not depend "
@@ -130,6 +139,16 @@ def run_quality(args) -> int:
     res = _run(cfg)
     print(res.files["markdown"].read_text())
     print(f"tables: {res.files['markdown']}  {res.files['csv']}")
+    return 0
+
+
+def run_table(args) -> int:
+    from iqprior.bench.quality import combine_runs
+    from iqprior.bench.runner import parse_list
+
+    files = combine_runs([Path(r) for r in parse_list(args.runs)], Path(args.out), parse_list(args.names),
+                         args.title)
+    print(files["markdown"].read_text())
     return 0
 
 
