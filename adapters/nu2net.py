@@ -30,7 +30,7 @@ the bottleneck ``encoder.e_stage4`` (512 channels at 1/8 scale) as a per-channel
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -145,7 +145,7 @@ class NU2NetAdapter(Adapter):
         super().__init__(name, {})
         self.net = NU2Net()
 
-    def enhance(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
+    def enhance(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         """The demo path up to the final resize: the output at the working size (multiples of 16)."""
         x = _check_input(x)
         size = network_size(*x.shape[-2:])
@@ -153,7 +153,7 @@ class NU2NetAdapter(Adapter):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         return normalize_global(self.run_net(x, score=score))
 
-    def forward(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         h, w = _check_input(x).shape[-2:]
         y = self.enhance(x, score=score)
         if tuple(y.shape[-2:]) != (h, w):

@@ -30,7 +30,7 @@ posterior to the prior, equal weights).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,7 @@ class PUIENetAdapter(Adapter):
     native_size = None
 
     def __init__(self, name: str = "puienet", mode: str = "mp", samples: int = 20,
-                 generator: Optional[torch.Generator] = None, **options: Any):
+                 generator: torch.Generator | None = None, **options: Any):
         if options:
             raise TypeError(f"unknown option(s) for {name}: {', '.join(sorted(options))} "
                             "(known: mode, samples, generator)")
@@ -75,13 +75,13 @@ class PUIENetAdapter(Adapter):
         self.generator = generator
         self.net = PUIENet()
 
-    def enhance(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
+    def enhance(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         """The network at its working size (multiples of 8), without resizing back."""
         x = _check_input(x)
         x = _resize(x, network_size(*x.shape[-2:]), antialias=True)
         return self.run_net(x, mode=self.mode, samples=self.samples, generator=self.generator, score=score)
 
-    def forward(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         h, w = _check_input(x).shape[-2:]
         return _resize(self.enhance(x, score=score), (h, w), antialias=False)
 

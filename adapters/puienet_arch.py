@@ -27,8 +27,6 @@ and only the tail is repeated; draws follow the official order (``u`` then
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,7 +120,7 @@ def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
 
 
-def _randn(like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Standard normal noise shaped as ``like``, drawn on the generator's device (a CPU generator works on GPU)."""
     device = generator.device if generator is not None else like.device
     return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
@@ -173,7 +171,7 @@ class Decoder(nn.Module):
         return self.out_conv(self.pr_UpConv1(f_norm * scale + shift))
 
     def enhance(self, x: torch.Tensor, mode: str = "mp", samples: int = 20,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                generator: torch.Generator | None = None) -> torch.Tensor:
         """Inference: ``x`` (B,3,H,W) RGB in [0,1], H and W multiples of 8 -> (B,3,H,W)."""
         f = self._features(x, posterior=False)
         u_mu, u_sd, s_mu, s_sd = self.compute_z_pr(f)
@@ -187,7 +185,7 @@ class Decoder(nn.Module):
         return out
 
     def posterior_forward(self, x: torch.Tensor, target: torch.Tensor,
-                          generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: output decoded with a posterior latent, and ``KL(post || prior)`` per image."""
         f_pr = self._features(x, posterior=False)
         f_po = self._features(torch.cat((x, target), dim=1), posterior=True)
@@ -237,7 +235,7 @@ class PUIENet(nn.Module):
         self.VGG16 = PerceptualVGG16()
 
     def forward(self, x: torch.Tensor, mode: str = "mp", samples: int = 20,
-                generator: Optional[torch.Generator] = None, target: Optional[torch.Tensor] = None):
+                generator: torch.Generator | None = None, target: torch.Tensor | None = None):
         """Enhance ``x``; with ``target`` (training), return ``(out, kl)`` of the posterior pass."""
         if target is not None:
             return self.decoder.posterior_forward(x, target, generator=generator)

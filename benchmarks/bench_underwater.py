@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.nu2net import build_nu2net, build_nu2net_plus  # noqa: E402
-from adapters.puienet import build_puienet, build_puienet_plus  # noqa: E402
-from iqprior.scoring.underwater import UCIQE, UIQM  # noqa: E402
+from adapters.nu2net import build_nu2net, build_nu2net_plus
+from adapters.puienet import build_puienet, build_puienet_plus
+from iqprior.scoring.underwater import UCIQE, UIQM
 
 
 def _sync(device: torch.device) -> None:
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     mp = img.shape[-1] * img.shape[-2] / 1e6
     for name, metric in (("uiqm", UIQM()), ("uciqe", UCIQE())):
         metric(img)  # warm-up
-        t = statistics.median(_time(lambda: metric(img), device) for _ in range(args.rounds))
+        t = statistics.median(_time(lambda m=metric: m(img), device) for _ in range(args.rounds))
         report[name] = {"s_per_megapixel": round(t / mp, 4)}
     print(json.dumps(report, indent=2))
     return 0

@@ -203,8 +203,8 @@ def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
 def _percentile_range(v: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
     """``stretchlim``'s limits as order statistics: first value with cdf > low, first with cdf >= high."""
     n = v.shape[1]
-    i_low = min(int(math.floor(low * n)), n - 1)
-    i_high = max(min(int(math.ceil(high * n)) - 1, n - 1), 0)
+    i_low = min(math.floor(low * n), n - 1)
+    i_high = max(min(math.ceil(high * n) - 1, n - 1), 0)
     s = v.sort(dim=1).values
     return s[:, i_high] - s[:, i_low]
 
