@@ -137,6 +137,10 @@ def download(url: str, dest: str | os.PathLike, sha256: Optional[str] = None, pr
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise WeightsUnavailableError(f"cannot download {url}: {reason}") from None
+    if "text/html" in (response.headers.get("Content-Type") or ""):
+        response.close()
+        raise WeightsUnavailableError(f"{url} answered with a web page, not the file (a login or folder page?); "
+                                      f"download it by hand")
     h = hashlib.sha256()
     total = int(response.headers.get("Content-Length") or 0) or None
     with response, atomic_path(dest) as tmp, open(tmp, "wb") as out, \

@@ -117,7 +117,7 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
     MetricSpec(
         "uranker", pyiqa_name="uranker", score_range=(-1.0, 2.0),
         weights=(WeightSpec("URanker_ckpt-450eb36d.pth", load=True),),
-        create_kwargs=dict(pretrained=False), licence="MIT (URanker)", paper_name="URanker",
+        create_kwargs=dict(pretrained=False), licence="CC BY-NC 4.0 (UnderwaterRanker)", paper_name="URanker",
         note="underwater image ranker (paper Table 6)"),
     MetricSpec(
         "piqe", pyiqa_name="piqe", lower_better=True, score_range=(0.0, 100.0), differentiable=False,
@@ -126,11 +126,11 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         "entropy", pyiqa_name="entropy", score_range=(0.0, 8.0), differentiable=False,
         licence="pyiqa (PolyForm NC)", note="hand-crafted, no weights (offline preset)"),
     MetricSpec(
-        "uiqm", backend="iqprior.scoring.underwater:UIQM", score_range=(0.0, 5.0), differentiable=False,
+        "uiqm", backend="iqprior.scoring.underwater:UIQM", score_range=(0.0, 5.0),
         licence="Apache-2.0 (our implementation)", paper_name="UIQM",
         note="Panetta et al. 2016; hand-crafted underwater metric"),
     MetricSpec(
-        "uciqe", backend="iqprior.scoring.underwater:UCIQE", score_range=(0.0, 1.0), differentiable=False,
+        "uciqe", backend="iqprior.scoring.underwater:UCIQE", score_range=(0.0, 1.0),
         licence="Apache-2.0 (our implementation)", paper_name="UCIQE",
         note="Yang & Sowmya 2015; hand-crafted underwater metric"),
 ]}
