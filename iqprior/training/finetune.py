@@ -144,9 +144,9 @@ def finetune(cfg: FinetuneConfig) -> Path:
     device = torch.device(cfg.device) if cfg.device and not dist.enabled else default_device(dist)
     if cfg.device and dist.enabled and torch.device(cfg.device).type == "cpu":
         device = torch.device("cpu")
-    torch.manual_seed(cfg.seed + dist.rank)
-
+    torch.manual_seed(cfg.seed)  # the same (random-init) model on every rank
     model = adapters.create(cfg.model, checkpoint=cfg.checkpoint, **cfg.options)
+    torch.manual_seed(cfg.seed + dist.rank)
     if not model.is_conditioned and not cfg.train_base:
         raise ValueError(f"{cfg.model!r} has no level embedding: fine-tune its '+' variant "
                          f"(e.g. {cfg.model}+) or pass --train-base")
