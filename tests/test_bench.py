@@ -136,8 +136,11 @@ def test_quality_resumes_from_cache(tiny, data, tmp_path):
     # a removed output is restored again (only that one), and its score recomputed
     cached[0].unlink()
     assert main(args) == 0 and tiny["count"] == 2 and cached[0].is_file()
-    # different settings do not silently mix with the cache
+    # different settings or another input folder do not silently mix with the cache
     assert main(args + ["--score", "3"]) == 1
+    other = tmp_path / "other"
+    shutil.copytree(lq, other)
+    assert main([a if a != str(lq) else str(other) for a in args]) == 1
 
 
 def test_quality_unknown_and_broken_models_reported(tiny, data, tmp_path):

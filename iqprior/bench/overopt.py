@@ -166,7 +166,7 @@ def run_overopt(cfg: OverOptConfig) -> tuple[OverOptReport, dict[str, Path]]:
     """Restore with the model (and the reference model), score with A and B, write the report."""
     from iqprior.io import atomic_write_text
 
-    from .quality import INPUT_ROW, _Scorer, score_row
+    from .quality import INPUT_ROW, _check_run_meta, _Scorer, score_row
     from .runner import checkpoint_for, image_items, restore_folder
 
     if not cfg.optimised or not cfg.held_out:
@@ -180,6 +180,7 @@ def run_overopt(cfg: OverOptConfig) -> tuple[OverOptReport, dict[str, Path]]:
         raise ValueError("the monitor compares no-reference IQA members; drop PSNR/SSIM/LPIPS")
     out = Path(cfg.out)
     items = image_items(cfg.data)
+    _check_run_meta(out, {"data": str(Path(cfg.data).resolve()), "gt": None}, False)
     unavailable = {}
     for m in optimised + held_out:
         ok, why = availability(m)
@@ -191,7 +192,8 @@ def run_overopt(cfg: OverOptConfig) -> tuple[OverOptReport, dict[str, Path]]:
     rows: dict[str, tuple[dict[str, Path], set[str]]] = {}
     for name in [cfg.model] + ([] if cfg.reference == INPUT else [cfg.reference]):
         res = restore_folder(name, items, out / name, checkpoint_for(name, cfg.checkpoints, cfg.random_init),
-                             device=cfg.device, score=cfg.score, progress=cfg.progress)
+                             device=cfg.device, score=cfg.score, progress=cfg.progress,
+                             source=str(Path(cfg.data).resolve()))
         if res.model_error:
             raise ValueError(f"{name} could not be run: {res.model_error}")
         rows[name] = (res.outputs, res.new)

@@ -146,6 +146,21 @@ def score_row(row: str, images: Mapping[str, Path], metric: BenchMetric, scorer:
     return cache
 
 
+def _check_run_meta(out: Path, meta: dict, overwrite: bool) -> None:
+    """Cached scores in ``out`` belong to one input (and GT) folder; another one needs another --out."""
+    import shutil
+
+    path = out / "bench_run.json"
+    old = json.loads(path.read_text()) if path.is_file() else None
+    if old is not None and old != meta:
+        if not overwrite:
+            raise ValueError(f"{out} holds results for {old}, not {meta}; choose another --out "
+                             f"(or pass --overwrite to redo everything there)")
+        shutil.rmtree(out / SCORES_DIR, ignore_errors=True)
+    from iqprior.io import atomic_write_text
+    atomic_write_text(path, json.dumps(meta, indent=1))
+
+
 def run_quality(cfg: QualityConfig) -> QualityResult:
     """Run the benchmark described by ``cfg``; returns the table and writes it under ``cfg.out``."""
     out = Path(cfg.out)
@@ -168,6 +183,8 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
         raise FileNotFoundError(f"--gt directory not found: {gt_root}")
     items = image_items(cfg.data)
     metrics = resolve_metrics(cfg.metrics, gt=gt_root is not None)
+    source = str(Path(cfg.data).resolve())
+    _check_run_meta(out, {"data": source, "gt": str(gt_root.resolve()) if gt_root else None}, cfg.overwrite)
     no_gt = [rel for rel, _ in items if gt_root is not None and find_gt(gt_root, rel) is None]
     if no_gt:
         log.warning("%d of %d images have no ground truth under %s (e.g. %s): full-reference columns skip them",
@@ -186,7 +203,7 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
     for name in cfg.models:
         ckpt = checkpoint_for(name, cfg.checkpoints, cfg.random_init)
         res = restore_folder(name, items, out / name, ckpt, device=cfg.device, score=cfg.score,
-                             overwrite=cfg.overwrite, progress=cfg.progress)
+                             overwrite=cfg.overwrite, progress=cfg.progress, source=source)
         restore[name] = res
         log.info("%s: %d restored, %d reused from %s, %d failed%s", name, res.restored, res.reused, out / name,
                  len(res.errors), f"; not run: {res.model_error}" if res.model_error else "")

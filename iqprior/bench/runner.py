@@ -137,20 +137,23 @@ def _check_meta(out_dir: Path, meta: dict, overwrite: bool) -> bool:
 
 def restore_folder(name: str, items: Sequence[tuple[str, Path]], out_dir: Path, checkpoint: Optional[str],
                    device: torch.device | str = "cpu", score: int = 9, overwrite: bool = False,
-                   progress: bool = True,
+                   progress: bool = True, source: str = "",
                    builder: Callable[..., torch.nn.Module] = build_model) -> RestoreResult:
     """Restore every image of ``items`` with adapter ``name`` into ``out_dir`` (resumable).
 
     A model that cannot be built (unknown name, weights missing) or an image
     that fails is recorded in the result, not raised, so one broken model
-    does not stop a benchmark of many.
+    does not stop a benchmark of many. ``source`` (the input folder) is
+    recorded with the settings so that another folder's images of the same
+    names are never taken for cached outputs.
     """
     from tqdm.auto import tqdm
 
     from iqprior.io import ImageReadError, read_image, write_image
 
     res = RestoreResult(name)
-    meta = {"model": name, "checkpoint": None if checkpoint is None else str(checkpoint), "score": score}
+    meta = {"model": name, "checkpoint": None if checkpoint is None else str(checkpoint), "score": score,
+            "data": source}
     reuse = _check_meta(out_dir, meta, overwrite)
     todo = []
     for rel, src in items:
