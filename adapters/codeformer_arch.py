@@ -129,7 +129,8 @@ class TransformerSALayer(nn.Module):
     def forward(self, tokens: torch.Tensor, query_pos: Optional[torch.Tensor] = None) -> torch.Tensor:
         h = self.norm1(tokens)
         qk = h if query_pos is None else h + query_pos
-        tokens = tokens + self.self_attn(qk, qk, value=h, need_weights=False)[0]
+        # need_weights=True (the default, as upstream) takes the explicit-softmax path: bit-identical logits
+        tokens = tokens + self.self_attn(qk, qk, value=h)[0]
         return tokens + self.linear2(F.gelu(self.linear1(self.norm2(tokens))))
 
 
