@@ -33,7 +33,8 @@ _REGISTRY: dict[str, str] = {
     "iqpfr": "iqprior.models.iqpfr.adapter:build_iqpfr",
 }
 
-__all__ = ["create", "list_adapters", "register", "Adapter", "CheckpointError", "official_weights"]
+__all__ = ["create", "list_adapters", "register", "Adapter", "CheckpointError", "official_weights",
+           "finetune_weights"]
 
 
 def register(name: str, target: str) -> None:
@@ -72,6 +73,15 @@ def official_weights(name: str) -> tuple[str, ...]:
     """Names (in :mod:`iqprior.weights`) of the official files adapter ``name`` loads."""
     builder = _resolve(name)
     return tuple(getattr(builder, "official_files", ()))
+
+
+def finetune_weights(name: str) -> dict[str, str]:
+    """``{option: official file}`` that a fine-tune of ``name`` should load when the file is on disk.
+
+    E.g. CodeFormer+ takes its stage-II code targets from the released VQGAN
+    (``vqgan_checkpoint`` = ``vqgan_code1024.pth``), as upstream training does.
+    """
+    return dict(getattr(_resolve(name), "finetune_options", {}))
 
 
 def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options: Any) -> Adapter:

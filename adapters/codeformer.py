@@ -151,3 +151,7 @@ def build_codeformer_plus(fidelity: float = 0.5, config: Optional[CodeFormerConf
 
 build_codeformer.official_files = ("codeformer.pth",)
 build_codeformer_plus.official_files = ("codeformer.pth",)
+
+
+# stage-II targets come from the released VQGAN, as in upstream training (used by `iqprior finetune`)
+build_codeformer_plus.finetune_options = {"vqgan_checkpoint": "vqgan_code1024.pth"}

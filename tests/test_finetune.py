@@ -85,3 +85,17 @@ def test_epoch_sampler_shards_and_skips():
         EpochSampler(3, 4)
     with pytest.raises(ValueError, match="steps"):
         FinetuneConfig(model="codeformer+", data=".", out=".", steps=0)
+
+
+def test_official_files_for_the_finetune_are_used_when_on_disk(tmp_path, monkeypatch):
+    """CodeFormer+ takes its stage-II targets from vqgan_code1024.pth when the file is found."""
+    from iqprior.training.finetune import FinetuneConfig, _with_finetune_files
+
+    cfg = FinetuneConfig(model="codeformer+", data=".", out=".", options={"fidelity": 0.5})
+    with pytest.warns(UserWarning, match="vqgan_code1024.pth is not on disk"):
+        assert _with_finetune_files(cfg) == {"fidelity": 0.5}
+    (tmp_path / "vqgan_code1024.pth").write_bytes(b"x")
+    monkeypatch.setenv("IQPRIOR_WEIGHTS", str(tmp_path))
+    assert _with_finetune_files(cfg)["vqgan_checkpoint"] == str(tmp_path / "vqgan_code1024.pth")
+    given = FinetuneConfig(model="codeformer+", data=".", out=".", options={"vqgan_checkpoint": "mine.pth"})
+    assert _with_finetune_files(given)["vqgan_checkpoint"] == "mine.pth"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -133,6 +134,28 @@ def _log_row(path: Path, row: dict[str, Any]) -> None:
         w.writerow(row)
 
 
+def _with_finetune_files(cfg: FinetuneConfig) -> dict[str, Any]:
+    """``cfg.options`` plus the official files the adapter's fine-tune should use, when they are on disk."""
+    import adapters
+
+    from .. import weights
+
+    options = dict(cfg.options)
+    for option, name in adapters.finetune_weights(cfg.model).items():
+        if options.get(option) is not None:
+            continue
+        path = weights.find(name)
+        if path is None and cfg.checkpoint == "official":
+            path = weights.resolve(name)
+        if path is not None:
+            options[option] = str(path)
+        else:
+            warnings.warn(f"{name} is not on disk, so {cfg.model} is fine-tuned without {option}: see the "
+                          f"adapter's docstring for what it falls back to (`iqprior weights download {name}` "
+                          f"or --option {option}=PATH)", stacklevel=2)
+    return options
+
+
 def finetune(cfg: FinetuneConfig) -> Path:
     """Run the fine-tune described by ``cfg``; returns ``out/final`` (on every rank)."""
     import adapters
@@ -145,7 +168,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     if cfg.device and dist.enabled and torch.device(cfg.device).type == "cpu":
         device = torch.device("cpu")
     torch.manual_seed(cfg.seed)  # the same (random-init) model on every rank
-    model = adapters.create(cfg.model, checkpoint=cfg.checkpoint, **cfg.options)
+    model = adapters.create(cfg.model, checkpoint=cfg.checkpoint, **_with_finetune_files(cfg))
     torch.manual_seed(cfg.seed + dist.rank)
     if not model.is_conditioned and not cfg.train_base:
         raise ValueError(f"{cfg.model!r} has no level embedding: fine-tune its '+' variant "
