@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from iqprior.io import list_images
 
-    paths = (list_images(ROOT / "examples" / "data") * args.images)[: args.images]
+    paths = (list_images(ROOT / "examples" / "data" / "faces") * args.images)[: args.images]  # one size: one batch
     bench_scorer(paths, args.members, args.repeats, args.random_weights)
     bench_condition(args.repeats)
     return 0
