@@ -34,13 +34,13 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_scorer(paths, members, repeats, random_weights):
+def bench_scorer(paths, members, repeats, random_weights, batch_size=None):
     import pyiqa
 
     from iqprior.io import read_image
     from iqprior.scoring import create_scorer
 
-    scorer = create_scorer(members, device="cpu", pretrained=not random_weights, batch_size=len(paths))
+    scorer = create_scorer(members, device="cpu", pretrained=not random_weights, batch_size=batch_size)
     naive = {m.spec.name: m for m in scorer.members} if random_weights else \
         {n: pyiqa.create_metric(scorer.members[i].spec.pyiqa_name, device="cpu") for i, n in enumerate(scorer.names)}
 
@@ -60,6 +60,7 @@ def bench_scorer(paths, members, repeats, random_weights):
     loop()  # warm up both
     t_ours, t_loop = timed(ours, repeats), timed(loop, repeats)
     print(f"scoring {len(paths)} images x {len(scorer.names)} members ({', '.join(scorer.names)}), CPU, "
+          f"batch {scorer.batch_size}, "
           f"{torch.get_num_threads()} threads, median of {repeats}")
     print(f"  iqprior scorer : {t_ours:8.3f} s  ({len(paths) / t_ours:6.2f} img/s)")
     print(f"  naive loop     : {t_loop:8.3f} s  ({len(paths) / t_loop:6.2f} img/s)")
@@ -89,11 +90,12 @@ def main(argv=None) -> int:
     ap.add_argument("--members", default="piqe,entropy")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--random-weights", action="store_true")
+    ap.add_argument("--batch-size", type=int, default=None, help="scorer batch (default: the scorer's, 1 on CPU)")
     args = ap.parse_args(argv)
     from iqprior.io import list_images
 
     paths = (list_images(ROOT / "examples" / "data" / "faces") * args.images)[: args.images]  # one size: one batch
-    bench_scorer(paths, args.members, args.repeats, args.random_weights)
+    bench_scorer(paths, args.members, args.repeats, args.random_weights, args.batch_size)
     bench_condition(args.repeats)
     return 0
 

@@ -18,7 +18,7 @@ def faces():
 @pytest.fixture(scope="module")
 def learned(small_topiq_spec):
     torch.manual_seed(0)
-    return create_scorer([small_topiq_spec, "musiq"], pretrained=False, device="cpu")
+    return create_scorer([small_topiq_spec, "musiq"], pretrained=False, device="cpu", batch_size=2)
 
 
 def test_spec_table_is_consistent():

@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--calibration", help="calibration JSON to apply (or, with --calibrate, where to write it)")
     p.add_argument("--plot", help="write a histogram of the ensemble scores (PNG)")
     p.add_argument("--hq-threshold", type=float, default=0.9, help="HQ+ threshold S_thr (default 0.9)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per member call (default: 8 on CUDA, 1 on CPU, where batching is slower)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--random-weights", action="store_true",
                    help="build learned members with random weights (pipeline checks only; scores are meaningless)")

@@ -124,7 +124,7 @@ def preset_members(members: str | Sequence[str | MetricSpec]) -> list[MetricSpec
 def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
                   calibration: Optional[Calibration | str | os.PathLike] = None,
                   device: Optional[str | torch.device] = None, pretrained: bool = True,
-                  batch_size: int = 8) -> EnsembleScorer:
+                  batch_size: Optional[int] = None) -> EnsembleScorer:
     """Build the ensemble scorer (DESIGN.md contract).
 
     Args:
@@ -134,12 +134,16 @@ def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
             (members normalised by their documented ranges).
         device: ``"cuda"``/``"cpu"``/a device; default CUDA when available.
         pretrained: ``False`` builds random-weight networks (tests, timing).
-        batch_size: images per member call.
+        batch_size: images per member call; default 8 on CUDA and 1 on CPU, where
+            batching TOPIQ/MUSIQ at 512² was measured 1.2-1.6x *slower* than
+            image by image (``benchmarks/bench_scoring.py``).
     """
     if calibration is not None and not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if batch_size is None:
+        batch_size = 8 if torch.device(device).type == "cuda" else 1
     specs = preset_members(members)
     built = [build_member(s, device=device, pretrained=pretrained) for s in specs]
     return EnsembleScorer(built, calibration, batch_size=batch_size).eval()
