@@ -117,3 +117,26 @@ def test_cli_errors_and_listing(tmp_path, capsys):
     assert main(["score", str(tmp_path), "--members", "nope", "--out", str(tmp_path / "x.jsonl")]) == 1
     assert main(["score", ".", "--out", "x", "--list-members"]) == 0
     assert "topiq_nr-face-v1" in capsys.readouterr().out
+
+
+def test_torchrun_shards_and_merges(folder, tmp_path):
+    """`torchrun --nproc_per_node 2 -m iqprior score`: each rank scores its shard, rank 0 merges and calibrates."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "dist" / "scores.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29561", "-m", "iqprior", "score", str(folder), "--members", "offline",
+                           "--out", str(out), "--calibrate", "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "scored 3 new image(s)" in proc.stderr
+    recs = read_manifest(out)
+    assert sorted(r["path"] for r in recs) == ["0143.png", "0240.png", "sub/00.jpg"]
+    assert all("level" in r for r in recs)
+    assert not list(out.parent.glob("*.rank*"))  # parts merged and removed
+    assert json.loads((out.parent / "scores.calibration.json").read_text())["members"]["piqe"]["count"] == 3

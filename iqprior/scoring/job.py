@@ -173,6 +173,11 @@ def score_directory(root: str | os.PathLike, scorer: EnsembleScorer, out: str | 
             flush()
 
     if dist.enabled:
+        import torch.distributed as tdist
+
+        counts = torch.tensor([n_ok, n_err, skipped], dtype=torch.long, device=device)
+        tdist.all_reduce(counts)  # totals over ranks (also a barrier: every part is complete)
+        n_ok, n_err, skipped = (int(c) for c in counts.tolist())
         barrier()
         if not dist.is_main:
             return ScoreSummary(part, n_ok, n_err, skipped, None, None, None)
