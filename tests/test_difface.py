@@ -346,3 +346,19 @@ def test_restore_cli_on_an_aligned_face(tmp_path, tiny_state, face_paths):
     x = read_image(face_paths[0])
     assert y.shape[0] == 3 and torch.isfinite(y).all()
     assert tuple(y.shape[-2:]) in {(32, 32), tuple(x.shape[-2:])}  # the model's native size or the input's
+
+
+def test_finetune_cli_trains_the_level_embedding(tmp_path, face_paths, tiny_state):
+    """`iqprior finetune --model difface+`: the epsilon loss moves only the GT level's embedding."""
+    from iqprior.cli import main
+
+    start = _tiny("difface+", tiny_state)  # non-zero output convs, so gradients reach the time embedding
+    start.save_pretrained(tmp_path / "start")
+    rc = main(["finetune", "--model", "difface+", "--checkpoint", str(tmp_path / "start"),
+               "--data", str(face_paths[0].parent), "--default-level", "7", "--size", "32", "--steps", "2",
+               "--batch-size", "1", "--num-workers", "0", "--out", str(tmp_path / "run"), "--no-progress"])
+    assert rc == 0
+    tuned = adapters.create("difface+", checkpoint=tmp_path / "run" / "final")
+    delta = (tuned.score_embedding.weight - start.score_embedding.weight).abs().sum(dim=1)
+    assert delta[7] > 0 and delta[[i for i in range(10) if i != 7]].sum() == 0
+    assert all(torch.equal(a, b) for a, b in zip(tuned.unet.parameters(), start.unet.parameters()))
