@@ -46,6 +46,8 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from iqprior.io import check_image_batch
+
 from .base import Adapter
 from .checkpoint import load_strict, match_prefix, read_official_checkpoint
 from .difface_sampler import DifFaceSampler, SamplerConfig
@@ -144,14 +146,6 @@ class DifFace(Adapter):
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=dtype)
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"x must be (B, 3, H, W) RGB in [0, 1], got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a float tensor in [0, 1], got {x.dtype}")
-
     def _to_native(self, x: torch.Tensor) -> torch.Tensor:
         n = self.native_size
         if tuple(x.shape[-2:]) == (n, n):
@@ -161,7 +155,7 @@ class DifFace(Adapter):
     @torch.no_grad()
     def estimate(self, x: torch.Tensor) -> torch.Tensor:
         """The diffused estimator's output at the native size, clamped to [0, 1] (as upstream)."""
-        self._check_input(x)
+        check_image_batch(x)
         x = self._to_native(x.float())
         with self._autocast(x.device):
             est = self.estimator(x)
@@ -175,7 +169,7 @@ class DifFace(Adapter):
         Returns ``(B, 3, H, W)`` in about [0, 1] at ``x``'s size, not clamped.
         ``score`` conditions a "+" model (default level 9); a base model ignores it.
         """
-        self._check_input(x)
+        check_image_batch(x)
         h, w = x.shape[-2:]
         est = self.estimate(x)
         generator = generator if generator is not None else self.generator
@@ -201,7 +195,7 @@ class DifFace(Adapter):
         ``gt``: ``(B, 3, H, W)`` in [0, 1] (resized to the native size);
         ``score``: the GT's level(s) for a "+" model. ``lq`` is unused (see the module docstring).
         """
-        self._check_input(gt)
+        check_image_batch(gt, "gt")
         x0 = self._to_native(gt.float()) * 2 - 1
         x_t, t, noise = self.sampler.training_noise(x0)
         with self._autocast(x0.device):

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqprior.io import check_image_batch
 from iqprior.scoring.levels import ScoreLike
 
 from .base import Adapter
@@ -147,14 +148,14 @@ class NU2NetAdapter(Adapter):
 
     def enhance(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         """The demo path up to the final resize: the output at the working size (multiples of 16)."""
-        x = _check_input(x)
+        x = check_image_batch(x)
         size = network_size(*x.shape[-2:])
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         return normalize_global(self.run_net(x, score=score))
 
     def forward(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
-        h, w = _check_input(x).shape[-2:]
+        h, w = check_image_batch(x).shape[-2:]
         y = self.enhance(x, score=score)
         if tuple(y.shape[-2:]) != (h, w):
             y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=True)
@@ -162,7 +163,7 @@ class NU2NetAdapter(Adapter):
 
     def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
         """Official L1 to the reference at the working size, conditioned on the reference's ``score``."""
-        lq, gt = _check_input(lq), _check_input(gt, "gt")
+        lq, gt = check_image_batch(lq), check_image_batch(gt, "gt")
         if lq.shape != gt.shape:
             raise ValueError(f"lq and gt must have the same shape, got {tuple(lq.shape)} and {tuple(gt.shape)}")
         y = self.enhance(lq, score=score)
@@ -170,15 +171,6 @@ class NU2NetAdapter(Adapter):
             gt = F.interpolate(gt, size=y.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
         return {"l1": F.l1_loss(y, gt)}
 
-
-def _check_input(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name} must be (B, 3, H, W) RGB in [0, 1], got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
-    return x
 
 
 def build_nu2net(**options: Any) -> NU2NetAdapter:

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from iqprior.io import check_image_batch
 from iqprior.scoring.levels import ScoreLike
 
 from .base import Adapter
@@ -77,18 +78,18 @@ class PUIENetAdapter(Adapter):
 
     def enhance(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         """The network at its working size (multiples of 8), without resizing back."""
-        x = _check_input(x)
+        x = check_image_batch(x)
         x = _resize(x, network_size(*x.shape[-2:]), antialias=True)
         return self.run_net(x, mode=self.mode, samples=self.samples, generator=self.generator, score=score)
 
     def forward(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
-        h, w = _check_input(x).shape[-2:]
+        h, w = check_image_batch(x).shape[-2:]
         return _resize(self.enhance(x, score=score), (h, w), antialias=False)
 
     def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
         """The official ELBO on (raw ``lq``, reference ``gt``) at the working size, conditioned on ``score``."""
-        lq = _check_input(lq)
-        gt = _check_input(gt, "gt")
+        lq = check_image_batch(lq)
+        gt = check_image_batch(gt, "gt")
         if lq.shape != gt.shape:
             raise ValueError(f"lq and gt must have the same shape, got {tuple(lq.shape)} and {tuple(gt.shape)}")
         size = network_size(*lq.shape[-2:])
@@ -96,15 +97,6 @@ class PUIENetAdapter(Adapter):
         out, kl = self.run_net(lq, target=gt, generator=self.generator, score=score)
         return self.net.training_losses(out, gt, kl)
 
-
-def _check_input(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name} must be (B, 3, H, W) RGB in [0, 1], got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
-    return x
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], antialias: bool) -> torch.Tensor:

@@ -25,6 +25,17 @@ class ImageReadError(ValueError):
     """An image file cannot be used; the message says why."""
 
 
+def check_image_batch(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Validate a ``(B, 3, H, W)`` float RGB batch (nominally in [0, 1]); return it unchanged."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name} must be (B, 3, H, W) RGB in [0, 1], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
+    return x
+
+
 def list_images(root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
     """Image files under ``root`` (recursively, sorted); ``root`` may also be one file."""
     root = Path(root)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import adapters
 from adapters.checkpoint import CheckpointError
-from adapters.difface import build_difface, build_difface_plus
+from adapters.difface import build_difface
 from adapters.difface_swinir import SwinIR, SwinIRConfig
 from adapters.difface_unet import UNet, UNetConfig
 

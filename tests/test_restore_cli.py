@@ -6,7 +6,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from iqprior.cli import main
 from iqprior.io import read_image

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..io import check_image_batch
 from .calibration import Calibration
 from .members import Member, build_member, member_available
 from .specs import OPTIONAL_IN_PRESET, PRESETS, MetricSpec, get_spec
@@ -51,14 +52,6 @@ class EnsembleScorer(nn.Module):
             m.train(False)
         return self
 
-    @staticmethod
-    def _check(x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"expected a (B, 3, H, W) RGB tensor in [0, 1], got {shape}")
-        if not x.is_floating_point():
-            raise TypeError(f"expected a float tensor in [0, 1], got {x.dtype}")
-
     def _device(self) -> torch.device:
         for p in self.parameters():
             return p.device
@@ -68,7 +61,7 @@ class EnsembleScorer(nn.Module):
 
     def raw(self, x: torch.Tensor, grad: bool = False) -> dict[str, torch.Tensor]:
         """Raw score of every member, ``{name: (B,)}`` on ``x``'s device."""
-        self._check(x)
+        check_image_batch(x)
         if grad:
             bad = [s.name for s in self.specs if not s.differentiable]
             if bad:

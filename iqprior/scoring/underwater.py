@@ -55,6 +55,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..io import check_image_batch
+
 UIQM_COEFFS = (0.0282, 0.2953, 3.5753)
 UCIQE_COEFFS = (0.4680, 0.2745, 0.2576)
 _FLAT = 1e-6  # |grad| below this ([0, 1] scale) is float32 rounding of a flat patch; 16-bit steps are 1.5e-5
@@ -72,12 +74,7 @@ class UIQMConfig:
 
 
 def _check(x: torch.Tensor) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected (B, 3, H, W) RGB in [0, 1], got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"expected a float tensor in [0, 1], got {x.dtype}")
+    check_image_batch(x)
     return x.to(torch.float64)  # float64 inside: exact zeros of flat gradients stay (near) zero
 
 

@@ -16,7 +16,6 @@ the network.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any, Optional
 
 import torch
