@@ -21,7 +21,7 @@ Returns ``(out, logits, lq_feat)`` like upstream (``out`` in about [-1, 1]).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 import torch
@@ -29,12 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from iqprior.models.vqgan import Encoder, Generator, ResBlock, VectorQuantizer, VQGANConfig
+from iqprior.options import ConfigMixin
 
 __all__ = ["CodeFormerConfig", "CodeFormer", "TransformerSALayer", "FuseSFTBlock", "adaptive_instance_norm"]
 
 
 @dataclass(frozen=True)
-class CodeFormerConfig:
+class CodeFormerConfig(ConfigMixin):
     """Constructor arguments of :class:`CodeFormer`; defaults = the released ``codeformer.pth``.
 
     The VQGAN fields mirror :class:`iqprior.models.vqgan.VQGANConfig`. A tiny
@@ -43,6 +44,8 @@ class CodeFormerConfig:
         CodeFormerConfig(img_size=64, nf=8, ch_mult=(1, 2, 2, 4), attn_resolutions=(8,), emb_dim=16,
                          codebook_size=32, dim_embd=32, n_head=2, n_layers=2, connect_list=("16", "32"))
     """
+
+    config_name = "CodeFormer config"
 
     img_size: int = 512
     nf: int = 64
@@ -82,9 +85,6 @@ class CodeFormerConfig:
     def latent_shape(self) -> tuple[int, int, int]:
         return self.vqgan.latent_shape
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
     @classmethod
     def from_options(cls, config: "CodeFormerConfig | Mapping[str, Any] | None") -> "CodeFormerConfig":
         if config is None:
@@ -93,11 +93,7 @@ class CodeFormerConfig:
             return config
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a CodeFormerConfig or a dict, got {type(config).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"unknown CodeFormer config keys {unknown}; known: {sorted(known)}")
-        return cls(**config)
+        return cls.from_dict(config)
 
 
 def _mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:

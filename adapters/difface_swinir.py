@@ -24,12 +24,14 @@ size. At the released 512x512 input both are the identity.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from iqprior.options import ConfigMixin
 
 __all__ = ["SwinIRConfig", "SwinIR"]
 
@@ -37,12 +39,14 @@ RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 @dataclass(frozen=True)
-class SwinIRConfig:
+class SwinIRConfig(ConfigMixin):
     """Constructor arguments; the defaults are DifFace's released estimator.
 
     ``img_size`` is the token-grid side the shifted-window masks are
     precomputed for (image side / ``scale``: 512 / 8 = 64).
     """
+
+    config_name = "SwinIR"
 
     img_size: int = 64
     in_chans: int = 3
@@ -64,19 +68,6 @@ class SwinIRConfig:
             raise ValueError(f"embed_dim {self.embed_dim} must be divisible by every num_heads {self.num_heads}")
         if self.scale not in (2, 4, 8):
             raise ValueError(f"scale must be 2, 4 or 8 (nearest+conv up-sampler), got {self.scale}")
-
-    @classmethod
-    def from_dict(cls, options: Optional[dict[str, Any]] = None) -> "SwinIRConfig":
-        """The released configuration with ``options`` laid over it (unknown keys rejected)."""
-        options = dict(options or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"unknown SwinIR option(s) {unknown}; known: {sorted(known)}")
-        return cls(**options)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:

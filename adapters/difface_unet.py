@@ -23,19 +23,23 @@ the original 0..999 scale, as the official module does.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqprior.options import ConfigMixin
+
 __all__ = ["UNetConfig", "UNet", "timestep_embedding"]
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(ConfigMixin):
     """Constructor arguments; the defaults are the released FFHQ-512 configuration."""
+
+    config_name = "UNet"
 
     image_size: int = 512
     in_channels: int = 3
@@ -62,19 +66,6 @@ class UNetConfig:
                              "of 32 (GroupNorm with 32 groups)")
         if self.image_size % (2 ** (len(self.channel_mult) - 1)):
             raise ValueError(f"image_size {self.image_size} must be divisible by 2**{len(self.channel_mult) - 1}")
-
-    @classmethod
-    def from_dict(cls, options: Optional[dict[str, Any]] = None) -> "UNetConfig":
-        """The released configuration with ``options`` laid over it (unknown keys rejected)."""
-        options = dict(options or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"unknown UNet option(s) {unknown}; known: {sorted(known)}")
-        return cls(**options)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

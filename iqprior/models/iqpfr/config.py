@@ -11,10 +11,9 @@ S_thr = 0.9, a 9-layer Transformer (CodeFormer's width: 512, 8 heads, MLP
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
 
+from ...options import ConfigMixin
 from ..vqgan import VQGANConfig
 
 FUSIONS = ("add", "attention")          # Eq. 2 / Eq. 8 addition, or App. 6.2.3 cross-attention
@@ -23,7 +22,7 @@ HQ_QUANTIZE = ("latent", "residual")    # what the HQ+ codebook quantises (see D
 
 
 @dataclass(frozen=True)
-class IQPFRConfig:
+class IQPFRConfig(ConfigMixin):
     """Shapes and hyper-parameters of :class:`DualCodebookVQGAN` and :class:`IQPFR`.
 
     VQGAN: ``img_size, nf, ch_mult, res_blocks, attn_resolutions, emb_dim,
@@ -37,6 +36,8 @@ class IQPFRConfig:
     levels), ``condition`` (``"add"`` = Eq. 7, ``"adain"`` = App. 6.2.4,
     ``"none"`` = unconditioned ablation, Table 4 (a)).
     """
+
+    config_name = "IQPFR model"
 
     img_size: int = 512
     nf: int = 64
@@ -94,19 +95,6 @@ class IQPFRConfig:
     def latent_shape(self) -> tuple[int, int, int]:
         """``(emb_dim, L, L)``: the shape of ``Z_l`` and of one level embedding (256, 16, 16)."""
         return self.vqgan_config().latent_shape
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "IQPFRConfig":
-        """Build from a mapping; unknown keys are an error naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown IQPFR model option(s) {unknown}; known: {sorted(names)}")
-        return cls(**dict(d))
 
 
 TINY = IQPFRConfig(img_size=64, nf=8, ch_mult=(1, 2, 2, 4), attn_resolutions=(8,), emb_dim=16, codebook_size=32,
