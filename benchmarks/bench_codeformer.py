@@ -15,7 +15,6 @@ import contextlib
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,13 +22,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.codeformer import build_codeformer, build_codeformer_plus  # noqa: E402
+from iqprior.bench.speed import timed  # noqa: E402
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main(argv=None) -> int:
@@ -59,11 +55,7 @@ def main(argv=None) -> int:
         same = float((y0.float() - y1.float()).abs().max())
         for _ in range(args.rounds):
             for name, model in (("codeformer", base), ("codeformer+", plus)):
-                _sync(device)
-                t0 = time.perf_counter()
-                model(x, score=9)
-                _sync(device)
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(timed(lambda: model(x, score=9), device))
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {"device": str(device), "threads": args.threads, "batch": args.batch, "size": 512,
               "dtype": args.dtype, "rounds": args.rounds, "fidelity": args.fidelity,

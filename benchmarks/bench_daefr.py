@@ -18,7 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,11 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.daefr import build_daefr, build_daefr_plus  # noqa: E402
+from iqprior.bench.speed import timed  # noqa: E402
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def used_parameter_count(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, list[str]]:
@@ -81,11 +77,7 @@ def main(argv=None) -> int:
         times: dict[str, list[float]] = {"daefr": [], "daefr+": []}
         for _ in range(args.rounds):
             for name, model in (("daefr", base), ("daefr+", plus)):
-                _sync(device)
-                t0 = time.perf_counter()
-                model(x, score=9)
-                _sync(device)
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(timed(lambda: model(x, score=9), device))
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {
         "device": str(device), "threads": args.threads, "batch": args.batch, "size": 512, "rounds": args.rounds,

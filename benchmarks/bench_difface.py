@@ -21,7 +21,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,21 +28,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.difface import build_difface, build_difface_plus  # noqa: E402
+from iqprior.bench.speed import timed  # noqa: E402
 
 RELEASED_STEPS = 100
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device: torch.device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
@@ -75,9 +64,9 @@ def main(argv=None) -> int:
     call_t: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(args.rounds):
         for name, m in models.items():
-            est_t[name].append(_timed(lambda: m.estimate(x), device))
+            est_t[name].append(timed(lambda: m.estimate(x), device))
             gen = torch.Generator(device=device).manual_seed(0)
-            call_t[name].append(_timed(lambda: m(x, score=9, start_step=args.steps, generator=gen), device))
+            call_t[name].append(timed(lambda: m(x, score=9, start_step=args.steps, generator=gen), device))
     result: dict = {"device": str(device), "threads": args.threads, "batch": args.batch, "size": 512,
                     "precision": args.precision, "steps_timed": args.steps, "rounds": args.rounds,
                     "extrapolated": args.steps < RELEASED_STEPS, "models": {}}

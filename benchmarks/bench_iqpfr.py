@@ -20,7 +20,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from iqprior.models.iqpfr import IQPFRConfig  # noqa: E402
 from iqprior.training.config import TrainConfig, TrainOptions  # noqa: E402
 from iqprior.training.stages import build_stage  # noqa: E402
+from iqprior.bench.speed import timed  # noqa: E402
 
 
 def _config(stage: int, condition: str = "add") -> TrainConfig:
@@ -44,36 +44,29 @@ def _batch(b: int, device) -> dict:
             "level": torch.full((b,), 9, device=device), "score": torch.full((b,), 0.95, device=device)}
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
 
 def step_time(stage_mod, batch, device, amp: bool) -> float:
     """One full training step (forward + backward of every optimised loss), seconds."""
     stage_mod.zero_grad(set_to_none=True)
-    _sync(device)
-    tic = time.perf_counter()
-    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-        losses, extra = stage_mod.losses(batch, step=10 ** 6)
-        total = sum(losses.values())
-    total.backward()
-    if stage_mod.stage == 1:
+
+    def step():
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            d = stage_mod.disc_loss(extra["gt"], extra["rec"])
-        d.backward()
-    _sync(device)
-    return time.perf_counter() - tic
+            losses, extra = stage_mod.losses(batch, step=10 ** 6)
+            total = sum(losses.values())
+        total.backward()
+        if stage_mod.stage == 1:
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                d = stage_mod.disc_loss(extra["gt"], extra["rec"])
+            d.backward()
+    return timed(step, device)
 
 
 @torch.no_grad()
 def infer_time(net, x, device, amp: bool) -> float:
-    _sync(device)
-    tic = time.perf_counter()
-    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-        net(x, score=9)
-    _sync(device)
-    return time.perf_counter() - tic
+    def infer():
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            net(x, score=9)
+    return timed(infer, device)
 
 
 def count(m) -> int:

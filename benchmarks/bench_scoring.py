@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,13 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def median_time(fn, repeats: int) -> float:
+    from iqprior.bench.speed import timed
+    return statistics.median(timed(fn) for _ in range(repeats))
 
 
 def bench_scorer(paths, members, repeats, random_weights, batch_size=None):
@@ -58,7 +53,7 @@ def bench_scorer(paths, members, repeats, random_weights, batch_size=None):
 
     ours()
     loop()  # warm up both
-    t_ours, t_loop = timed(ours, repeats), timed(loop, repeats)
+    t_ours, t_loop = median_time(ours, repeats), median_time(loop, repeats)
     print(f"scoring {len(paths)} images x {len(scorer.names)} members ({', '.join(scorer.names)}), CPU, "
           f"batch {scorer.batch_size}, "
           f"{torch.get_num_threads()} threads, median of {repeats}")
@@ -77,7 +72,8 @@ def bench_condition(repeats):
     with torch.no_grad():
         net(x)
         wrapped(x, score=9)
-        rounds = [(timed(lambda: net(x), 1), timed(lambda: wrapped(x, score=9), 1)) for _ in range(repeats)]
+        rounds = [(median_time(lambda: net(x), 1), median_time(lambda: wrapped(x, score=9), 1))
+                  for _ in range(repeats)]
     t_net = statistics.median(r[0] for r in rounds)
     t_wrap = statistics.median(r[1] for r in rounds)
     print(f"condition() overhead, 4x conv64 on (4, 64, 128, 128), embedding added at layer 2, median of {repeats}")

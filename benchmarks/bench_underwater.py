@@ -17,7 +17,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,20 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.nu2net import build_nu2net, build_nu2net_plus
 from adapters.puienet import build_puienet, build_puienet_plus
+from iqprior.bench.speed import timed
 from iqprior.scoring.underwater import UCIQE, UIQM
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, device: torch.device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t0
 
 
 def compare(builders: dict, x: torch.Tensor, rounds: int, device: torch.device) -> dict[str, float]:
@@ -51,7 +40,7 @@ def compare(builders: dict, x: torch.Tensor, rounds: int, device: torch.device) 
             m(x)  # warm-up
         for _ in range(rounds):
             for name, m in models.items():
-                times[name].append(_time(lambda m=m: m(x), device))
+                times[name].append(timed(lambda m=m: m(x), device))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -78,7 +67,7 @@ def main(argv=None) -> int:
     mp = img.shape[-1] * img.shape[-2] / 1e6
     for name, metric in (("uiqm", UIQM()), ("uciqe", UCIQE())):
         metric(img)  # warm-up
-        t = statistics.median(_time(lambda m=metric: m(img), device) for _ in range(args.rounds))
+        t = statistics.median(timed(lambda m=metric: m(img), device) for _ in range(args.rounds))
         report[name] = {"s_per_megapixel": round(t / mp, 4)}
     print(json.dumps(report, indent=2))
     return 0

@@ -145,6 +145,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed(fn, device: torch.device | str = "cpu") -> float:
+    """Seconds one ``fn()`` call takes, CUDA-synchronised before and after (the benchmarks' one clock)."""
+    device = torch.device(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
 def _autocast(device: torch.device, amp: bool):
     if not amp:
         return nullcontext()
