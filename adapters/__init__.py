@@ -94,9 +94,15 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
             ``"official"`` to fetch the official file(s) through
             :mod:`iqprior.weights` (cache, ``IQPRIOR_WEIGHTS``).
         **options: the adapter's options; ``None`` values are dropped so that
-            command-line defaults never override a model's own.
+            command-line defaults never override a model's own. Every adapter
+            also takes ``exact`` (``True``: the upstream-identical path instead
+            of the fast one, see :mod:`iqprior.fastpath`) and ``precision``
+            (``"fp32"`` default, ``"bf16"``, ``"fp16"``: autocast); both are
+            run-time settings, not saved with the model.
     """
     options = {k: v for k, v in options.items() if v is not None}
+    exact = options.pop("exact", False)
+    precision = options.pop("precision", None)
     builder = _resolve(name)
     if checkpoint is not None and Path(checkpoint).is_dir():
         config = read_config(checkpoint)
@@ -118,4 +124,7 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
         model = builder(**options)
         if checkpoint is not None:
             model.load_official(checkpoint)
+    model.set_exact(exact)
+    if precision is not None:
+        model.set_precision(precision)
     return model.eval()

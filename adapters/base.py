@@ -12,6 +12,14 @@ feature through :func:`iqprior.condition`; ``net`` is not edited. The adapter's
 Saved checkpoints are directories (diffusers style): ``config.json`` with the
 adapter name and its constructor options, ``model.safetensors`` with the
 adapter's ``state_dict``.
+
+Inference runs on the adapter's **fast path** (:attr:`Adapter.fast_path`, see
+:mod:`iqprior.fastpath`: channels-last memory format, fused attention) unless
+``exact`` is set (``adapters.create(name, exact=True)``, ``--exact``), which
+keeps the upstream-identical numerics; the fast path is taken only in eval
+mode, so training always runs the exact one. ``precision`` (``"fp32"``,
+``"bf16"``, ``"fp16"``) autocasts the network (opt-in; outputs come back in
+float32). Both are run-time settings, not saved with the weights.
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ import torch
 from torch import nn
 
 from iqprior.conditioning import ConditionedModule, ScoreEmbedding, condition
+from iqprior.fastpath import EXACT, FastPath, autocast, check_precision, contiguous, set_fast_path, to_channels_last
 from iqprior.scoring.levels import ScoreLike
 
 from .checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
@@ -52,12 +61,51 @@ class Adapter(nn.Module):
     native_size: Optional[int] = 512   # square input size the network expects; None = any size
     official_prefixes: tuple[str, ...] = ("module.",)
     official_wrapper_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "net", "model")
+    fast_path: FastPath = EXACT        # measures of the fast path (chosen per model from measurements)
+    exact: bool = False                # True: always the exact (upstream-identical) path
+    precision: str = "fp32"            # autocast of the network: "fp32", "bf16" or "fp16"
 
     def __init__(self, name: str, options: Optional[dict[str, Any]] = None):
         super().__init__()
         self.adapter_name = name
         self.options: dict[str, Any] = dict(options or {})
         object.__setattr__(self, "_conditioned", None)
+        object.__setattr__(self, "_fast_state", EXACT)  # the path the modules are on now
+
+    # -- fast path and precision ----------------------------------------------------------
+    def set_exact(self, exact: bool = True) -> "Adapter":
+        """``True``: run the exact (upstream-identical) path; ``False``: the fast path (the default)."""
+        if not isinstance(exact, bool):
+            raise TypeError(f"exact must be True or False, got {exact!r}")
+        self.exact = exact
+        return self
+
+    def set_precision(self, precision: str) -> "Adapter":
+        """Autocast the network to ``"bf16"`` / ``"fp16"``, or ``"fp32"`` (none, the default)."""
+        self.precision = check_precision(precision)
+        return self
+
+    @property
+    def active_path(self) -> FastPath:
+        """The path the next inference call takes (:data:`iqprior.fastpath.EXACT` when exact or training)."""
+        return EXACT if (self.exact or self.training) else self.fast_path
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Put the modules on :attr:`active_path` and lay out ``x`` for it (channels-last when it says so)."""
+        path = self.active_path
+        if path != self._fast_state:
+            set_fast_path(self, path)
+            object.__setattr__(self, "_fast_state", path)
+        return to_channels_last(x) if path.channels_last else x
+
+    def autocast(self, device: torch.device | str):
+        """The autocast context of :attr:`precision` on ``device``."""
+        return autocast(device, self.precision)
+
+    def compile_for_inference(self, **kwargs: Any) -> "Adapter":
+        """``torch.compile`` the network(s) in place (state-dict keys unchanged); worth it for many calls."""
+        self.net.compile(**kwargs)
+        return self
 
     # -- conditioning ("+" variants) ------------------------------------------------------
     def enable_condition(self, at: str, shape: tuple[int, ...], levels: int = 10, mode: str = "add",
@@ -81,10 +129,26 @@ class Adapter(nn.Module):
         """Call ``self.net``; a "+" adapter injects ``score`` (default: level 9).
 
         A base adapter ignores ``score`` so that the same call works for both.
+        The first positional argument (the image) is laid out for the fast
+        path (:meth:`prepare_input`); outputs come back contiguous, in float32
+        under reduced precision.
         """
-        if self._conditioned is None:
-            return self.net(*args, **kwargs)
-        return self._conditioned(*args, score=score, **kwargs)
+        if args and isinstance(args[0], torch.Tensor):
+            args = (self.prepare_input(args[0]),) + args[1:]
+            device = args[0].device
+        else:
+            self.prepare_input(torch.empty(0))
+            device = next(self.parameters()).device
+        with self.autocast(device):
+            out = self.net(*args, **kwargs) if self._conditioned is None else \
+                self._conditioned(*args, score=score, **kwargs)
+        return self.finish_output(out)
+
+    def finish_output(self, out: Any) -> Any:
+        """Outputs of a fast-path / reduced-precision call made contiguous and float32 (else unchanged)."""
+        if self._fast_state.channels_last or self.precision != "fp32":
+            out = contiguous(out, torch.float32 if self.precision != "fp32" else None)
+        return out
 
     def trainable_parameters(self, train_base: bool = False) -> list[nn.Parameter]:
         """Parameters a fine-tune updates: the embedding, plus ``net``'s when ``train_base``."""

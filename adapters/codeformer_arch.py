@@ -112,7 +112,13 @@ def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.
 
 
 class TransformerSALayer(nn.Module):
-    """Pre-norm self-attention layer; tokens ``(L, B, E)``; the position embedding is added to q and k."""
+    """Pre-norm self-attention layer; tokens ``(L, B, E)``; the position embedding is added to q and k.
+
+    ``fast_attention`` (set by :func:`iqprior.fastpath.set_fast_path`): ``need_weights=False``, so
+    ``nn.MultiheadAttention`` runs fused SDPA instead of the explicit softmax (float rounding only).
+    """
+
+    fast_attention = False
 
     def __init__(self, embed_dim: int, nhead: int = 8, dim_mlp: int = 2048):
         super().__init__()
@@ -126,7 +132,7 @@ class TransformerSALayer(nn.Module):
         h = self.norm1(tokens)
         qk = h if query_pos is None else h + query_pos
         # need_weights=True (the default, as upstream) takes the explicit-softmax path: bit-identical logits
-        tokens = tokens + self.self_attn(qk, qk, value=h)[0]
+        tokens = tokens + self.self_attn(qk, qk, value=h, need_weights=not self.fast_attention)[0]
         return tokens + self.linear2(F.gelu(self.linear1(self.norm2(tokens))))
 
 

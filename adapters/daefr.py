@@ -15,6 +15,12 @@ DAEFR until fine-tuned. Fine-tuning uses DAEFR's own code-prediction objective
 logits against the GT's code indices from the fixed HQ encoder and codebook,
 plus 10x the MSE between the association feature and the GT's quantised
 feature; the GT's level is the condition.
+
+Fast path (default; ``exact=True`` for upstream's numerics): channels-last
+convolutions (three VQ encoders and the decoder dominate) + fused SDPA in the
+spatial / association attention blocks. Measured at 512² on CPU
+(benchmarks/README.md): channels-last is the gain, SDPA about neutral, the
+output within 1e-4 × max |out| of the exact path.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqprior.fastpath import FastPath
 from iqprior.scoring.levels import ScoreLike
 
 from .base import Adapter
@@ -47,6 +54,7 @@ class DAEFRAdapter(Adapter):
 
     task = "face"
     native_size = 512
+    fast_path = FastPath(channels_last=True, attention=True)
 
     def __init__(self, name: str, config: DAEFRConfig, options: Optional[dict[str, Any]] = None):
         super().__init__(name, options)

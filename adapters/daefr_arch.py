@@ -127,7 +127,11 @@ class AttnBlock(nn.Module):
     ``forward(x)`` is self-attention on ``norm1(x)``. ``forward(x, context)``
     is DAEFR's association: queries from ``norm2(context)``, keys and values
     from ``norm1(x)``, and the residual is ``x``. Channels split head-major.
+    ``fast_attention`` (:func:`iqprior.fastpath.set_fast_path`): fused SDPA instead of the
+    explicit softmax (float rounding only).
     """
+
+    fast_attention = False
 
     def __init__(self, channels: int, heads: int = 1):
         super().__init__()
@@ -147,8 +151,11 @@ class AttnBlock(nn.Module):
         q = self.q(src).reshape(b, self.heads, d, hh * ww).transpose(2, 3)   # (b, heads, n, d)
         k = self.k(hx).reshape(b, self.heads, d, hh * ww)                     # (b, heads, d, n)
         v = self.v(hx).reshape(b, self.heads, d, hh * ww).transpose(2, 3)    # (b, heads, n, d)
-        attn = torch.softmax(torch.matmul(q * (d ** -0.5), k), dim=-1)
-        out = torch.matmul(attn, v)                                            # (b, heads, n, d)
+        if self.fast_attention:
+            out = F.scaled_dot_product_attention(q.contiguous(), k.transpose(2, 3).contiguous(), v.contiguous())
+        else:
+            attn = torch.softmax(torch.matmul(q * (d ** -0.5), k), dim=-1)
+            out = torch.matmul(attn, v)                                        # (b, heads, n, d)
         out = out.permute(0, 1, 3, 2).reshape(b, c, hh, ww)
         return x + self.proj_out(out)
 

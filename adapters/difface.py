@@ -31,6 +31,14 @@ of ``time_embed``, a ``4 * model_channels`` = 128-vector per image). Why there:
 sampler does not use, so it is left out). ``lq`` is not used: the UNet is an
 unconditional prior of HQ faces; the frozen estimator is not fine-tuned.
 
+Fast path (default; ``exact=True`` for upstream's numerics): the SwinIR
+estimator folds its windows into a contiguous 4-D ``(B, nW·heads, N, dim)``
+batch so SDPA takes the fused kernel instead of the math fallback its 5-D
+tensors get, the UNet's attention gets contiguous 4-D q/k/v likewise, and both
+networks run channels-last. Measured at 512² on CPU (benchmarks/README.md): the
+window fold is the estimator's gain, channels-last the UNet's (one call = one of
+the 100 steps, so ``--compile`` pays off most here); outputs within 1e-4.
+
 ``model.net`` is the UNet (``iddpm_ffhq512_ema500000.pth``, what
 ``load_official`` loads and what the "+" embedding conditions);
 ``model.unet`` is the same module; ``model.estimator`` is the SwinIR
@@ -38,7 +46,6 @@ unconditional prior of HQ faces; the frozen estimator is not fine-tuned.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 from typing import Any, Optional
@@ -46,6 +53,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from iqprior.fastpath import FastPath, check_precision
 from iqprior.io import check_image_batch
 
 from .base import Adapter
@@ -56,7 +64,6 @@ from .difface_unet import UNet, UNetConfig
 
 __all__ = ["DifFace", "build_difface", "build_difface_plus"]
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 ESTIMATOR_WRAPPER_KEYS = ("state_dict", "params_ema", "params", "net", "model")
 
 
@@ -69,13 +76,15 @@ class DifFace(Adapter):
         seed: int; without a generator, each call draws its noise from a CPU generator seeded with it
             (reproducible runs from the command line: ``--option seed=12345``, upstream's default seed).
         eta: DDIM eta (default 0.5).
-        precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"``: autocast of both networks on
-            CUDA (bf16 also on CPU); the sampler's arithmetic stays float32.
+        precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"``: autocast of both networks
+            (:mod:`iqprior.fastpath`); the sampler's arithmetic stays float32.
+        exact: run the exact path instead of the fast one (``adapters.create`` option, run-time).
         unet_config, estimator_config: dicts laid over the released configurations (tiny test models).
         estimator_checkpoint: path of ``swinir_restoration512_L1.pth`` (run-time only, not saved).
     """
 
     official_wrapper_keys = ("params_ema", "params", "state_dict", "net", "model")
+    fast_path = FastPath(channels_last=True, attention=True)
 
     def __init__(self, name: str = "difface", *, start_step: int = 100, eta: float = 0.5,
                  precision: str = "fp32", generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
@@ -91,8 +100,7 @@ class DifFace(Adapter):
         if estimator_config:
             options["estimator_config"] = dict(estimator_config)
         super().__init__(name, options)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         ucfg = UNetConfig.from_dict(unet_config)
@@ -110,6 +118,18 @@ class DifFace(Adapter):
         self.estimator_source: Optional[str] = None
         if estimator_checkpoint is not None:
             self.load_estimator(estimator_checkpoint)
+
+    def set_precision(self, precision: str) -> "DifFace":
+        """As :meth:`Adapter.set_precision`; kept in the options (DifFace saves its precision)."""
+        super().set_precision(precision)
+        self.options["precision"] = precision
+        return self
+
+    def compile_for_inference(self, **kwargs: Any) -> "DifFace":
+        """``torch.compile`` the UNet (100 calls per image) and the estimator in place."""
+        self.net.compile(**kwargs)
+        self.estimator.compile(**kwargs)
+        return self
 
     @property
     def unet(self) -> UNet:
@@ -140,12 +160,6 @@ class DifFace(Adapter):
         return self
 
     # -- inference ------------------------------------------------------------------------
-    def _autocast(self, device: torch.device):
-        dtype = PRECISIONS[self.precision]
-        if dtype is None or not (device.type == "cuda" or dtype is torch.bfloat16):
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=dtype)
-
     def _to_native(self, x: torch.Tensor) -> torch.Tensor:
         n = self.native_size
         if tuple(x.shape[-2:]) == (n, n):
@@ -156,10 +170,10 @@ class DifFace(Adapter):
     def estimate(self, x: torch.Tensor) -> torch.Tensor:
         """The diffused estimator's output at the native size, clamped to [0, 1] (as upstream)."""
         check_image_batch(x)
-        x = self._to_native(x.float())
-        with self._autocast(x.device):
+        x = self.prepare_input(self._to_native(x.float()))
+        with self.autocast(x.device):
             est = self.estimator(x)
-        return est.float().clamp(0.0, 1.0)
+        return est.float().contiguous().clamp(0.0, 1.0)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, score=None, start_step: Optional[int] = None,
@@ -176,11 +190,9 @@ class DifFace(Adapter):
         if generator is None and self.options.get("seed") is not None:
             generator = torch.Generator().manual_seed(self.options["seed"])
         start = self.options["start_step"] if start_step is None else start_step
-        autocast = self._autocast(est.device)
 
         def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            with autocast:
-                return self.run_net(x_t, t, score=score).float()
+            return self.run_net(x_t, t, score=score).float()  # autocast and fast path inside run_net
 
         sample = self.sampler.sample(model_fn, est * 2 - 1, start_step=start, generator=generator)
         y = (sample + 1) / 2
@@ -198,8 +210,7 @@ class DifFace(Adapter):
         check_image_batch(gt, "gt")
         x0 = self._to_native(gt.float()) * 2 - 1
         x_t, t, noise = self.sampler.training_noise(x0)
-        with self._autocast(x0.device):
-            out = self.run_net(x_t, t, score=score)
+        out = self.run_net(x_t, t, score=score)
         eps = out.float()[:, : x0.shape[1]]
         return {"eps_mse": F.mse_loss(eps, noise)}
 

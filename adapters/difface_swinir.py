@@ -106,7 +106,14 @@ def relative_position_index(ws: int) -> torch.Tensor:
 
 
 class WindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative-position bias."""
+    """Multi-head self-attention inside windows with a learned relative-position bias.
+
+    ``fast_attention`` (:func:`iqprior.fastpath.set_fast_path`): windows and heads folded into one
+    contiguous 4-D ``(B, nW*nH, N, hd)`` batch, so SDPA takes its fused kernel instead of the math
+    fallback that the 5-D tensors get (float rounding only).
+    """
+
+    fast_attention = False
 
     def __init__(self, dim: int, window_size: int, num_heads: int):
         super().__init__()
@@ -127,6 +134,16 @@ class WindowAttention(nn.Module):
         bias = bias.view(n, n, -1).permute(2, 0, 1)                         # (nH, N, N)
         if mask is not None:
             bias = bias[None] + mask[:, None].to(bias.dtype)               # (nW, nH, N, N)
+        if self.fast_attention:
+            heads, hd = q.shape[2], q.shape[-1]
+            if mask is None:   # windows into the batch; the bias (1, nH, N, N) broadcasts
+                q, k, v = (t.reshape(b * nw, heads, n, hd) for t in (q, k, v))
+                bias = bias[None]
+            else:              # windows into the heads, so the (nW, nH, N, N) bias is used as it is
+                q, k, v = (t.reshape(b, nw * heads, n, hd) for t in (q, k, v))
+                bias = bias.reshape(1, nw * heads, n, n)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)).view(b, nw, heads, n, -1)
+            return self.proj(out.transpose(2, 3).reshape(b, nw, n, c))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.proj(out.transpose(2, 3).reshape(b, nw, n, c))
 

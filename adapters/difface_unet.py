@@ -153,7 +153,13 @@ class ResBlock(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    """Spatial self-attention; q/k/v from a 1x1 Conv1d, split per head first (legacy order)."""
+    """Spatial self-attention; q/k/v from a 1x1 Conv1d, split per head first (legacy order).
+
+    ``fast_attention`` (:func:`iqprior.fastpath.set_fast_path`): contiguous 4-D ``(B, heads, T, ch)``
+    q/k/v, so SDPA takes its fused kernel instead of the math fallback of strided 3-D inputs.
+    """
+
+    fast_attention = False
 
     def __init__(self, channels: int, num_head_channels: int):
         super().__init__()
@@ -173,6 +179,11 @@ class AttentionBlock(nn.Module):
         qkv = self.qkv(self.norm(x))                               # (B, 3C, T)
         length = qkv.shape[-1]
         ch = c // self.num_heads
+        if self.fast_attention:
+            q, k, v = (t.contiguous() for t in
+                       qkv.view(b, self.num_heads, 3 * ch, length).transpose(2, 3).split(ch, dim=3))
+            h = F.scaled_dot_product_attention(q, k, v)            # (B, heads, T, ch)
+            return (x + self.proj_out(h.transpose(2, 3).reshape(b, c, length))).reshape(b, c, *spatial)
         q, k, v = qkv.reshape(b * self.num_heads, 3 * ch, length).transpose(1, 2).split(ch, dim=2)
         h = F.scaled_dot_product_attention(q, k, v)                # softmax(q k^T / sqrt(ch)) v, (BH, T, ch)
         h = h.transpose(1, 2).reshape(b, c, length)

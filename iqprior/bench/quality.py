@@ -47,6 +47,8 @@ class QualityConfig:
     overwrite: bool = False
     progress: bool = True
     title: str = ""
+    precision: str = "fp32"         # autocast of the models: fp32, bf16 or fp16
+    exact: bool = False             # the models' exact (upstream-identical) path instead of the fast one
 
 
 @dataclass
@@ -203,7 +205,8 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
     for name in cfg.models:
         ckpt = checkpoint_for(name, cfg.checkpoints, cfg.random_init)
         res = restore_folder(name, items, out / name, ckpt, device=cfg.device, score=cfg.score,
-                             overwrite=cfg.overwrite, progress=cfg.progress, source=source)
+                             overwrite=cfg.overwrite, progress=cfg.progress, source=source,
+                             precision=cfg.precision, exact=cfg.exact)
         restore[name] = res
         log.info("%s: %d restored, %d reused from %s, %d failed%s", name, res.restored, res.reused, out / name,
                  len(res.errors), f"; not run: {res.model_error}" if res.model_error else "")

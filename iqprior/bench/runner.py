@@ -88,17 +88,18 @@ def prepare_input(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def build_model(name: str, checkpoint: Optional[str], device: torch.device | str = "cpu"):
-    """``adapters.create(name, checkpoint)`` on ``device`` in eval mode.
+def build_model(name: str, checkpoint: Optional[str], device: torch.device | str = "cpu", **options):
+    """``adapters.create(name, checkpoint, **options)`` on ``device`` in eval mode.
 
     Without a checkpoint the random initialisation is seeded, so that a "+"
     model starts from the same weights as its base (equal outputs, delta 0).
+    ``options`` may hold ``exact`` and ``precision`` (every adapter takes them).
     """
     import adapters
 
     if checkpoint is None:
         torch.manual_seed(0)
-    return adapters.create(name, checkpoint=checkpoint).to(device).eval()
+    return adapters.create(name, checkpoint=checkpoint, **options).to(device).eval()
 
 
 @dataclass
@@ -138,14 +139,17 @@ def _check_meta(out_dir: Path, meta: dict, overwrite: bool) -> bool:
 def restore_folder(name: str, items: Sequence[tuple[str, Path]], out_dir: Path, checkpoint: Optional[str],
                    device: torch.device | str = "cpu", score: int = 9, overwrite: bool = False,
                    progress: bool = True, source: str = "",
-                   builder: Callable[..., torch.nn.Module] = build_model) -> RestoreResult:
+                   builder: Callable[..., torch.nn.Module] = build_model, precision: str = "fp32",
+                   exact: bool = False) -> RestoreResult:
     """Restore every image of ``items`` with adapter ``name`` into ``out_dir`` (resumable).
 
     A model that cannot be built (unknown name, weights missing) or an image
     that fails is recorded in the result, not raised, so one broken model
     does not stop a benchmark of many. ``source`` (the input folder) is
     recorded with the settings so that another folder's images of the same
-    names are never taken for cached outputs.
+    names are never taken for cached outputs. ``precision`` (autocast) and
+    ``exact`` (the exact path instead of the fast one) are passed to the adapter;
+    a reduced precision is recorded with the settings (its outputs differ).
     """
     from tqdm.auto import tqdm
 
@@ -154,6 +158,8 @@ def restore_folder(name: str, items: Sequence[tuple[str, Path]], out_dir: Path, 
     res = RestoreResult(name)
     meta = {"model": name, "checkpoint": None if checkpoint is None else str(checkpoint), "score": score,
             "data": source}
+    if precision != "fp32":
+        meta["precision"] = precision
     reuse = _check_meta(out_dir, meta, overwrite)
     todo = []
     for rel, src in items:
@@ -166,7 +172,8 @@ def restore_folder(name: str, items: Sequence[tuple[str, Path]], out_dir: Path, 
     if not todo:
         return res
     try:
-        model = builder(name, checkpoint, device)
+        extra = {k: v for k, v in (("precision", precision), ("exact", exact)) if v not in ("fp32", False)}
+        model = builder(name, checkpoint, device, **extra)
     except Exception as e:  # unknown adapter, missing weights, bad checkpoint: report, don't crash
         res.model_error = f"{type(e).__name__}: {e}"
         log.warning("model %s not run: %s", name, res.model_error)

@@ -12,9 +12,17 @@ held together and their timed calls interleaved, so that both see the same
 machine load; that ratio is what the paper's plug-in claim (a negligible
 overhead) needs. Random weights are used unless a checkpoint is given: the speed of
 these networks does not depend on their weights.
+
+Each model runs on its fast path (:mod:`iqprior.fastpath`) at the chosen
+``precision`` and, interleaved with it, a copy on the exact path in float32:
+the report gives the speed-up over the exact path (median, with min-max of
+the timed calls), the largest deviation of the fast path from the exact one
+(both float32) and, for ``bf16``/``fp16``, the largest deviation of the
+reduced-precision output from the float32 one, so that neither is silent.
 """
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import logging
@@ -41,12 +49,22 @@ class SpeedConfig:
     sizes: tuple[int, ...] = (512,)
     batch_sizes: tuple[int, ...] = (1, 4, 8)
     device: str = "cpu"
-    amp: bool = False
+    amp: bool = False               # legacy switch: precision bf16 on CPU, fp16 on CUDA
     warmup: int = 1
     iters: int = 3
     checkpoints: Mapping[str, str] = field(default_factory=dict)
     score: int = 9
     out: Optional[Path] = None
+    precision: str = "fp32"         # autocast of the timed (fast) model: fp32, bf16, fp16
+    exact: bool = False             # time the exact path only (no fast path, no comparison)
+    compare_exact: bool = True      # also time an exact float32 copy, interleaved, and compare outputs
+    compile: bool = False           # torch.compile the timed model (compile time goes into the warm-up)
+
+    @property
+    def effective_precision(self) -> str:
+        if self.amp and self.precision == "fp32":
+            return "fp16" if torch.device(self.device).type == "cuda" else "bf16"
+        return self.precision
 
 
 @dataclass
@@ -60,6 +78,15 @@ class SpeedRow:
     ratio_to_base: Optional[float] = None     # "+" rows: latency / base latency
     params_m: Optional[float] = None
     error: str = ""
+    path: str = ""                            # "exact" or the fast path's measures
+    precision: str = "fp32"
+    latency_min_ms: Optional[float] = None
+    latency_max_ms: Optional[float] = None
+    exact_latency_ms: Optional[float] = None  # median of the exact float32 copy, interleaved
+    speedup_vs_exact: Optional[float] = None  # exact latency / this latency
+    max_abs_vs_exact: Optional[float] = None  # fast float32 output vs exact float32 output
+    max_abs_vs_fp32: Optional[float] = None   # reduced-precision output vs float32 (same path)
+    within_tolerance: Optional[bool] = None   # max_abs_vs_exact <= TOLERANCE * max(1, max |exact|)
 
 
 @dataclass
@@ -155,15 +182,23 @@ def timed(fn, device: torch.device | str = "cpu") -> float:
     return time.perf_counter() - t0
 
 
-def _autocast(device: torch.device, amp: bool):
+def _autocast(device: torch.device, amp: bool | str):
+    """Autocast for ``amp``: a precision name, or the legacy bool (fp16 on CUDA, bf16 on CPU)."""
+    from iqprior.fastpath import autocast
+
+    if isinstance(amp, str):
+        return autocast(device, amp)
     if not amp:
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
 
 
-def time_once(model: torch.nn.Module, x: torch.Tensor, score: Optional[int], amp: bool
+def time_once(model: torch.nn.Module, x: torch.Tensor, score: Optional[int], amp: bool | str = False
               ) -> tuple[float, Optional[float]]:
-    """Latency (ms) of one ``model(x)`` call, synchronised, and the peak memory it needed (MB)."""
+    """Latency (ms) of one ``model(x)`` call, synchronised, and the peak memory it needed (MB).
+
+    ``amp``: autocast around the call (adapters with a ``precision`` setting autocast themselves).
+    """
     device = x.device
     with torch.inference_mode(), _autocast(device, amp):
         _sync(device)
@@ -173,6 +208,36 @@ def time_once(model: torch.nn.Module, x: torch.Tensor, score: Optional[int], amp
             _sync(device)
             ms = (time.perf_counter() - t0) * 1000.0
     return ms, mem["peak_mb"]
+
+
+def _output(model: torch.nn.Module, x: torch.Tensor, score: Optional[int]) -> torch.Tensor:
+    """One call's output, float32 on the CPU, with the global RNG seeded (DifFace draws noise)."""
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        y = model(x, score=score)
+    if isinstance(y, (tuple, list)):
+        y = y[0]
+    return y.float().cpu()
+
+
+def _variants(model: torch.nn.Module, cfg: SpeedConfig) -> dict[str, torch.nn.Module]:
+    """``{"main": the timed model, "exact": its exact float32 copy (when compared)}``."""
+    precision = cfg.effective_precision
+    has_switches = hasattr(model, "set_exact")
+    if has_switches:
+        model.set_exact(cfg.exact)
+        model.set_precision(precision)
+    out = {"main": model}
+    fast = has_switches and not cfg.exact and getattr(model, "fast_path", None) is not None \
+        and model.fast_path.enabled
+    if cfg.compare_exact and has_switches and (fast or precision != "fp32" or cfg.compile):
+        twin = copy.deepcopy(model).set_exact(True).set_precision("fp32")
+        out["exact"] = twin
+    if cfg.compile:
+        if not hasattr(model, "compile_for_inference"):
+            raise ValueError(f"{type(model).__name__} cannot be compiled here (no compile_for_inference)")
+        model.compile_for_inference()
+    return out
 
 
 def _groups(names: tuple[str, ...]) -> list[list[str]]:
@@ -212,11 +277,12 @@ def run_speed(cfg: SpeedConfig) -> SpeedResult:
         for name in group:
             try:
                 model = build_model(name, cfg.checkpoints.get(name), device)
+                variants = _variants(model, cfg)
             except Exception as e:  # unknown name, bad checkpoint: failed rows, not a crash
                 rows += [SpeedRow(name, s, b, error=_err(e)) for s in cfg.sizes for b in cfg.batch_sizes]
                 log.warning("speed: %s not built: %s", name, e)
                 continue
-            built[name] = (model, cfg.score if getattr(model, "is_conditioned", False) else None,
+            built[name] = (variants, cfg.score if getattr(model, "is_conditioned", False) else None,
                            sum(p.numel() for p in model.parameters()) / 1e6)
         for s in cfg.sizes:
             for b in cfg.batch_sizes:
@@ -238,41 +304,77 @@ def _ordered(rows: list[SpeedRow], models: tuple[str, ...]) -> list[SpeedRow]:
     return sorted(rows, key=lambda r: (models.index(r.model), r.size, r.batch))
 
 
+def _path_name(model: torch.nn.Module) -> str:
+    path = getattr(model, "active_path", None)
+    return "exact" if path is None or not path.enabled else path.describe()
+
+
 def _measure(built: dict, size: int, batch: int, cfg: SpeedConfig, device: torch.device) -> list[SpeedRow]:
-    rows = {n: SpeedRow(n, size, batch, params_m=p) for n, (_, _, p) in built.items()}
+    """Time every variant of every model of a group on one batch, their calls interleaved."""
+    from iqprior.fastpath import TOLERANCE, max_abs_deviation
+
+    precision = cfg.effective_precision
+    rows = {n: SpeedRow(n, size, batch, params_m=p, precision=precision) for n, (_, _, p) in built.items()}
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-    alive = []
-    for name, (model, score, _) in built.items():
+    runs: list[tuple[str, str]] = []   # (model, variant) in timing order
+    for name, (variants, score, _) in built.items():
+        row = rows[name]
+        main = variants["main"]
+        row.path = _path_name(main)
         try:
-            for _ in range(max(cfg.warmup, 0)):
-                time_once(model, x, score, cfg.amp)
-            alive.append(name)
+            # the warm-up calls give the outputs compared (compile time, if any, is spent here)
+            y_main = _output(main, x, score)
+            if "exact" in variants:
+                y_exact = _output(variants["exact"], x, score)
+                y_fast32 = y_main
+                if precision != "fp32":
+                    main.set_precision("fp32")
+                    y_fast32 = _output(main, x, score)
+                    main.set_precision(precision)
+                    row.max_abs_vs_fp32 = max_abs_deviation(y_main, y_fast32)
+                if row.path != "exact":
+                    row.max_abs_vs_exact = max_abs_deviation(y_fast32, y_exact)
+                    row.within_tolerance = row.max_abs_vs_exact <= TOLERANCE * max(1.0, float(y_exact.abs().max()))
+                elif precision != "fp32":
+                    row.max_abs_vs_fp32 = max_abs_deviation(y_main, y_exact)
+            for _ in range(max(cfg.warmup, 1) - 1):
+                for v in variants.values():
+                    time_once(v, x, score)
+            runs += [(name, k) for k in variants]
         except (RuntimeError, ValueError) as e:  # size not supported, out of memory
-            rows[name].error = _err(e)
-    times: dict[str, list[float]] = {n: [] for n in alive}
-    mems: dict[str, list[float]] = {n: [] for n in alive}
+            row.error = _err(e)
+    times: dict[tuple[str, str], list[float]] = {r: [] for r in runs}
+    mems: dict[str, list[float]] = {n: [] for n in rows}
     for it in range(max(cfg.iters, 1)):
-        for name in (alive if it % 2 == 0 else alive[::-1]):
-            model, score, _ = built[name]
+        for name, key in (runs if it % 2 == 0 else runs[::-1]):
+            if rows[name].error:
+                continue
+            variants, score, _ = built[name]
             try:
-                ms, mb = time_once(model, x, score, cfg.amp)
+                ms, mb = time_once(variants[key], x, score)
             except (RuntimeError, ValueError) as e:
                 rows[name].error = _err(e)
                 continue
-            times[name].append(ms)
-            if mb is not None:
+            times[(name, key)].append(ms)
+            if mb is not None and key == "main":
                 mems[name].append(mb)
-        alive = [n for n in alive if not rows[n].error]
     for name, row in rows.items():
         if row.error:
             log.warning("speed: %s at %dx%d batch %d failed: %s", name, size, size, batch, row.error)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        row.latency_ms = statistics.median(times[name])
+        main = times[(name, "main")]
+        row.latency_ms = statistics.median(main)
+        row.latency_min_ms, row.latency_max_ms = min(main), max(main)
         row.images_per_s = batch / (row.latency_ms / 1000.0)
         row.peak_mem_mb = max(mems[name]) if mems[name] else None
-        log.info("speed: %s %d² x%d: %.1f ms", name, size, size, batch, row.latency_ms)
+        exact = times.get((name, "exact"))
+        if exact and len(exact) == len(main):
+            row.exact_latency_ms = statistics.median(exact)
+            # per-round ratios (the two calls of a round are adjacent in time): robust to drifting load
+            row.speedup_vs_exact = statistics.median(e / m for e, m in zip(exact, main))
+        log.info("speed: %s %d² x%d: %.1f ms (%s, %s)", name, size, batch, row.latency_ms, row.path, precision)
     return list(rows.values())
 
 
@@ -290,25 +392,45 @@ def _f(v: Optional[float], fmt: str) -> str:
     return "—" if v is None else format(v, fmt)
 
 
+def _e(v: Optional[float]) -> str:
+    return "—" if v is None else f"{v:.1e}"
+
+
 def speed_markdown(rows: list[SpeedRow], cfg: SpeedConfig) -> str:
+    from iqprior.fastpath import TOLERANCE
+
     dev = cfg.device
     if torch.device(dev).type == "cuda" and torch.cuda.is_available():
         dev = torch.cuda.get_device_name(torch.device(dev))
     else:
         dev = f"cpu ({torch.get_num_threads()} threads)"
     mem = "CUDA max allocated" if torch.device(cfg.device).type == "cuda" else "peak RSS rise"
-    lines = [f"### Forward speed on {dev}{' with AMP' if cfg.amp else ''}", "",
-             f"| Model | Size | Batch | Latency (ms) | Images/s | vs base | Peak memory (MB, {mem}) | Params (M) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    precision = cfg.effective_precision
+    lines = [f"### Forward speed on {dev}, {precision}{', torch.compile' if cfg.compile else ''}", "",
+             "| Model | Size | Batch | Path | Latency (ms): median (min–max) | Exact fp32 (ms) | Speed-up vs exact | "
+             f"Images/s | Peak memory (MB, {mem}) | max abs Δ fast vs exact | max abs Δ {precision} vs fp32 | "
+             "vs base | Params (M) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r.error:
-            lines.append(f"| {r.model} | {r.size} | {r.batch} | failed: {r.error[:120]} | | | | |")
+            lines.append(f"| {r.model} | {r.size} | {r.batch} | {r.path} | failed: {r.error[:120]} "
+                         "| | | | | | | | |")
             continue
-        lines.append(f"| {r.model} | {r.size} | {r.batch} | {_f(r.latency_ms, '.1f')} | {_f(r.images_per_s, '.2f')} | "
+        lat = f"{_f(r.latency_ms, '.1f')} ({_f(r.latency_min_ms, '.1f')}–{_f(r.latency_max_ms, '.1f')})"
+        tol = "" if r.within_tolerance is None else (" ✓" if r.within_tolerance else " ✗ over tolerance")
+        lines.append(f"| {r.model} | {r.size} | {r.batch} | {r.path} | {lat} | {_f(r.exact_latency_ms, '.1f')} | "
+                     f"{_f(r.speedup_vs_exact, '.2f')}{'x' if r.speedup_vs_exact is not None else ''} | "
+                     f"{_f(r.images_per_s, '.2f')} | {_f(r.peak_mem_mb, '.0f')} | {_e(r.max_abs_vs_exact)}{tol} | "
+                     f"{_e(r.max_abs_vs_fp32) if precision != 'fp32' else 'n/a (fp32)'} | "
                      f"{_f(r.ratio_to_base, '.3f')}{'x' if r.ratio_to_base is not None else ''} | "
-                     f"{_f(r.peak_mem_mb, '.0f')} | {_f(r.params_m, '.2f')} |")
-    lines += ["", f"Median of {cfg.iters} timed calls after {cfg.warmup} warm-up call(s); "
-              "\"vs base\": latency of a \"+\" model over its base's, their calls interleaved in the same run."]
+                     f"{_f(r.params_m, '.2f')} |")
+    lines += ["", f"Median (min–max) of {cfg.iters} timed calls after the warm-up; the exact float32 copy's calls "
+              "are interleaved with the timed model's (same machine load). \"max abs Δ fast vs exact\": both in "
+              f"float32, ✓ when within {TOLERANCE:g} × max(1, max |exact|). \"vs base\": latency of a \"+\" "
+              "model over its base's, their calls interleaved in the same run."]
+    if precision != "fp32":
+        lines.append(f"Reduced precision ({precision} autocast) moves the outputs by the amount shown; it is "
+                     "never a default.")
     return "\n".join(lines) + "\n"
 
 

@@ -34,6 +34,17 @@ def _common_models(p: argparse.ArgumentParser, models: bool = True) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _speed_flags(p: argparse.ArgumentParser, compile_flag: bool = False) -> None:
+    """``--precision`` and ``--exact`` (and ``--compile``): the run-time settings every adapter takes."""
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast of the models (default fp32); bf16/fp16 move the outputs, see `bench speed`")
+    p.add_argument("--exact", action="store_true",
+                   help="run the models' exact (upstream-identical) path instead of their fast path")
+    if compile_flag:
+        p.add_argument("--compile", action="store_true",
+                       help="torch.compile the models (slow first call; pays off over many calls)")
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks: quality tables, speed, over-optimisation, figures",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,6 +60,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     q.add_argument("--no-input-row", action="store_true", help="do not score the inputs")
     q.add_argument("--overwrite", action="store_true", help="redo cached outputs made with other settings")
     q.add_argument("--title", default="", help="table title")
+    _speed_flags(q)
     q.set_defaults(run=run_quality)
 
     t = bsub.add_parser("table", help="one table over several quality runs, a Datasets column (paper Table 1)")
@@ -65,7 +77,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     _common_models(s)
     s.add_argument("--sizes", default="512", help="square input sizes, comma-separated (default 512)")
     s.add_argument("--batch-sizes", default="1,4,8", help="batch sizes, comma-separated (default 1,4,8)")
-    s.add_argument("--amp", action="store_true", help="autocast (float16 on cuda, bfloat16 on cpu)")
+    s.add_argument("--amp", action="store_true", help="legacy: --precision fp16 on cuda, bf16 on cpu")
+    _speed_flags(s, compile_flag=True)
+    s.add_argument("--no-compare-exact", action="store_true",
+                   help="do not time an exact float32 copy of each model side by side (half the time)")
     s.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
     s.add_argument("--iters", type=int, default=3, help="timed calls per setting (default 3)")
     s.add_argument("--out", default="results/speed", help="output folder: speed.json, speed.md")
@@ -135,7 +150,8 @@ def run_quality(args) -> int:
                         gt=Path(args.gt) if args.gt else None, metrics=args.metrics,
                         checkpoints=parse_checkpoints(args.checkpoints), random_init=args.random_init,
                         device=args.device, score=args.score, include_input=not args.no_input_row,
-                        overwrite=args.overwrite, progress=not args.no_progress, title=args.title)
+                        overwrite=args.overwrite, progress=not args.no_progress, title=args.title,
+                        precision=args.precision, exact=args.exact)
     res = _run(cfg)
     print(res.files["markdown"].read_text())
     print(f"tables: {res.files['markdown']}  {res.files['csv']}")
@@ -161,7 +177,9 @@ def run_speed(args) -> int:
                       sizes=tuple(int(v) for v in parse_list(args.sizes)),
                       batch_sizes=tuple(int(v) for v in parse_list(args.batch_sizes)),
                       device=args.device, amp=args.amp, warmup=args.warmup, iters=args.iters,
-                      checkpoints=parse_checkpoints(args.checkpoints), score=args.score, out=Path(args.out))
+                      checkpoints=parse_checkpoints(args.checkpoints), score=args.score, out=Path(args.out),
+                      precision=args.precision, exact=args.exact, compare_exact=not args.no_compare_exact,
+                      compile=args.compile)
     res = _run(cfg)
     print(res.files["markdown"].read_text())
     return 0

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 
+# faces per forward pass: on CPU batch 4 was measured slower than batch 1 (benchmarks/README.md)
+DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "restore", help="restore faces or whole images with an adapter (codeformer+, puienet+, ...)",
@@ -35,7 +39,15 @@ def add_parser(sub) -> None:
     p.add_argument("--fidelity", type=float, default=None, help="CodeFormer's w in [0, 1] (model default 0.5)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra adapter option (VALUE parsed as JSON when possible); repeatable")
-    p.add_argument("--batch-size", type=int, default=4, help="faces per forward pass (default 4)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="faces per forward pass (default: 1 on CPU, where batching was measured slower, 4 on CUDA)")
+    p.add_argument("--exact", action="store_true",
+                   help="the model's exact (upstream-identical) path instead of its fast path (differences < 1e-4)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast the model (default fp32); bf16/fp16 are faster but move the outputs "
+                        "(`iqprior bench speed --precision` prints by how much)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model: a slow first call, worth it for many faces or DifFace's steps")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--upscale", type=float, default=1, help="whole photos: output scale (default 1)")
     p.add_argument("--only-center-face", action="store_true", help="whole photos: restore only the central face")
@@ -117,12 +129,18 @@ def run(args: argparse.Namespace) -> int:
     files = collect_inputs(args.inputs)
     if not files:
         raise ValueError(f"no images found in {args.inputs}")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.batch_size is None:
+        args.batch_size = DEFAULT_BATCH.get(device.type, 1)
     if args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     options = parse_options(args.option)
     options.setdefault("fidelity", args.fidelity)
+    options.setdefault("exact", args.exact or None)
+    options.setdefault("precision", None if args.precision == "fp32" else args.precision)
     model = adapters.create(args.model, checkpoint=args.checkpoint, **options).to(device)
+    if args.compile:
+        model.compile_for_inference()
     if args.checkpoint is None:
         print(f"note: {args.model} has random weights (no --checkpoint): outputs are meaningless", file=sys.stderr)
     levels = parse_sweep(args.sweep) if args.sweep else None

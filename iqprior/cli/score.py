@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per member call (default: 8 on CUDA, 1 on CPU, where batching is slower)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes decoding images ahead of the scoring (default: spare cores, at most 4; 0: none)")
     p.add_argument("--random-weights", action="store_true",
                    help="build learned members with random weights (pipeline checks only; scores are meaningless)")
     p.add_argument("--no-progress", action="store_true")
@@ -49,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     scorer = create_scorer(args.members, calibration=None if args.calibrate else args.calibration, device=device,
                            pretrained=not args.random_weights, batch_size=args.batch_size)
     result = score_directory(args.dir, scorer, args.out, calibrate=args.calibrate, calibration=args.calibration,
-                             hq_threshold=args.hq_threshold, plot=args.plot, progress=not args.no_progress, dist=dist)
+                             hq_threshold=args.hq_threshold, plot=args.plot, progress=not args.no_progress, dist=dist,
+                             workers=args.workers)
     if result.summary is None:  # non-zero rank under torchrun
         return 0
     summary = json.loads(result.summary.read_text())

@@ -127,7 +127,13 @@ class ResBlock(nn.Module):
 
 
 class AttnBlock(nn.Module):
-    """Single-head spatial self-attention with 1×1 q/k/v/proj convolutions and a residual."""
+    """Single-head spatial self-attention with 1×1 q/k/v/proj convolutions and a residual.
+
+    ``fast_attention`` (:func:`iqprior.fastpath.set_fast_path`): fused SDPA on ``(B, 1, N, C)``
+    instead of the explicit ``softmax(q k^T / sqrt(C)) v`` (same result up to float rounding).
+    """
+
+    fast_attention = False
 
     def __init__(self, channels: int, groups: int = 32):
         super().__init__()
@@ -140,6 +146,10 @@ class AttnBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm(x)
         b, c, hh, ww = x.shape
+        if self.fast_attention:
+            q, k, v = (f(h).flatten(2).transpose(1, 2).unsqueeze(1) for f in (self.q, self.k, self.v))
+            out = F.scaled_dot_product_attention(q, k, v)                # (B, 1, N, C)
+            return x + self.proj_out(out.squeeze(1).transpose(1, 2).reshape(b, c, hh, ww))
         q = self.q(h).reshape(b, c, hh * ww).transpose(1, 2)        # (B, N, C)
         k = self.k(h).reshape(b, c, hh * ww)                        # (B, C, N)
         v = self.v(h).reshape(b, c, hh * ww)                        # (B, C, N)

@@ -125,6 +125,9 @@ class Member(nn.Module):
         self.net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
+        if spec.channels_last:  # the spec's measured fast layout (iqprior.fastpath); weights converted once
+            from ..fastpath import FastPath, set_fast_path
+            set_fast_path(self.net, FastPath(channels_last=True))
 
     def train(self, mode: bool = True) -> "Member":
         super().train(mode)
@@ -132,6 +135,8 @@ class Member(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spec.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         out = self.net(x)
         if isinstance(out, (tuple, list)):
             out = out[0]
