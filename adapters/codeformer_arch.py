@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqprior.config import ConfigMixin
 from iqprior.models.vqgan import Encoder, Generator, ResBlock, VectorQuantizer, VQGANConfig
-from iqprior.options import ConfigMixin
 
 __all__ = ["CodeFormerConfig", "CodeFormer", "TransformerSALayer", "FuseSFTBlock", "adaptive_instance_norm"]
 
@@ -86,7 +86,7 @@ class CodeFormerConfig(ConfigMixin):
         return self.vqgan.latent_shape
 
     @classmethod
-    def from_options(cls, config: "CodeFormerConfig | Mapping[str, Any] | None") -> "CodeFormerConfig":
+    def from_options(cls, config: CodeFormerConfig | Mapping[str, Any] | None) -> CodeFormerConfig:
         if config is None:
             return cls()
         if isinstance(config, cls):

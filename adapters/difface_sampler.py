@@ -97,7 +97,7 @@ class DifFaceSampler:
         if unknown:
             raise ValueError(f"unknown sampler option(s) {unknown}; known: {sorted(SamplerConfig.__dataclass_fields__)}")
         cfg = config or SamplerConfig(**overrides)
-        if not 0.0 <= cfg.eta:
+        if not cfg.eta >= 0.0:
             raise ValueError(f"eta must be >= 0, got {cfg.eta}")
         self.config = cfg
         f64 = torch.float64

@@ -10,11 +10,12 @@ with ``pretrained=False`` and that file is loaded here with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
-from .metrics import HUB_DIR, PYIQA_DIR, BenchMetric
+from iqprior.scoring.specs import HUB_CHECKPOINTS as HUB_DIR
+from iqprior.scoring.specs import PYIQA as PYIQA_DIR
 
 
 def weight_dir(where: str) -> Path:
@@ -29,7 +30,7 @@ def weight_dir(where: str) -> Path:
     raise ValueError(f"unknown weight location {where!r}")
 
 
-def fullref_available(metric: BenchMetric) -> tuple[bool, str]:
+def fullref_available(metric: Any) -> tuple[bool, str]:
     """``(True, "")`` if pyiqa has ``metric`` and its files are on disk, else ``(False, reason)``."""
     try:
         import pyiqa
@@ -43,7 +44,7 @@ def fullref_available(metric: BenchMetric) -> tuple[bool, str]:
     return True, ""
 
 
-def build_fullref(metric: BenchMetric, device: torch.device):
+def build_fullref(metric: Any, device: torch.device):
     """``f(x, gt) -> (B,)``: the full-reference score of ``x`` against ``gt`` (both RGB [0, 1])."""
     import pyiqa
 
@@ -70,7 +71,7 @@ def build_fullref(metric: BenchMetric, device: torch.device):
 
 def _load_lpips_layers(net: torch.nn.Module, path: Path) -> None:
     """Load the LPIPS linear layers (``lin*``) from ``path`` with ``weights_only=True``, strictly."""
-    from adapters.checkpoint import load_strict, read_official_checkpoint
+    from iqprior.checkpoint import load_strict, read_official_checkpoint
 
     state = read_official_checkpoint(path, ())
     own = net.state_dict()

@@ -19,9 +19,9 @@ from typing import Callable, Optional
 
 import torch
 
-# where a full-reference weight file lives (same names as iqprior.scoring.specs)
-PYIQA_DIR = "pyiqa"
-HUB_DIR = "hub"
+# where a full-reference weight file lives
+from iqprior.scoring.specs import HUB_CHECKPOINTS as HUB_DIR  # noqa: E402
+from iqprior.scoring.specs import PYIQA as PYIQA_DIR  # noqa: E402
 
 
 @dataclass(frozen=True)

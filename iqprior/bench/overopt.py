@@ -198,7 +198,7 @@ def run_overopt(cfg: OverOptConfig) -> tuple[OverOptReport, dict[str, Path]]:
             raise ValueError(f"{name} could not be run: {res.model_error}")
         rows[name] = (res.outputs, res.new)
     if cfg.reference == INPUT:
-        rows[INPUT_ROW] = ({rel: p for rel, p in items}, set())
+        rows[INPUT_ROW] = (dict(items), set())
     ref_row = INPUT_ROW if cfg.reference == INPUT else cfg.reference
 
     scorer = _Scorer(cfg.device)

@@ -32,9 +32,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..distributed import default_device, init_distributed
     from ..scoring import SPECS, create_scorer, member_available
     from ..scoring.job import score_directory
-    from ..training.distributed import default_device, init_distributed
 
     if args.list_members:
         for name, spec in SPECS.items():

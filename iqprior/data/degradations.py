@@ -64,7 +64,7 @@ class DegradationConfig:
             raise ValueError(f"downsample factors must be >= 1, got {self.downsample}")
         if self.noise[0] < 0:
             raise ValueError(f"noise sigma must be >= 0, got {self.noise}")
-        if not (1 <= self.jpeg[0] and self.jpeg[1] <= 100):
+        if not (self.jpeg[0] >= 1 and self.jpeg[1] <= 100):
             raise ValueError(f"jpeg quality must lie in [1, 100], got {self.jpeg}")
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be an odd int >= 3, got {self.kernel_size}")

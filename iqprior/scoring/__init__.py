@@ -1,7 +1,7 @@
 """NR-IQA ensemble scoring (paper §3.2 "Quality Prior Ensembles", App. 6.1.2)."""
+from ..levels import as_levels, level_to_score, score_to_level
 from .calibration import Calibration
 from .ensemble import EnsembleScorer, create_scorer, preset_members
-from .levels import as_levels, level_to_score, score_to_level
 from .members import MemberWeightsMissing, build_member, member_available
 from .specs import PRESETS, SPECS, MetricSpec, WeightSpec, get_spec
 

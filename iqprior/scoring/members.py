@@ -126,7 +126,7 @@ class Member(nn.Module):
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "Member":
+    def train(self, mode: bool = True) -> Member:
         super().train(mode)
         self.net.eval()  # always: TOPIQ skips its resize and MUSIQ crashes in train mode
         return self
@@ -183,7 +183,7 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
 
 
 def _load_own(net: nn.Module, path: Path, key: Optional[str]) -> None:
-    from adapters.checkpoint import load_strict, match_prefix, read_official_checkpoint
+    from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
 
     wrappers = (key,) if key else ("params", "state_dict")
     state = read_official_checkpoint(path, wrappers)

@@ -80,7 +80,8 @@ class TrainOptions:
     disc_ndf: int = 64
     disc_layers: int = 4
     codebook_weight: float = 1.0
-    vqgan_checkpoint: Optional[str] = None  # init encoder/decoder/common codebook from vqgan_code1024.pth (Stage I; Stage II without --init)
+    # init encoder/decoder/common codebook from vqgan_code1024.pth (Stage I; Stage II without --init)
+    vqgan_checkpoint: Optional[str] = None
     # Stages II–III (Eq. 14)
     feat_weight: float = 1.0
     index_weight: float = 0.5             # λ₁
@@ -125,7 +126,7 @@ class TrainConfig:
                 "train": _plain(dataclasses.asdict(self.train))}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         d = dict(d or {})
         unknown = sorted(set(d) - {"stage", "model", "data", "train"})
         if unknown:

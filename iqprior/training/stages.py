@@ -167,7 +167,7 @@ class Stage2(nn.Module):
     def trainable(self) -> nn.Module:
         return self.net
 
-    def train(self, mode: bool = True) -> "Stage2":
+    def train(self, mode: bool = True) -> Stage2:
         super().train(mode)
         self.hq_encoder.eval()
         return self

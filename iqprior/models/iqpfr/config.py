@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...options import ConfigMixin
+from ...config import ConfigMixin
 from ..vqgan import VQGANConfig
 
 FUSIONS = ("add", "attention")          # Eq. 2 / Eq. 8 addition, or App. 6.2.3 cross-attention

@@ -145,11 +145,11 @@ class DualCodebookVQGAN(nn.Module):
         return self.generator(z_q), loss, info
 
     # -- initialisation from CodeFormer's VQGAN ------------------------------------------
-    def load_vqgan_checkpoint(self, path: Union[str, os.PathLike]) -> "DualCodebookVQGAN":
+    def load_vqgan_checkpoint(self, path: Union[str, os.PathLike]) -> DualCodebookVQGAN:
         """Initialise ``encoder``, ``quantize`` (common codebook) and ``generator`` from
         CodeFormer's ``vqgan_code1024.pth`` (strictly: every key of those three parts must be
         present with its shape; the HQ+ codebook and fusion keep their initialisation)."""
-        from adapters.checkpoint import load_strict, match_prefix, read_official_checkpoint
+        from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
 
         view = nn.Module()
         view.encoder, view.quantize, view.generator = self.encoder, self.quantize, self.generator

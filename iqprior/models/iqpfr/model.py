@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ...conditioning import ScoreEmbedding
-from ...scoring.levels import ScoreLike, as_levels
+from ...levels import ScoreLike, as_levels
 from ..vqgan import VectorQuantizer
 from .config import IQPFRConfig
 from .dual_vqgan import DualCodebookVQGAN

@@ -21,10 +21,9 @@ from typing import Any, Optional
 import torch
 
 from adapters.base import Adapter
-from iqprior.scoring.levels import ScoreLike
-
-from .config import TINY, IQPFRConfig
-from .model import DEFAULT_LEVEL, IQPFR
+from iqprior.levels import ScoreLike
+from iqprior.models.iqpfr.config import TINY, IQPFRConfig
+from iqprior.models.iqpfr.model import DEFAULT_LEVEL, IQPFR
 
 PRESETS = {"paper": IQPFRConfig(), "tiny": TINY}
 
@@ -54,7 +53,7 @@ class IQPFRAdapter(Adapter):
     def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
         """Stage II losses (``L_feat + 0.5 L_index``); GT codes from a frozen snapshot of the encoder
         taken at the first call (for the paper's recipe, use ``iqprior train --stage 2``)."""
-        from ...losses.vq import feature_loss, index_loss
+        from iqprior.losses.vq import feature_loss, index_loss
 
         if getattr(self, "_teacher", None) is None:
             object.__setattr__(self, "_teacher", copy.deepcopy(self.net.encoder).requires_grad_(False).eval())
@@ -87,6 +86,3 @@ def build_iqpfr(preset: str = "paper", vqgan_checkpoint: Optional[str] = None, *
     if vqgan_checkpoint is not None:
         net.load_vqgan_checkpoint(vqgan_checkpoint)
     return IQPFRAdapter(net, {**config.to_dict()})
-
-
-build_iqpfr.official_files = ()  # the authors released no weights
