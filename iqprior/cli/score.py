@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list_members:
         for name, spec in SPECS.items():
+            if spec.full_reference:  # needs a ground truth: a benchmark metric, not a member
+                continue
             ok, why = member_available(name)
             print(f"{name:18s} {'ok ' if ok else '-- '} {'lower' if spec.lower_better else 'higher'} is better, "
                   f"range {spec.score_range}{'' if ok else '  [' + why + ']'}")

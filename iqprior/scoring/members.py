@@ -152,6 +152,9 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
     measurements); only members whose weights we load ourselves support it.
     """
     spec = get_spec(spec) if isinstance(spec, str) else spec
+    if spec.full_reference:
+        raise ValueError(f"{spec.name!r} is a full-reference metric (it needs the ground truth) and cannot be an "
+                         f"NR-IQA member; build it with iqprior.scoring.fullref.build_fullref")
     device = torch.device(device) if device is not None else torch.device("cpu")
     if spec.backend != "pyiqa":
         module, cls = spec.backend.split(":")
