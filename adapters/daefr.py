@@ -18,7 +18,6 @@ feature; the GT's level is the condition.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Optional
 
 import torch
@@ -101,11 +100,7 @@ class DAEFRAdapter(Adapter):
 
 
 def _config(options: dict[str, Any]) -> DAEFRConfig:
-    fields = {f.name for f in dataclasses.fields(DAEFRConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise TypeError(f"unknown DAEFR option(s) {unknown}; valid: {sorted(fields)}")
-    return DAEFRConfig(**options)
+    return DAEFRConfig.from_dict(options)
 
 
 def build_daefr(**options: Any) -> DAEFRAdapter:

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
+from iqprior.config import check_options
 from iqprior.io import check_image_batch
 
 from .base import Adapter
@@ -209,9 +210,7 @@ OPTIONS = ("start_step", "eta", "precision", "generator", "seed", "unet_config",
 
 
 def _check_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown DifFace option(s) {unknown}; known: {list(OPTIONS)}")
+    check_options(options, OPTIONS, "DifFace option(s)")
 
 
 def build_difface(**options: Any) -> DifFace:

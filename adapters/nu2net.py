@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqprior.config import check_options
 from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
 
@@ -142,8 +143,7 @@ class NU2NetAdapter(Adapter):
     native_size = None
 
     def __init__(self, name: str = "nu2net", **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) for {name}: {', '.join(sorted(options))} (nu2net has none)")
+        check_options(options, (), f"option(s) for {name}")
         super().__init__(name, {})
         self.net = NU2Net()
 

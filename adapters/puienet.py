@@ -35,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from iqprior.config import check_options
 from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
 
@@ -61,9 +62,7 @@ class PUIENetAdapter(Adapter):
 
     def __init__(self, name: str = "puienet", mode: str = "mp", samples: int = 20,
                  generator: torch.Generator | None = None, **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) for {name}: {', '.join(sorted(options))} "
-                            "(known: mode, samples, generator)")
+        check_options(options, ("mode", "samples", "generator"), f"option(s) for {name}")
         if mode not in MODES:
             raise ValueError(f"puienet mode must be one of {MODES} ('mp': prior means, 'mc': mean of "
                              f"samples), got {mode!r}")

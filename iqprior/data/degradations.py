@@ -23,11 +23,13 @@ from typing import Optional
 
 import numpy as np
 
+from ..config import ConfigMixin
+
 Range = tuple[float, float]
 
 
 @dataclass(frozen=True)
-class DegradationConfig:
+class DegradationConfig(ConfigMixin):
     """Parameters of Eq. 16. Ranges are closed intervals ``(low, high)``; ``(v, v)`` fixes a value.
 
     Attributes:
@@ -51,6 +53,8 @@ class DegradationConfig:
     blur: bool = True
     noise_on: bool = True
     jpeg_on: bool = True
+
+    config_name = "degradation"
 
     def __post_init__(self):
         for name in ("blur_sigma", "downsample", "noise", "jpeg"):

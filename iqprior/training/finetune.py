@@ -32,11 +32,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from ..config import ConfigMixin
+
 __all__ = ["FinetuneConfig", "finetune", "EpochSampler", "LossModule"]
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(ConfigMixin):
     """Options of :func:`finetune` (the ``iqprior finetune`` flags)."""
 
     model: str
@@ -61,6 +63,8 @@ class FinetuneConfig:
     grad_clip: Optional[float] = None
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+
+    config_name = "finetune"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every", "log_every"):

@@ -117,7 +117,7 @@ def test_stage_chaining_and_outputs(tmp_path, faces):
 
 
 def test_config_rejects_unknown_keys_and_cli_runs(tmp_path, faces):
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown config section 'train' option"):
         load_config("tiny", ["train.learning_rate=1"])
     with pytest.raises(ValueError, match="unknown IQPFR"):
         load_config("tiny", ["model.layers=3"])
