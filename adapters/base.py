@@ -31,11 +31,11 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from iqprior.checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
 from iqprior.conditioning import ConditionedModule, ScoreEmbedding, condition
-from iqprior.fastpath import EXACT, FastPath, autocast, check_precision, contiguous, set_fast_path, to_channels_last
-from iqprior.scoring.levels import ScoreLike
-
-from .checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
+from iqprior.fastpath import (EXACT, FastPath, autocast, check_precision, contiguous, is_channels_last, set_fast_path,
+                              to_channels_last)
+from iqprior.levels import ScoreLike
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -50,7 +50,7 @@ class Adapter(nn.Module):
     Class attributes:
 
     - ``official_prefixes``: key prefixes an official file may carry that
-      :func:`adapters.checkpoint.match_prefix` should strip or add.
+      :func:`iqprior.checkpoint.match_prefix` should strip or add.
     - ``official_wrapper_keys``: where the official file keeps its state dict.
     - ``task``: ``"face"`` (restore aligns faces in whole photos) or ``"image"``
       (the whole image is processed at any size, e.g. underwater models).
@@ -61,7 +61,7 @@ class Adapter(nn.Module):
     native_size: Optional[int] = 512   # square input size the network expects; None = any size
     official_prefixes: tuple[str, ...] = ("module.",)
     official_wrapper_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "net", "model")
-    fast_path: FastPath = EXACT        # measures of the fast path (chosen per model from measurements)
+    fast_path: FastPath = EXACT        # the fast path's measures; adapters.create sets the spec table's
     exact: bool = False                # True: always the exact (upstream-identical) path
     precision: str = "fp32"            # autocast of the network: "fp32", "bf16" or "fp16"
 
@@ -130,9 +130,10 @@ class Adapter(nn.Module):
 
         A base adapter ignores ``score`` so that the same call works for both.
         The first positional argument (the image) is laid out for the fast
-        path (:meth:`prepare_input`); outputs come back contiguous, in float32
-        under reduced precision.
+        path (:meth:`prepare_input`); outputs come back in the input's memory
+        layout (as on the exact path), in float32 under reduced precision.
         """
+        input_cl = bool(args) and is_channels_last(args[0])
         if args and isinstance(args[0], torch.Tensor):
             args = (self.prepare_input(args[0]),) + args[1:]
             device = args[0].device
@@ -142,19 +143,20 @@ class Adapter(nn.Module):
         with self.autocast(device):
             out = self.net(*args, **kwargs) if self._conditioned is None else \
                 self._conditioned(*args, score=score, **kwargs)
-        return self.finish_output(out)
+        return self.finish_output(out, input_cl)
 
-    def finish_output(self, out: Any) -> Any:
-        """Outputs of a fast-path / reduced-precision call made contiguous and float32 (else unchanged)."""
+    def finish_output(self, out: Any, channels_last: bool = False) -> Any:
+        """Outputs of a fast-path / reduced-precision call laid out as the input was (``channels_last``:
+        it was channels-last) and in float32; unchanged on the exact path in float32."""
         if self._fast_state.channels_last or self.precision != "fp32":
-            out = contiguous(out, torch.float32 if self.precision != "fp32" else None)
+            out = contiguous(out, torch.float32 if self.precision != "fp32" else None, channels_last)
         return out
 
     def trainable_parameters(self, train_base: bool = False) -> list[nn.Parameter]:
         """Parameters a fine-tune updates: the embedding, plus ``net``'s when ``train_base``."""
         params = [self.score_embedding.weight] if self.is_conditioned else []
         if train_base or not params:
-            params += [p for p in self.net.parameters()]
+            params += list(self.net.parameters())
         return params
 
     def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
@@ -170,7 +172,7 @@ class Adapter(nn.Module):
         """Map an official state dict onto ``self.net``'s keys (timm's ``checkpoint_filter_fn``)."""
         return match_prefix(state, self.net.state_dict().keys(), self.official_prefixes)
 
-    def load_official(self, path: str | os.PathLike) -> "Adapter":
+    def load_official(self, path: str | os.PathLike) -> Adapter:
         """Load the official released file into ``self.net`` (strict, ``weights_only=True``)."""
         state = read_official_checkpoint(path, self.official_wrapper_keys)
         load_strict(self.net, self.convert_official(state), source=str(path))
@@ -181,7 +183,7 @@ class Adapter(nn.Module):
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` (atomically per file)."""
         from safetensors.torch import save_file
 
-        from iqprior.io import atomic_write_bytes, atomic_path
+        from iqprior.io import atomic_path, atomic_write_bytes
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -193,7 +195,7 @@ class Adapter(nn.Module):
         atomic_write_bytes(directory / CONFIG_NAME, json.dumps(config, indent=2).encode())
         return directory
 
-    def load_pretrained_weights(self, directory: str | os.PathLike) -> "Adapter":
+    def load_pretrained_weights(self, directory: str | os.PathLike) -> Adapter:
         """Load ``model.safetensors`` from a :meth:`save_pretrained` directory (strict)."""
         from safetensors.torch import load_file
 

@@ -53,14 +53,16 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
-from iqprior.fastpath import FastPath, check_precision
+from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
+from iqprior.config import check_options
+from iqprior.fastpath import check_precision
 from iqprior.io import check_image_batch
 
 from .base import Adapter
-from .checkpoint import load_strict, match_prefix, read_official_checkpoint
 from .difface_sampler import DifFaceSampler, SamplerConfig
 from .difface_swinir import SwinIR, SwinIRConfig
 from .difface_unet import UNet, UNetConfig
+from .specs import SPECS
 
 __all__ = ["DifFace", "build_difface", "build_difface_plus"]
 
@@ -84,7 +86,6 @@ class DifFace(Adapter):
     """
 
     official_wrapper_keys = ("params_ema", "params", "state_dict", "net", "model")
-    fast_path = FastPath(channels_last=True, attention=True)
 
     def __init__(self, name: str = "difface", *, start_step: int = 100, eta: float = 0.5,
                  precision: str = "fp32", generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
@@ -137,7 +138,7 @@ class DifFace(Adapter):
         return self.net
 
     # -- official files -------------------------------------------------------------------
-    def load_official(self, path: str | os.PathLike) -> "DifFace":
+    def load_official(self, path: str | os.PathLike) -> DifFace:
         """Load ``iddpm_ffhq512_ema500000.pth`` (raw dict, with or without ``module.``) into the UNet."""
         super().load_official(path)
         if self.estimator_source is None:
@@ -146,7 +147,7 @@ class DifFace(Adapter):
                           stacklevel=2)
         return self
 
-    def load_estimator(self, path: str | os.PathLike) -> "DifFace":
+    def load_estimator(self, path: str | os.PathLike) -> DifFace:
         """Load ``swinir_restoration512_L1.pth`` (``state_dict`` wrapper, ``module.`` prefix or not), strictly."""
         state = read_official_checkpoint(path, ESTIMATOR_WRAPPER_KEYS)
         own = self.estimator.state_dict()
@@ -173,7 +174,7 @@ class DifFace(Adapter):
         x = self.prepare_input(self._to_native(x.float()))
         with self.autocast(x.device):
             est = self.estimator(x)
-        return est.float().contiguous().clamp(0.0, 1.0)
+        return est.float().clamp(0.0, 1.0)  # layout as the exact path's (sampler noise follows it)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, score=None, start_step: Optional[int] = None,
@@ -219,9 +220,7 @@ OPTIONS = ("start_step", "eta", "precision", "generator", "seed", "unet_config",
 
 
 def _check_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown DifFace option(s) {unknown}; known: {list(OPTIONS)}")
+    check_options(options, OPTIONS, "DifFace option(s)")
 
 
 def build_difface(**options: Any) -> DifFace:
@@ -234,11 +233,5 @@ def build_difface_plus(**options: Any) -> DifFace:
     """DifFace+: DifFace with a zero-initialised level embedding added to the UNet's timestep embedding."""
     _check_options(options)
     model = DifFace("difface+", **options)
-    model.enable_condition(at="time_embed", shape=(4 * model.net.config.model_channels,))
+    model.enable_condition(at=SPECS["difface+"].condition_at, shape=(4 * model.net.config.model_channels,))
     return model
-
-
-build_difface.official_files = ("iddpm_ffhq512_ema500000.pth",)
-build_difface.official_options = {"estimator_checkpoint": "swinir_restoration512_L1.pth"}
-build_difface_plus.official_files = build_difface.official_files
-build_difface_plus.official_options = build_difface.official_options

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "is_channels_last",
     "EXACT",
     "PRECISIONS",
     "TOLERANCE",
@@ -93,15 +94,27 @@ def to_channels_last(obj: Any) -> Any:
     return obj
 
 
-def contiguous(obj: Any, dtype: torch.dtype | None = None) -> Any:
-    """Tensors in ``obj`` (a tensor, tuple or named tuple of them) made contiguous (and cast to ``dtype``
-    if floating), so that callers get the same strides from the fast path as from the exact one."""
+def is_channels_last(x: Any) -> bool:
+    """True for a 4-D tensor laid out channels-last (and not also plain contiguous)."""
+    return (isinstance(x, torch.Tensor) and x.dim() == 4 and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def contiguous(obj: Any, dtype: torch.dtype | None = None, channels_last: bool = False) -> Any:
+    """Tensors in ``obj`` (a tensor, tuple or named tuple of them) made contiguous — 4-D ones
+    channels-last if ``channels_last`` — and cast to ``dtype`` if floating.
+
+    The fast path hands outputs back in the layout of the caller's input, which is what the
+    exact path gives too: layouts matter where noise is drawn ``randn_like`` (DifFace's sampler).
+    """
     if isinstance(obj, torch.Tensor):
         if dtype is not None and obj.is_floating_point():
             obj = obj.to(dtype)
+        if channels_last and obj.dim() == 4:
+            return obj.contiguous(memory_format=torch.channels_last)
         return obj.contiguous()
     if isinstance(obj, tuple):
-        items = [contiguous(o, dtype) for o in obj]
+        items = [contiguous(o, dtype, channels_last) for o in obj]
         return type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
     return obj
 

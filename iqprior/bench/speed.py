@@ -374,7 +374,8 @@ def _measure(built: dict, size: int, batch: int, cfg: SpeedConfig, device: torch
             row.exact_latency_ms = statistics.median(exact)
             # per-round ratios (the two calls of a round are adjacent in time): robust to drifting load
             row.speedup_vs_exact = statistics.median(e / m for e, m in zip(exact, main))
-        log.info("speed: %s %d² x%d: %.1f ms (%s, %s)", name, size, batch, row.latency_ms, row.path, precision)
+        log.info("speed: %s %dx%d batch %d: %.1f ms (%s, %s)", name, size, size, batch, row.latency_ms, row.path,
+                 precision)
     return list(rows.values())
 
 
@@ -427,7 +428,9 @@ def speed_markdown(rows: list[SpeedRow], cfg: SpeedConfig) -> str:
     lines += ["", f"Median (min–max) of {cfg.iters} timed calls after the warm-up; the exact float32 copy's calls "
               "are interleaved with the timed model's (same machine load). \"max abs Δ fast vs exact\": both in "
               f"float32, ✓ when within {TOLERANCE:g} × max(1, max |exact|). \"vs base\": latency of a \"+\" "
-              "model over its base's, their calls interleaved in the same run."]
+              "model over its base's, their calls interleaved in the same run.",
+              "Weights: random unless --checkpoints names a file (timing does not depend on them): "
+              + (", ".join(f"{m}={c}" for m, c in cfg.checkpoints.items()) or "all models RANDOM") + "."]
     if precision != "fp32":
         lines.append(f"Reduced precision ({precision} autocast) moves the outputs by the amount shown; it is "
                      "never a default.")

@@ -2,7 +2,9 @@
 
 Used by ``iqprior restore``; the library-level counterpart of CodeFormer's
 ``inference_codeformer.py`` loop. Inputs and outputs are ``(3, H, W)`` RGB
-tensors in [0, 1]; outputs are clamped to [0, 1] (they are written as images).
+tensors in [0, 1]; outputs are clamped to [0, 1] (they are written as images),
+except that a non-finite model output (NaN weights, a broken input) stays NaN
+for the caller to refuse (:func:`iqprior.io.check_finite`), never a black image.
 """
 from __future__ import annotations
 
@@ -11,9 +13,15 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..scoring.levels import ScoreLike
+from ..levels import ScoreLike
 
 __all__ = ["Restorer", "resize_square"]
+
+
+def _clamp(y: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1], keeping NaN and turning ±Inf into NaN (clamp alone would hide an Inf)."""
+    y = y.float()
+    return torch.where(torch.isfinite(y), y, torch.full_like(y, float("nan"))).clamp(0, 1)
 
 
 def resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -38,8 +46,8 @@ class Restorer:
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.aligned = aligned
-        self.task = getattr(model, "task", "face")
-        self.size = getattr(model, "native_size", None) or 512
+        self.task = model.task
+        self.size = model.native_size or 512
         self._pipeline = pipeline
         self._pipeline_args = dict(device=self.device, face_size=self.size, upscale=upscale,
                                    only_center_face=only_center_face)
@@ -62,7 +70,7 @@ class Restorer:
         outs = []
         for i in range(0, faces.shape[0], self.batch_size):
             x = faces[i:i + self.batch_size].to(self.device)
-            outs.append(self.model(x, score=score).float().clamp(0, 1).cpu())
+            outs.append(_clamp(self.model(x, score=score)).cpu())
         return torch.cat(outs) if outs else faces.clone()
 
     def input_view(self, image: torch.Tensor) -> torch.Tensor:
@@ -75,7 +83,7 @@ class Restorer:
         """Restore each image; returns ``(result, number of faces)`` pairs (``-1`` = not a face task)."""
         if self.task == "image":
             with torch.no_grad():
-                return [(self.model(img[None].to(self.device), score=score)[0].float().clamp(0, 1).cpu(), -1)
+                return [(_clamp(self.model(img[None].to(self.device), score=score)[0]).cpu(), -1)
                         for img in images]
         if self.aligned:
             batch = torch.cat([resize_square(img[None], self.size) for img in images]) if images else None
@@ -89,7 +97,7 @@ class Restorer:
         if self.task == "face" and not self.aligned:
             crops = self.pipeline.crop(image)
             if len(crops) == 0:
-                return {lv: image for lv in levels}, 0
+                return dict.fromkeys(levels, image), 0
             return {lv: self.pipeline.paste(crops, self.run_faces(crops.faces, lv)) for lv in levels}, len(crops)
         out = {}
         n = 0

@@ -32,7 +32,10 @@ class EnsembleScorer(nn.Module):
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
         self.calibration = calibration
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
+        self.random_weights: tuple[str, ...] = ()  # members built with random weights (create_scorer sets it)
 
     @property
     def names(self) -> list[str]:
@@ -46,7 +49,7 @@ class EnsembleScorer(nn.Module):
     def differentiable(self) -> bool:
         return all(s.differentiable for s in self.specs)
 
-    def train(self, mode: bool = True) -> "EnsembleScorer":
+    def train(self, mode: bool = True) -> EnsembleScorer:
         super().train(mode)
         for m in self.members:
             m.train(False)
@@ -139,4 +142,7 @@ def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
         batch_size = 8 if torch.device(device).type == "cuda" else 1
     specs = preset_members(members)
     built = [build_member(s, device=device, pretrained=pretrained) for s in specs]
-    return EnsembleScorer(built, calibration, batch_size=batch_size).eval()
+    scorer = EnsembleScorer(built, calibration, batch_size=batch_size).eval()
+    if not pretrained:
+        scorer.random_weights = tuple(s.name for s in specs if s.backend == "pyiqa" and s.weights)
+    return scorer

@@ -15,10 +15,12 @@ whose training recipe the paper follows ([54]).
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from ..config import ConfigMixin, check_options
 from ..data.degradations import DegradationConfig
 from ..models.iqpfr.config import IQPFRConfig
 
@@ -27,8 +29,10 @@ STAGES = (1, 2, 3)
 
 
 @dataclass(frozen=True)
-class DataOptions:
+class DataOptions(ConfigMixin):
     """Where the training images are and how items are made (see :class:`iqprior.data.ScoredImageDataset`)."""
+
+    config_name = "config section 'data'"
 
     root: Optional[str] = None            # HQ images (FFHQ 512² in the paper)
     scores: Optional[str] = None          # JSONL manifest from `iqprior score`
@@ -41,16 +45,14 @@ class DataOptions:
     num_workers: int = 2
 
     def degradation_config(self) -> DegradationConfig:
-        d = dict(self.degradation or {})
-        for k in ("blur_sigma", "downsample", "noise", "jpeg"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return DegradationConfig(**d)
+        return DegradationConfig.from_dict(self.degradation)
 
 
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(ConfigMixin):
     """Optimisation, logging and the loss weights of each stage."""
+
+    config_name = "config section 'train'"
 
     steps: int = 1000
     batch_size: int = 4                   # per process
@@ -80,7 +82,8 @@ class TrainOptions:
     disc_ndf: int = 64
     disc_layers: int = 4
     codebook_weight: float = 1.0
-    vqgan_checkpoint: Optional[str] = None  # init encoder/decoder/common codebook from vqgan_code1024.pth (Stage I; Stage II without --init)
+    # init encoder/decoder/common codebook from vqgan_code1024.pth (Stage I; Stage II without --init)
+    vqgan_checkpoint: Optional[str] = None
     # Stages II–III (Eq. 14)
     feat_weight: float = 1.0
     index_weight: float = 0.5             # λ₁
@@ -110,7 +113,11 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigMixin):
+    """A whole training run: ``stage`` and the ``model``, ``data`` and ``train`` sections."""
+
+    config_name = "training config"
+
     stage: int = 1
     model: IQPFRConfig = field(default_factory=IQPFRConfig)
     data: DataOptions = field(default_factory=DataOptions)
@@ -120,43 +127,99 @@ class TrainConfig:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be 1, 2 or 3, got {self.stage!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "model": self.model.to_dict(), "data": _plain(dataclasses.asdict(self.data)),
-                "train": _plain(dataclasses.asdict(self.train))}
-
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+        """Sections read as YAML gives them (numbers written ``1e-4`` arrive as strings and are converted)."""
         d = dict(d or {})
-        unknown = sorted(set(d) - {"stage", "model", "data", "train"})
-        if unknown:
-            raise ValueError(f"unknown config section(s) {unknown}; expected stage, model, data, train")
-        return cls(stage=int(d.get("stage", 1)), model=IQPFRConfig.from_dict(d.get("model") or {}),
+        check_options(d, [f.name for f in dataclasses.fields(cls)], "config section(s)")
+        stage = coerce(d.get("stage", 1), int, "stage")
+        model = d.get("model") or {}
+        if not isinstance(model, Mapping):
+            raise ValueError(f"config section 'model' must be a mapping of key: value, got {type(model).__name__}")
+        hints = typing.get_type_hints(IQPFRConfig)
+        model = {k: coerce(v, hints[k], f"model.{k}") if k in hints else v for k, v in model.items()}
+        return cls(stage=stage, model=IQPFRConfig.from_dict(model),
                    data=_build(DataOptions, d.get("data") or {}, "data"),
                    train=_build(TrainOptions, d.get("train") or {}, "train"))
 
 
 def _build(cls, d: Mapping[str, Any], section: str):
     if not isinstance(d, Mapping):
-        raise ValueError(f"config section {section!r} must be a mapping, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown key(s) in section {section!r}: {unknown}; known: {sorted(names)}")
-    values = dict(d)
-    for f in dataclasses.fields(cls):  # YAML reads "1e-4" as a string; numbers follow the field's default type
-        default = f.default
-        if f.name in values and isinstance(default, (int, float)) and not isinstance(default, bool):
-            v = values[f.name]
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
-                try:
-                    values[f.name] = type(default)(float(v)) if isinstance(default, float) else int(v)
-                except ValueError:
-                    raise ValueError(f"{section}.{f.name} must be a number, got {v!r}") from None
+        raise ValueError(f"config section {section!r} must be a mapping of key: value, got {type(d).__name__}")
+    check_options(d, [f.name for f in dataclasses.fields(cls)], f"config section {section!r} option(s)")
+    hints = typing.get_type_hints(cls)
+    values = {k: coerce(v, hints[k], f"{section}.{k}") for k, v in d.items()}
     return cls(**values)
 
 
-def _plain(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Union:
+        inner = [a for a in args if a is not type(None)]
+        return " or ".join(_describe(a) for a in inner) + (" or null" if len(inner) < len(args) else "")
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0])}s"
+        return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
+    if origin in (dict, Mapping) or tp is dict:
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` (as YAML read it) checked against the field type ``tp``; ``TypeError`` naming ``key`` if wrong.
+
+    Numbers written as strings (YAML reads ``1e-4`` as one) are converted;
+    lists become tuples where the field is a tuple.
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+
+    def bad() -> TypeError:
+        return TypeError(f"config key {key} must be {_describe(tp)}, got {value!r} ({type(value).__name__})")
+
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        for a in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, a, key)
+            except TypeError:
+                continue
+        raise bad()
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise bad()
+        return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise bad()
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise bad()
+        try:
+            number = float(value)
+        except ValueError:
+            raise bad() from None
+        if tp is int:
+            if not number.is_integer():
+                raise bad()
+            return int(number)
+        return number
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    return value
+
 
 
 def resolve_config_path(name: Union[str, Path]) -> Path:
@@ -179,7 +242,13 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
     raw: dict[str, Any] = {}
     if path is not None:
         p = resolve_config_path(path)
-        raw = yaml.safe_load(p.read_text()) or {}
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ValueError(f"{p}:{where}: YAML syntax error: {what}; fix the file") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{p} must hold a mapping with sections model/data/train")
     for item in overrides:
@@ -190,7 +259,10 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
             raise ValueError(f"cannot override {key}: section {section!r} is not a mapping")
-        raw[section][name] = yaml.safe_load(value)
+        try:
+            raw[section][name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"override {item!r}: the value is not valid YAML") from None
     if stage is not None:
         raw["stage"] = stage
     return TrainConfig.from_dict(raw)

@@ -52,9 +52,10 @@ def _input(model, name: str, batch: int = 2) -> torch.Tensor:
 
 
 def _call(model, x: torch.Tensor, name: str) -> torch.Tensor:
-    if name.startswith("difface"):  # the two networks, as the sampler calls them (its noise is covered elsewhere)
+    if name.startswith("difface"):  # the two networks, and the whole sampling from respaced step 2
         t = torch.tensor([400, 12])
-        return torch.cat([model.estimate(x).flatten(1), model.run_net(x * 2 - 1, t).flatten(1)], dim=1)
+        y = model(x, start_step=2, generator=torch.Generator().manual_seed(3))  # same noise on both paths
+        return torch.cat([model.estimate(x).flatten(1), model.run_net(x * 2 - 1, t).flatten(1), y.flatten(1)], 1)
     return model(x)
 
 
@@ -67,7 +68,8 @@ def test_fast_path_matches_exact_path_within_tolerance(name):
     assert y_fast.shape == y_exact.shape and y_fast.dtype == torch.float32 and y_fast.is_contiguous()
     assert within_tolerance(y_fast, y_exact), (name, max_abs_deviation(y_fast, y_exact))
     # the fast model really is on its fast path, the exact one is untouched
-    path = type(fast).fast_path
+    path = fast.fast_path
+    assert path == (adapters.spec(name).fast_path or FastPath())
     assert fast.active_path == path and exact.active_path == FastPath()
     convs = [m for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs) == path.channels_last
@@ -160,12 +162,18 @@ def build_tiny_codeformer(**options):
     return build_codeformer(**CODEFORMER, **options)
 
 
+def _register_tiny(monkeypatch) -> None:
+    """"tiny-cf": a tiny CodeFormer with CodeFormer's fast path, for the command-line tests."""
+    monkeypatch.setitem(adapters._USER, "tiny-cf", adapters.AdapterSpec(
+        "tiny-cf", f"{__name__}:build_tiny_codeformer", fast_path=adapters.spec("codeformer").fast_path))
+
+
 def test_bench_speed_reports_fast_vs_exact_and_precision(monkeypatch, tmp_path):
     import json
 
     from iqprior.cli import main
 
-    monkeypatch.setitem(adapters._REGISTRY, "tiny-cf", f"{__name__}:build_tiny_codeformer")
+    _register_tiny(monkeypatch)
     out = tmp_path / "speed"
     assert main(["bench", "speed", "--models", "tiny-cf", "--sizes", "64", "--batch-sizes", "1", "--device", "cpu",
                  "--iters", "2", "--precision", "bf16", "--out", str(out)]) == 0
@@ -187,7 +195,7 @@ def test_restore_cli_flags(monkeypatch, tmp_path, face_paths):
     from iqprior.cli import main
     from iqprior.io import read_image
 
-    monkeypatch.setitem(adapters._REGISTRY, "tiny-cf", f"{__name__}:build_tiny_codeformer")
+    _register_tiny(monkeypatch)
     outs = {}
     for flags in ([], ["--exact"], ["--precision", "bf16"]):
         out = tmp_path / "_".join(flags or ["fast"])

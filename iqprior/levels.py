@@ -86,3 +86,59 @@ def as_levels(score: ScoreLike, levels: int = DEFAULT_LEVELS, batch: int | None 
     elif batch is not None and t.shape[0] == 1 and batch != 1:
         t = t.expand(batch)
     return t.to(device) if device is not None else t
+
+
+def parse_levels(text: str, levels: int = DEFAULT_LEVELS, flag: str = "levels") -> list[int]:
+    """Level ranges as typed on a command line -> sorted unique levels in ``0 .. levels-1``.
+
+    Accepts ``"0..9"``, ``"0-9"``, ``"2,5,9"`` and mixtures such as ``"0-3,7,8..9"``.
+    Raises ``ValueError`` naming ``flag`` for anything else or for a level out of range.
+    """
+    import re
+
+    out: set[int] = set()
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    for part in parts:
+        m = re.fullmatch(r"(\d+)\s*(?:\.\.|-)\s*(\d+)|(\d+)", part)
+        if m is None:
+            raise ValueError(f"{flag} expects levels like 0..9, 0-9 or 2,5,9; got {text!r}")
+        if m.group(3) is not None:
+            out.add(int(m.group(3)))
+        else:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if lo > hi:
+                raise ValueError(f"{flag}: range {part!r} runs backwards; write {hi}..{lo}")
+            out.update(range(lo, hi + 1))
+    bad = sorted(v for v in out if not 0 <= v < levels)
+    if not out or bad:
+        raise ValueError(f"{flag} levels must lie in 0..{levels - 1}, got {text!r}")
+    return sorted(out)
+
+
+def format_levels(values: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0..2, 5"`` (for figure titles)."""
+    out, run = [], []
+    for v in sorted(set(values)):
+        if run and v != run[-1] + 1:
+            out.append(run)
+            run = []
+        run.append(v)
+    if run:
+        out.append(run)
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in out)
+
+
+def parse_condition(text: str, levels: int = DEFAULT_LEVELS, flag: str = "--score") -> int | float:
+    """``"9"`` -> level 9 (int); ``"0.93"`` -> score 0.93 (float); validated (``ValueError`` naming ``flag``)."""
+    try:
+        value: int | float = int(str(text).strip())
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{flag} must be a level 0..{levels - 1} or a score in [0, 1], got {text!r}") from None
+    if isinstance(value, int) and not 0 <= value < levels:
+        raise ValueError(f"{flag} level {value} is outside 0..{levels - 1} (or give a float score in [0, 1])")
+    if isinstance(value, float) and not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ValueError(f"{flag} score {value:g} is outside [0, 1] (or give an int level 0..{levels - 1})")
+    return value

@@ -60,8 +60,8 @@ def build_plus(**options) -> TinyAdapter:
 
 @pytest.fixture
 def tiny(monkeypatch):
-    monkeypatch.setitem(adapters._REGISTRY, "tiny-test", f"{__name__}:build")
-    monkeypatch.setitem(adapters._REGISTRY, "tiny-test+", f"{__name__}:build_plus")
+    monkeypatch.setitem(adapters._USER, "tiny-test", adapters.AdapterSpec("tiny-test", f"{__name__}:build"))
+    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus"))
     BUILDS["count"] = 0
     return BUILDS
 
@@ -92,25 +92,27 @@ def test_quality_tables_rows_columns(tiny, data, tmp_path):
     assert rc == 0
     rows = _read_csv(out / "quality.csv")
     names = [r["method"] for r in rows]
-    assert names == ["Input", "tiny-test", "tiny-test+", "#unavailable"]
+    assert names == ["Input", "tiny-test", "tiny-test+"]  # no comment rows inside the data
     header = list(rows[0])
-    for title in ("PSNR ↑", "SSIM ↑", "LPIPS ↓", "PIQE ↓", "Entropy ↑", "MDFS ↓"):
+    for title in ("PSNR", "SSIM", "LPIPS", "PIQE", "Entropy", "MDFS"):  # no arrows in column names
         assert title in header and f"{title} delta" in header and f"{title} rank" in header
+    assert [r["weights"] for r in rows] == ["", "random", "random"]
     by = {r["method"]: r for r in rows}
     # offline metrics and PSNR/SSIM are computed for every row from 2 images
     for row in ("Input", "tiny-test", "tiny-test+"):
         assert by[row]["n_images"] == "2"
-        for title in ("PSNR ↑", "SSIM ↑", "PIQE ↓", "Entropy ↑"):
+        for title in ("PSNR", "SSIM", "PIQE", "Entropy"):
             float(by[row][title])
-    # MDFS (not in pyiqa) and LPIPS (weights not on disk) are unavailable, with a reason
-    assert by["tiny-test"]["MDFS ↓"] == "" and "MDFS" in by["#unavailable"]["MDFS ↓"]
-    assert by["tiny-test"]["LPIPS ↓"] == "" and "not on disk" in by["#unavailable"]["LPIPS ↓"]
+    # MDFS (not in pyiqa) and LPIPS (weights not on disk) are unavailable: empty columns, reasons in md/json
+    assert by["tiny-test"]["MDFS"] == "" and by["tiny-test"]["LPIPS"] == ""
+    reasons = {m["label"]: m["reason"] for m in json.loads((out / "quality.json").read_text())["metrics"]}
+    assert "MDFS" in reasons["MDFS"] and "not on disk" in reasons["LPIPS"]
     # the "+" row has a delta to its base; zero-initialised embedding -> identical outputs -> delta 0
-    assert float(by["tiny-test+"]["PSNR ↑ delta"]) == pytest.approx(0.0, abs=1e-9)
-    assert by["tiny-test"]["PSNR ↑ delta"] == ""
+    assert float(by["tiny-test+"]["PSNR delta"]) == pytest.approx(0.0, abs=1e-9)
+    assert by["tiny-test"]["PSNR delta"] == ""
     md = (out / "quality.md").read_text()
     assert "| Method | PSNR ↑ | SSIM ↑ | LPIPS ↓ *" in md and "MDFS ↓ *" in md
-    assert "| tiny-test+ |" in md and "(+0.00)" in md and "**" in md
+    assert "| tiny-test+ (RANDOM weights) |" in md and "(+0.00)" in md and "**" in md
     assert "MDFS: pyiqa has no MDFS" in md
     log = (out / "bench.log").read_text()
     assert "MDFS unavailable" in log and "LPIPS unavailable" in log
@@ -149,10 +151,10 @@ def test_quality_unknown_and_broken_models_reported(tiny, data, tmp_path):
     rc = main(["bench", "quality", "--models", "tiny-test,tiny-test+", "--data", str(lq),
                "--checkpoints", f"tiny-test+={tmp_path / 'nope.pth'}", "--random-init",
                "--metrics", "entropy", "--out", str(out), "--no-progress"])
-    assert rc == 0
+    assert rc == 1  # a model that could not run is a failure; the table of the others is still written
     by = {r["method"]: r for r in _read_csv(out / "quality.csv")}
-    assert by["tiny-test+"]["note"] == "not run" and by["tiny-test+"]["Entropy ↑"] == ""
-    assert by["tiny-test"]["Entropy ↑"] != ""
+    assert by["tiny-test+"]["note"] == "not run" and by["tiny-test+"]["Entropy"] == ""
+    assert by["tiny-test"]["Entropy"] != ""
     assert "tiny-test+ not run" in (out / "quality.md").read_text()
 
 
@@ -181,12 +183,13 @@ def test_speed_writes_json_and_markdown(tiny, tmp_path):
     assert "| tiny-test+ | 32 | 2 |" in md and "vs base" in md
 
 
-def test_speed_reports_failures(tiny, tmp_path):
+def test_speed_unknown_model_fails_before_any_work(tiny, tmp_path, capsys):
     out = tmp_path / "speed"
     assert main(["bench", "speed", "--models", "tiny-test,nope", "--sizes", "16", "--batch-sizes", "1",
-                 "--device", "cpu", "--iters", "1", "--out", str(out)]) == 0
-    rows = json.loads((out / "speed.json").read_text())["rows"]
-    assert rows[0]["error"] == "" and "unknown adapter 'nope'" in rows[1]["error"]
+                 "--device", "cpu", "--iters", "1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [next(e for e in err if e.startswith("iqprior bench speed: error:"))]
+    assert "unknown adapter 'nope'" in err[0] and not out.exists() and tiny["count"] == 0
 
 
 def test_overopt_report_flags_divergence():
@@ -257,6 +260,24 @@ def test_paper_metric_list_and_availability():
     assert [m.label for m in with_gt] == ["PSNR", "SSIM", "LPIPS", "URanker", "UCIQE", "UIQM"]  # Table 6 order
 
 
+def test_columns_take_range_direction_and_reference_from_the_metric_table():
+    import dataclasses
+
+    from iqprior.bench.metrics import METRICS, BenchMetric, get_metric
+
+    # display fields only: range, direction and full-reference live in iqprior.scoring.specs.SPECS
+    assert {f.name for f in dataclasses.fields(BenchMetric)} == {"key", "label", "member", "decimals", "missing",
+                                                                  "missing_lower_better"}
+    lpips, koniq = get_metric("lpips"), get_metric("musiq-koniq")
+    assert lpips.title == "LPIPS ↓" and lpips.full_reference and not koniq.full_reference
+    assert koniq.score_range == (0.0, 100.0) and get_metric("musiq") is koniq
+    assert all(m.spec is not None or m.missing for m in METRICS.values())
+    with pytest.raises(ValueError, match="either a member"):
+        BenchMetric("x", "X")
+    with pytest.raises(ValueError, match="not in"):
+        BenchMetric("x", "X", member="nope")
+
+
 def test_bench_help_and_no_subcommand(capsys):
     assert main(["bench"]) == 2
     with pytest.raises(SystemExit) as e:
@@ -281,35 +302,6 @@ def test_table_ranks_and_deltas_follow_direction():
     assert "| a+ | **18.08** (+0.33) | **6.000** (+1.000) |" in md and "| a | _18.41_ | _5.000_ |" in md
 
 
-def test_lpips_loads_its_files_with_weights_only(tmp_path, monkeypatch):
-    """LPIPS is built without pyiqa's own (weights_only=False) load; our strict load uses the files on disk."""
-    import pyiqa.utils.download_util as du
-    import torchvision
-
-    from iqprior.bench.fullref import build_fullref, fullref_available
-    from iqprior.bench.metrics import get_metric
-
-    lpips = get_metric("lpips")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(du, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa"))
-    ok, why = fullref_available(lpips)
-    assert not ok and "alexnet-owt-7be5be79.pth" in why and "LPIPS_v0.1_alex" in why
-    (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(torchvision.models.alexnet().state_dict(),
-               tmp_path / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth")
-    lins = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate([64, 192, 384, 256, 256])}
-    (tmp_path / "pyiqa").mkdir()
-    torch.save(lins, tmp_path / "pyiqa" / "LPIPS_v0.1_alex-df73285e.pth")
-    assert fullref_available(lpips) == (True, "")
-    fn = build_fullref(lpips, torch.device("cpu"))
-    x = torch.rand(1, 3, 64, 64)
-    assert float(fn(x, x)[0]) == pytest.approx(0.0, abs=1e-6)
-    assert float(fn((x + 0.3 * torch.rand_like(x)).clamp(0, 1), x)[0]) > 0
-    torch.save({**lins, "extra.weight": torch.zeros(1)}, tmp_path / "pyiqa" / "LPIPS_v0.1_alex-df73285e.pth")
-    with pytest.raises(Exception, match="extra.weight"):
-        build_fullref(lpips, torch.device("cpu"))
-
-
 def test_table_over_datasets(tiny, data, tmp_path):
     lq, _ = data
     runs = []
@@ -322,9 +314,9 @@ def test_table_over_datasets(tiny, data, tmp_path):
                  "--out", str(out)]) == 0
     md = (out / "table.md").read_text()
     assert "| Dataset | Method | Entropy ↑ | MDFS ↓ * |" in md
-    assert "| LFW-Test | Input |" in md and "| WIDER-Test | Input |" in md and "|  | tiny-test+ |" in md
+    assert "| LFW-Test | Input |" in md and "| WIDER-Test | Input |" in md and "|  | tiny-test+ (RANDOM weights) |" in md
     rows = _read_csv(out / "table.csv")
     assert [(r["dataset"], r["method"]) for r in rows] == [
         ("LFW-Test", "Input"), ("LFW-Test", "tiny-test"), ("LFW-Test", "tiny-test+"),
-        ("WIDER-Test", "Input"), ("WIDER-Test", "tiny-test"), ("WIDER-Test", "tiny-test+"), ("", "#unavailable")]
+        ("WIDER-Test", "Input"), ("WIDER-Test", "tiny-test"), ("WIDER-Test", "tiny-test+")]
     assert main(["bench", "table", "--runs", str(tmp_path / "nope"), "--out", str(out)]) == 1
