@@ -33,8 +33,16 @@ from torch import nn
 
 from iqprior.checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
 from iqprior.conditioning import ConditionedModule, ScoreEmbedding, condition
-from iqprior.fastpath import (EXACT, FastPath, autocast, check_precision, contiguous, is_channels_last, set_fast_path,
-                              to_channels_last)
+from iqprior.fastpath import (
+    EXACT,
+    FastPath,
+    autocast,
+    check_precision,
+    contiguous,
+    is_channels_last,
+    set_fast_path,
+    to_channels_last,
+)
 from iqprior.levels import ScoreLike
 
 CONFIG_NAME = "config.json"
@@ -73,14 +81,14 @@ class Adapter(nn.Module):
         object.__setattr__(self, "_fast_state", EXACT)  # the path the modules are on now
 
     # -- fast path and precision ----------------------------------------------------------
-    def set_exact(self, exact: bool = True) -> "Adapter":
+    def set_exact(self, exact: bool = True) -> Adapter:
         """``True``: run the exact (upstream-identical) path; ``False``: the fast path (the default)."""
         if not isinstance(exact, bool):
             raise TypeError(f"exact must be True or False, got {exact!r}")
         self.exact = exact
         return self
 
-    def set_precision(self, precision: str) -> "Adapter":
+    def set_precision(self, precision: str) -> Adapter:
         """Autocast the network to ``"bf16"`` / ``"fp16"``, or ``"fp32"`` (none, the default)."""
         self.precision = check_precision(precision)
         return self
@@ -102,7 +110,7 @@ class Adapter(nn.Module):
         """The autocast context of :attr:`precision` on ``device``."""
         return autocast(device, self.precision)
 
-    def compile_for_inference(self, **kwargs: Any) -> "Adapter":
+    def compile_for_inference(self, **kwargs: Any) -> Adapter:
         """``torch.compile`` the network(s) in place (state-dict keys unchanged); worth it for many calls."""
         self.net.compile(**kwargs)
         return self

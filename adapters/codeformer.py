@@ -35,7 +35,6 @@ import torch.nn.functional as F
 
 from iqprior.levels import ScoreLike
 
-
 from .base import Adapter
 from .codeformer_arch import CodeFormer, CodeFormerConfig
 

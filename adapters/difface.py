@@ -120,13 +120,13 @@ class DifFace(Adapter):
         if estimator_checkpoint is not None:
             self.load_estimator(estimator_checkpoint)
 
-    def set_precision(self, precision: str) -> "DifFace":
+    def set_precision(self, precision: str) -> DifFace:
         """As :meth:`Adapter.set_precision`; kept in the options (DifFace saves its precision)."""
         super().set_precision(precision)
         self.options["precision"] = precision
         return self
 
-    def compile_for_inference(self, **kwargs: Any) -> "DifFace":
+    def compile_for_inference(self, **kwargs: Any) -> DifFace:
         """``torch.compile`` the UNet (100 calls per image) and the estimator in place."""
         self.net.compile(**kwargs)
         self.estimator.compile(**kwargs)

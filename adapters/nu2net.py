@@ -27,6 +27,10 @@ the bottleneck ``encoder.e_stage4`` (512 channels at 1/8 scale) as a per-channel
 :meth:`NU2NetAdapter.finetune_losses` is the official objective's L1 term
 (``runner.build_loss`` with ``loss_coff[0] = 1``); its ranker term (weight
 0.025) needs the URanker network and is not included.
+
+No fast path: channels-last was measured 0.89x at 512² on CPU (its instance
+norms, max-pools and bilinear upsampling reorder the layout), so NU2Net always
+runs the exact path (benchmarks/README.md); ``precision`` still applies.
 """
 from __future__ import annotations
 

@@ -82,7 +82,8 @@ class AdapterSpec:
 
 _S_LAB = "S-Lab License 1.0 (non-commercial)"
 # Fast paths (benchmarks/README.md, "Fast path vs exact path"): channels-last convolutions + fused SDPA
-# attention on the VQGAN / diffusion networks; the underwater nets stay on the exact path (see there).
+# attention on the VQGAN / diffusion networks; PUIE-Net channels-last only (no attention); NU2Net stays
+# exact (channels-last measured slower: its instance norms and bilinear upsampling).
 _CL_SDPA = FastPath(channels_last=True, attention=True)
 
 
@@ -111,6 +112,7 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
            fast_path=_CL_SDPA),
     *_pair("puienet", "puienet", plus_at="decoder.pr_conv", plus_shape=(64, 1, 1),
            official_files=("puie.pth",), task=IMAGE, native_size=None,
+           fast_path=FastPath(channels_last=True),
            licence="no licence stated (zhenqifu/PUIE-Net)", source="zhenqifu/PUIE-Net (Fu et al., ECCV 2022)"),
     *_pair("nu2net", "nu2net", plus_at="encoder.e_stage4", plus_shape=(512, 1, 1),
            official_files=("NU2Net_ckpt.pth",), task=IMAGE, native_size=None,

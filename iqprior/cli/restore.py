@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-
 # faces per forward pass: on CPU batch 4 was measured slower than batch 1 (benchmarks/README.md)
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 

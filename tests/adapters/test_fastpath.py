@@ -14,13 +14,13 @@ from iqprior.fastpath import (
 )
 
 CODEFORMER = {"config": {"img_size": 64, "nf": 8, "ch_mult": [1, 2, 2, 4], "attn_resolutions": [8], "emb_dim": 16,
-                              "codebook_size": 32, "dim_embd": 32, "n_head": 2, "n_layers": 2, "connect_list": ["16", "32"]}}
-DAEFR = {"ch": 32, "ch_mult": (1, 2), "resolution": 16, "attn_resolutions": (8,), "z_channels": 32, "embed_dim": 32, "n_embed": 64,
-             "vq_heads": 1, "cross_heads": 2, "dim_embd": 32, "n_head": 2, "n_layers": 2, "dim_mlp": 64}
-DIFFACE = {"unet_config": {"image_size": 32, "channel_mult": [1, 2], "num_res_blocks": [1, 1], "attention_resolutions": [16],
-                                "model_channels": 32, "num_head_channels": 16},
-               "estimator_config": {"img_size": 8, "embed_dim": 12, "depths": [2], "num_heads": [2], "window_size": 4, "scale": 4,
-                                     "num_feat": 8}}
+                         "codebook_size": 32, "dim_embd": 32, "n_head": 2, "n_layers": 2, "connect_list": ["16", "32"]}}
+DAEFR = {"ch": 32, "ch_mult": (1, 2), "resolution": 16, "attn_resolutions": (8,), "z_channels": 32, "embed_dim": 32,
+         "n_embed": 64, "vq_heads": 1, "cross_heads": 2, "dim_embd": 32, "n_head": 2, "n_layers": 2, "dim_mlp": 64}
+DIFFACE = {"unet_config": {"image_size": 32, "channel_mult": [1, 2], "num_res_blocks": [1, 1],
+                           "attention_resolutions": [16], "model_channels": 32, "num_head_channels": 16},
+           "estimator_config": {"img_size": 8, "embed_dim": 12, "depths": [2], "num_heads": [2], "window_size": 4,
+                                "scale": 4, "num_feat": 8}}
 CASES = {  # name: (options, input side)
     "codeformer": (CODEFORMER, 64), "codeformer+": (CODEFORMER, 64), "daefr": (DAEFR, 16), "daefr+": (DAEFR, 16),
     "difface": (DIFFACE, 32), "iqpfr": ({"preset": "tiny"}, None), "puienet": ({}, 24), "nu2net": ({}, 32),
