@@ -2,10 +2,13 @@
 
 PSNR (RGB) and SSIM (Y channel) are pyiqa's defaults and need no file.
 LPIPS (AlexNet, v0.1; Zhang et al. 2018) needs torchvision's AlexNet file,
-which torchvision loads from the torch hub cache, and the LPIPS linear
-layers, which pyiqa would unpickle with ``weights_only=False``: it is built
-with ``pretrained=False`` and that file is loaded here with
-``weights_only=True`` and a strict key check.
+which pyiqa's trunk always asks torchvision for (``load_state_dict_from_url``,
+``weights_only=False``), and the LPIPS linear layers, which pyiqa would
+unpickle with ``weights_only=False``. The network is built with
+``pretrained=False`` inside :func:`iqprior.guarded.guarded_loads`, so the
+trunk's file is found through the weights registry, hash-prefix checked and
+read by :func:`iqprior.checkpoint.safe_load`; the linear layers are loaded
+here through the same reader with a strict key check.
 """
 from __future__ import annotations
 
@@ -30,6 +33,14 @@ def weight_dir(where: str) -> Path:
     raise ValueError(f"unknown weight location {where!r}")
 
 
+def weight_path(name: str, where: str) -> Path:
+    """File ``name``: through the weights registry (``IQPRIOR_WEIGHTS``, cache) first, else ``where``."""
+    from iqprior import weights
+
+    found = weights.find(name) if name in weights.REGISTRY else None
+    return found if found is not None else weight_dir(where) / name
+
+
 def fullref_available(metric: Any) -> tuple[bool, str]:
     """``(True, "")`` if pyiqa has ``metric`` and its files are on disk, else ``(False, reason)``."""
     try:
@@ -38,7 +49,7 @@ def fullref_available(metric: Any) -> tuple[bool, str]:
         return False, f"pyiqa is not importable ({e})"
     if metric.pyiqa_name not in pyiqa.list_models():
         return False, f"pyiqa {getattr(pyiqa, '__version__', '')} has no metric {metric.pyiqa_name!r}"
-    missing = [f"{f} (in {weight_dir(w)})" for f, w in metric.weights if not (weight_dir(w) / f).is_file()]
+    missing = [f"{f} (in {weight_dir(w)})" for f, w in metric.weights if not weight_path(f, w).is_file()]
     if missing:
         return False, "weights not on disk: " + ", ".join(missing)
     return True, ""
@@ -46,15 +57,14 @@ def fullref_available(metric: Any) -> tuple[bool, str]:
 
 def build_fullref(metric: Any, device: torch.device):
     """``f(x, gt) -> (B,)``: the full-reference score of ``x`` against ``gt`` (both RGB [0, 1])."""
-    import pyiqa
 
     kwargs = {}
     lpips_file: Optional[Path] = None
     for f, where in metric.weights:
         if f.startswith("LPIPS_"):
-            lpips_file = weight_dir(where) / f
+            lpips_file = weight_path(f, where)
             kwargs["pretrained"] = False
-    net = pyiqa.create_metric(metric.pyiqa_name, device=torch.device("cpu"), **kwargs).net
+    net = build_fullref_net(metric.pyiqa_name, **kwargs)
     if lpips_file is not None:
         _load_lpips_layers(net, lpips_file)
     net = net.to(device).eval()
@@ -67,6 +77,16 @@ def build_fullref(metric: Any, device: torch.device):
         return torch.as_tensor(out).detach().float().cpu().reshape(x.shape[0])
 
     return score
+
+
+def build_fullref_net(pyiqa_name: str, **kwargs: Any) -> torch.nn.Module:
+    """pyiqa's network for ``pyiqa_name``, built with every file it reads going through the safe reader."""
+    import pyiqa
+
+    from iqprior.guarded import guarded_loads
+
+    with guarded_loads():
+        return pyiqa.create_metric(pyiqa_name, device=torch.device("cpu"), **kwargs).net
 
 
 def _load_lpips_layers(net: torch.nn.Module, path: Path) -> None:
@@ -85,3 +105,22 @@ def _load_lpips_layers(net: torch.nn.Module, path: Path) -> None:
             if f"lin{i}.{rest}" in state:
                 full[k] = state[f"lin{i}.{rest}"]
     load_strict(net, full, source=str(path))
+
+
+#: LPIPS trunk channels per layer (pyiqa's ``LPIPS.chns``), keyed by the net in the file name
+LPIPS_CHANNELS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512)}
+
+
+def check_lpips_layers(path: Path) -> None:
+    """Strict key/shape check of an ``LPIPS_v0.1_<net>-*.pth`` file against pyiqa's linear layers."""
+    from pyiqa.archs.lpips_arch import NetLinLayer
+
+    from iqprior.checkpoint import CheckpointError, load_strict, read_official_checkpoint
+
+    net = path.name.split("_")[2].split("-")[0] if path.name.count("_") >= 2 else ""
+    if net not in LPIPS_CHANNELS:
+        raise CheckpointError(f"{path.name}: cannot tell the LPIPS trunk ({', '.join(LPIPS_CHANNELS)}) from the name")
+    layers = torch.nn.Module()
+    for i, c in enumerate(LPIPS_CHANNELS[net]):
+        layers.add_module(f"lin{i}", NetLinLayer(c, use_dropout=True))
+    load_strict(layers, read_official_checkpoint(path, ()), source=str(path))

@@ -5,9 +5,11 @@ arguments, direction, documented score range, weight files and where they are
 kept, licence and whether gradients flow. Code elsewhere reads the table and
 never branches on a member's name.
 
-Weights of pyiqa members are loaded by :mod:`iqprior.scoring.members` with
-``torch.load(weights_only=True)`` and strict key checking; the network is
-built with ``pretrained=False`` so pyiqa never unpickles a file itself.
+Weights of pyiqa members are loaded by :mod:`iqprior.scoring.members` through
+:func:`iqprior.checkpoint.safe_load` and strict key checking; the network is
+built with ``pretrained=False`` (or by a ``builder``) so pyiqa never unpickles
+a file itself. File names are those of the weights registry
+(:data:`iqprior.weights.REGISTRY`), which holds their URLs and hashes.
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ class MetricSpec:
         name: our name (the key of :data:`SPECS`).
         backend: ``"pyiqa"`` or ``"module:Class"`` of an ``nn.Module`` whose
             ``forward(x)`` maps ``(B, 3, H, W)`` RGB [0, 1] to ``(B,)`` raw scores.
+        builder: ``"module:function"`` that builds the pyiqa network itself,
+            ``build(files or None)``, where pyiqa's constructor would read
+            files on its own (see :mod:`iqprior.scoring.builders`).
         pyiqa_name: the pyiqa metric name (pyiqa backend).
         lower_better: raw scores where lower is better are flipped when normalised.
         score_range: documented ``(low, high)`` of the raw score, used to
@@ -54,6 +59,7 @@ class MetricSpec:
     name: str
     backend: str = "pyiqa"
     pyiqa_name: Optional[str] = None
+    builder: Optional[str] = None
     lower_better: bool = False
     score_range: tuple[float, float] = (0.0, 1.0)
     weights: tuple[WeightSpec, ...] = ()
@@ -102,14 +108,18 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         paper_name="MUSIQ-AVA", note="aesthetic quality (AVA), 1..10"),
     MetricSpec(
         "clipiqa", pyiqa_name="clipiqa", score_range=(0.0, 1.0),
-        weights=(WeightSpec("RN50.pt", where=CLIP),), licence="MIT (OpenAI CLIP)", paper_name="CLIP-IQA",
-        note="needs pkg_resources (setuptools<81)"),
+        builder="iqprior.scoring.builders:build_clipiqa",
+        weights=(WeightSpec("RN50.pt", where=CLIP, load=True),), licence="MIT (OpenAI CLIP)",
+        paper_name="CLIP-IQA",
+        note="needs pkg_resources (setuptools<81); CLIP's TorchScript file is read as tensors, never run"),
     MetricSpec(
         "arniqa", pyiqa_name="arniqa", score_range=(0.0, 1.0),
-        weights=(WeightSpec("resnet50-0676ba61.pth", where=HUB_CHECKPOINTS),
-                 WeightSpec("ARNIQA.pth", where=HUB_CHECKPOINTS),
-                 WeightSpec("regressor_koniq10k.pth")),
-        licence="CC BY-NC 4.0 (ARNIQA)", paper_name="ARNIQA"),
+        builder="iqprior.scoring.builders:build_arniqa",
+        weights=(WeightSpec("ARNIQA.pth", where=HUB_CHECKPOINTS, load=True),
+                 WeightSpec("regressor_koniq10k.pth", load=True)),
+        licence="CC BY-NC 4.0 (ARNIQA)", paper_name="ARNIQA",
+        note="built by iqprior: the ResNet-50 ImageNet file pyiqa fetches is fully overwritten by "
+             "ARNIQA.pth, so it is not needed"),
     MetricSpec(
         "qalign", pyiqa_name="qalign", score_range=(1.0, 5.0), differentiable=False,
         weights=(WeightSpec("q-future/one-align", where=HF),), licence="see q-future/one-align",
