@@ -183,9 +183,9 @@ def safe_load(path: str | os.PathLike, sha256: Optional[str] = None, check_hash:
         with torch.serialization.safe_globals(allowed_globals()):
             return _TORCH_LOAD(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        refused = _refused_globals(path)
-        if refused or "GLOBAL" in str(e) or "global" in str(e):
-            names = ", ".join(refused) if refused else _first_line(e)
+        refused = _refused_globals(path) or re.findall(r"GLOBAL ([\w.]+) was not an allowed global", str(e))
+        if refused or "GLOBAL" in str(e):
+            names = ", ".join(dict.fromkeys(refused)) if refused else "globals outside the allowlist"
             raise CheckpointRefused(
                 f"refused {path}: it needs {names} to unpickle, which weights_only=True loading does not "
                 f"allow (such objects can run code); iqprior reads only tensors and plain data") from None

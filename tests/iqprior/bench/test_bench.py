@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
-
-import re
 
 import pytest
 import torch
