@@ -93,6 +93,13 @@ def test_clip_and_lpips_trunks(hostile):
     _refused(check_lpips_layers, plant("LPIPS_v0.1_alex-df73285e.pth"), file="LPIPS_v0.1_alex-df73285e.pth")
 
 
+def test_vgg19_of_the_perceptual_loss(hostile):
+    plant, _ = hostile
+    from iqprior.training.stages import build_perceptual
+    plant("vgg19-dcbb9e9d.pth")
+    _refused(build_perceptual, "vgg19", file="vgg19-dcbb9e9d.pth")
+
+
 def test_guarded_hub_refuses_without_hash_help(hostile, monkeypatch):
     """The refusal does not depend on the hash check: a hub file without a hash prefix is refused too."""
     plant, _ = hostile
