@@ -97,13 +97,41 @@ def files_used_by() -> dict[str, list[str]]:
     return out
 
 
+def _registered_file(checkpoint: Optional[str | os.PathLike]) -> Optional[str | os.PathLike]:
+    """``--checkpoint NAME``: a registered file name that is no path on disk -> its copy in the weights cache."""
+    if checkpoint is None or str(checkpoint) == "official" or Path(checkpoint).exists():
+        return checkpoint
+    from iqprior import weights
+
+    if str(checkpoint) in weights.REGISTRY:
+        return weights.resolve(str(checkpoint))
+    return checkpoint
+
+
+def _resolve_all(names: list[str]) -> dict[str, Path]:
+    """Local paths of registered files; one error names every file that is missing."""
+    from iqprior import weights
+
+    paths, missing = {}, []
+    for n in dict.fromkeys(names):
+        try:
+            paths[n] = weights.resolve(n)
+        except weights.WeightsUnavailableError as e:
+            missing.append(str(e))
+    if missing:
+        raise weights.WeightsUnavailableError(" | ".join(missing))
+    return paths
+
+
 def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options: Any) -> Adapter:
     """Build adapter ``name`` in eval mode.
 
     Args:
         name: one of :func:`list_adapters` (unknown names get a "did you mean").
         checkpoint: ``None`` (random init), the official released file as
-            downloaded, a directory written by ``save_pretrained``, or
+            downloaded, a directory written by ``save_pretrained``, a
+            registered file name (``"DAEFR_model.ckpt"``, found through
+            ``IQPRIOR_WEIGHTS`` and the cache when no such path exists), or
             ``"official"`` to fetch the official file(s) through
             :mod:`iqprior.weights` (cache, ``IQPRIOR_WEIGHTS``).
         **options: the adapter's options; ``None`` values are dropped so that
@@ -112,6 +140,7 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
     options = {k: v for k, v in options.items() if v is not None}
     entry = spec(name)
     builder = _resolve(name)
+    checkpoint = _registered_file(checkpoint)
     if checkpoint is not None and Path(checkpoint).is_dir():
         config = read_config(checkpoint)
         if config["adapter"] != name:
@@ -119,14 +148,14 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
         model = builder(**{**config.get("options", {}), **options})
         model.load_pretrained_weights(checkpoint)
     elif checkpoint is not None and str(checkpoint) == "official":
-        from iqprior import weights
         files = entry.official_files
         if not files:
             raise ValueError(f"adapter {name!r} has no official weights registered")
+        paths = _resolve_all([files[0], *entry.official_options.values()])
         for opt, fname in entry.official_options.items():  # e.g. difface: {"estimator_checkpoint": file}
-            options.setdefault(opt, str(weights.resolve(fname)))
+            options.setdefault(opt, str(paths[fname]))
         model = builder(**options)
-        model.load_official(weights.resolve(files[0]))
+        model.load_official(paths[files[0]])
     else:
         model = builder(**options)
         if checkpoint is not None:

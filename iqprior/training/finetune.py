@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -165,7 +166,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     import adapters
 
     from ..distributed import barrier, default_device, init_distributed
-    from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from .checkpoint import resume, save_checkpoint
 
     dist = init_distributed(cfg.device)
     device = torch.device(cfg.device) if cfg.device and not dist.enabled else default_device(dist)
@@ -195,9 +196,10 @@ def finetune(cfg: FinetuneConfig) -> Path:
     ckpt_dir = out / "checkpoints"
     step = 0
     if cfg.resume:
-        last = latest_checkpoint(ckpt_dir)
-        if last is not None:
-            state = load_checkpoint(last, model, {"optimizer": optimizer})
+        found = resume(ckpt_dir, model, {"optimizer": optimizer},
+                       log=lambda line: print(line, file=sys.stderr) if dist.is_main else None)
+        if found is not None:
+            last, state = found
             step = int(state["step"])
             if dist.is_main:
                 print(f"resuming from {last} (step {step})")
