@@ -30,6 +30,7 @@ from iqprior.checkpoint import CheckpointError, load_strict, match_prefix, read_
 from iqprior.conditioning import ConditionedModule, Injection, ScoreEmbedding
 from iqprior.conditioning.context import new_key
 from iqprior.conditioning.inject import attach, call_conditioned, free_embedding_name
+from iqprior.conditioning.modes import freeze_modes
 from iqprior.levels import ScoreLike
 
 CONFIG_NAME = "config.json"
@@ -202,18 +203,6 @@ class Adapter(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.adapter_name!r}, conditioned={self.is_conditioned}"
-
-
-def freeze_modes(module: nn.Module) -> None:
-    """Put in ``eval()`` every submodule that holds parameters or buffers of which none is trained.
-
-    Parameter-free modules (dropout, activations) inside a trained module keep
-    its mode.
-    """
-    for m in module.modules():
-        params = list(m.parameters())
-        if (params or any(True for _ in m.buffers())) and not any(p.requires_grad for p in params):
-            m.eval()
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
