@@ -68,6 +68,8 @@ def test_wrong_input_size_is_a_clear_error(tiny):
         tiny(torch.rand(1, 3, 32, 32))
 
 
+@pytest.mark.parametrize("wrapper,prefix", [("params_ema", ""), ("params", ""), ("params_ema", "module."),
+                                            (None, "module.")])
 def test_official_format_round_trip(tmp_path, wrapper, prefix, tiny):
     state = {prefix + k: v.clone() for k, v in tiny.net.state_dict().items()}
     path = tmp_path / "codeformer.pth"
