@@ -326,3 +326,16 @@ def test_replicas_and_threads_each_get_their_level():
         t.join()
     h.remove()
     assert all(torch.allclose(out[s].detach(), ref[s]) for s in (1, 8))
+
+
+@pytest.mark.gpu
+def test_dataparallel_on_gpus():
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs (on the CPU, see the replica test above)")
+    w = condition(small_net(), at="2", embedding=ScoreEmbedding(10, (8, 1, 1))).cuda()
+    with torch.no_grad():
+        w.score_embedding.weight.normal_()
+    x = torch.randn(4, 3, 4, 4, device="cuda")
+    score = torch.tensor([1, 8, 1, 8], device="cuda")
+    out = torch.nn.DataParallel(w)(x, score=score)
+    assert torch.allclose(out, w(x, score=score), atol=1e-5)
