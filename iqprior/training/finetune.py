@@ -178,11 +178,8 @@ def finetune(cfg: FinetuneConfig) -> Path:
     if not model.is_conditioned and not cfg.train_base:
         raise ValueError(f"{cfg.model!r} has no level embedding: fine-tune its '+' variant "
                          f"(e.g. {cfg.model}+) or pass --train-base")
-    model.to(device).train()
-    params = model.trainable_parameters(cfg.train_base)
-    model.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
+    model.to(device)
+    params = model.prepare_finetune(cfg.train_base)  # frozen parts stay in eval(): BN statistics do not move
     loss_module: nn.Module = LossModule(model)
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
