@@ -9,7 +9,7 @@ from torch import nn
 
 from ..io import check_image_batch
 from .calibration import Calibration
-from .members import Member, build_member, member_available
+from .members import Member, build_member, ensure_all_weights, member_available
 from .specs import OPTIONAL_IN_PRESET, PRESETS, MetricSpec, get_spec
 
 
@@ -141,6 +141,8 @@ def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
     if batch_size is None:
         batch_size = 8 if torch.device(device).type == "cuda" else 1
     specs = preset_members(members)
+    if pretrained:
+        ensure_all_weights(specs)
     built = [build_member(s, device=device, pretrained=pretrained) for s in specs]
     scorer = EnsembleScorer(built, calibration, batch_size=batch_size).eval()
     if not pretrained:

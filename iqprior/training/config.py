@@ -70,7 +70,7 @@ class TrainOptions(ConfigMixin):
     log_every: int = 10
     val_every: int = 500
     save_every: int = 1000
-    keep_last: int = 3                    # checkpoints kept (0 = all)
+    keep_last: int = 3                    # checkpoints kept (0 = all; never fewer than 2)
     # Stage I (Eqs. 3–6)
     pixel_weight: float = 1.0
     perceptual: str = "vgg19"             # "vgg19" (basicsr, needs vgg19-dcbb9e9d.pth), "vgg19_random", "none"
