@@ -111,12 +111,12 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         "musiq", pyiqa_name="musiq", score_range=(0.0, 100.0),
         weights=(WeightSpec("musiq_koniq_ckpt-e95806b9.pth", load=True),),
         create_kwargs=dict(pretrained=False, num_class=1), licence="Apache-2.0 (MUSIQ)",
-        paper_name="MUSIQ-KonIQ", channels_last=True),
+        paper_name="MUSIQ-KonIQ"),
     MetricSpec(
         "musiq-ava", pyiqa_name="musiq-ava", score_range=(1.0, 10.0),
         weights=(WeightSpec("musiq_ava_ckpt-e8d3f067.pth", load=True),),
         create_kwargs=dict(pretrained=False, num_class=10), licence="Apache-2.0 (MUSIQ)",
-        paper_name="MUSIQ-AVA", channels_last=True, note="aesthetic quality (AVA), 1..10"),
+        paper_name="MUSIQ-AVA", note="aesthetic quality (AVA), 1..10"),
     MetricSpec(
         "clipiqa", pyiqa_name="clipiqa", score_range=(0.0, 1.0),
         builder="iqprior.scoring.builders:build_clipiqa",
