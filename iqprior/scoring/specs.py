@@ -133,6 +133,11 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         "uciqe", backend="iqprior.scoring.underwater:UCIQE", score_range=(0.0, 1.0),
         licence="Apache-2.0 (our implementation)", paper_name="UCIQE",
         note="Yang & Sowmya 2015; hand-crafted underwater metric"),
+    MetricSpec(
+        "blur_effect", backend="iqprior.scoring.sharpness:BlurEffect", lower_better=True, score_range=(0.0, 1.0),
+        licence="Apache-2.0 (our implementation)",
+        note="Crete-Roffet et al. 2007 no-reference blur measure (re-blur ratio); ours, no weights; tracks "
+             "blur and JPEG detail loss, reads noise as detail"),
 ]}
 
 #: The paper's ensemble (Sec. 4, "Implementation Details"): MUSIQ-GFIQA, TOPIQ-GFIQA and Q-Align.
