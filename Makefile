@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.iqprior-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
@@ -25,7 +25,12 @@ demo: install
 	$(VENV)/bin/iqprior score examples/data --members offline --calibrate \
 		--out results/demo/scores.jsonl --plot results/demo/histogram.png
 
-test: install
+# the layer rule (import-linter contract in setup.cfg) and ruff, then the tests
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: install

@@ -15,38 +15,47 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from iqprior.checkpoint import CheckpointError
+
 from .base import Adapter, read_config
-from .checkpoint import CheckpointError
+from .specs import SPECS, AdapterSpec
 
-# name -> "module:function"; the function builds the adapter (random init) from options.
-_REGISTRY: dict[str, str] = {
-    "codeformer": "adapters.codeformer:build_codeformer",
-    "codeformer+": "adapters.codeformer:build_codeformer_plus",
-    "daefr": "adapters.daefr:build_daefr",
-    "daefr+": "adapters.daefr:build_daefr_plus",
-    "difface": "adapters.difface:build_difface",
-    "difface+": "adapters.difface:build_difface_plus",
-    "puienet": "adapters.puienet:build_puienet",
-    "puienet+": "adapters.puienet:build_puienet_plus",
-    "nu2net": "adapters.nu2net:build_nu2net",
-    "nu2net+": "adapters.nu2net:build_nu2net_plus",
-    "iqpfr": "iqprior.models.iqpfr.adapter:build_iqpfr",
-}
+# user additions (``register``); the built-in table is :data:`adapters.specs.SPECS`
+_USER: dict[str, AdapterSpec] = {}
 
-__all__ = ["create", "list_adapters", "register", "Adapter", "CheckpointError", "official_weights",
-           "finetune_weights"]
+__all__ = ["create", "list_adapters", "register", "spec", "Adapter", "AdapterSpec", "CheckpointError",
+           "official_weights", "finetune_weights"]
 
 
-def register(name: str, target: str) -> None:
-    """Add an adapter entry ``name -> "module:function"`` (e.g. for a user's own model)."""
+def register(name: str, target: str, **fields: Any) -> None:
+    """Add an adapter ``name -> "module:function"`` (e.g. a user's own model) for this process.
+
+    ``fields`` are further :class:`AdapterSpec` fields (``task``, ``native_size``,
+    ``official_files``...). To make an adapter visible to the ``iqprior`` command,
+    declare it in the ``iqprior.adapters`` entry-point group instead.
+    """
     if ":" not in target:
         raise ValueError(f"target must be 'module:function', got {target!r}")
-    _REGISTRY[name] = target
+    _USER[name] = AdapterSpec(name, target, **fields)
+
+
+def _table() -> dict[str, AdapterSpec]:
+    return {**SPECS, **_USER}
+
+
+def spec(name: str) -> AdapterSpec:
+    """The :class:`AdapterSpec` of adapter ``name`` (unknown names get a "did you mean")."""
+    table = _table()
+    if name not in table:
+        close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown adapter {name!r}{hint} (available: {', '.join(table)})")
+    return table[name]
 
 
 def list_adapters(available_only: bool = False) -> list[str]:
     """Registered adapter names; with ``available_only``, those whose module imports."""
-    names = list(_REGISTRY)
+    names = list(_table())
     if available_only:
         names = [n for n in names if _importable(n)]
     return names
@@ -61,18 +70,13 @@ def _importable(name: str) -> bool:
 
 
 def _resolve(name: str) -> Callable[..., Adapter]:
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown adapter {name!r}{hint} (available: {', '.join(_REGISTRY)})")
-    module, func = _REGISTRY[name].split(":")
+    module, func = spec(name).builder.split(":")
     return getattr(importlib.import_module(module), func)
 
 
 def official_weights(name: str) -> tuple[str, ...]:
     """Names (in :mod:`iqprior.weights`) of the official files adapter ``name`` loads."""
-    builder = _resolve(name)
-    return tuple(getattr(builder, "official_files", ()))
+    return tuple(spec(name).official_files)
 
 
 def finetune_weights(name: str) -> dict[str, str]:
@@ -81,7 +85,16 @@ def finetune_weights(name: str) -> dict[str, str]:
     E.g. CodeFormer+ takes its stage-II code targets from the released VQGAN
     (``vqgan_checkpoint`` = ``vqgan_code1024.pth``), as upstream training does.
     """
-    return dict(getattr(_resolve(name), "finetune_options", {}))
+    return dict(spec(name).finetune_options)
+
+
+def files_used_by() -> dict[str, list[str]]:
+    """``{released file: [adapter names]}`` over the whole table (what ``iqprior weights list`` shows)."""
+    out: dict[str, list[str]] = {}
+    for s in _table().values():
+        for f in s.files:
+            out.setdefault(f, []).append(s.name)
+    return out
 
 
 def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options: Any) -> Adapter:
@@ -97,6 +110,7 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
             command-line defaults never override a model's own.
     """
     options = {k: v for k, v in options.items() if v is not None}
+    entry = spec(name)
     builder = _resolve(name)
     if checkpoint is not None and Path(checkpoint).is_dir():
         config = read_config(checkpoint)
@@ -106,11 +120,10 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
         model.load_pretrained_weights(checkpoint)
     elif checkpoint is not None and str(checkpoint) == "official":
         from iqprior import weights
-        files = getattr(builder, "official_files", ())
+        files = entry.official_files
         if not files:
             raise ValueError(f"adapter {name!r} has no official weights registered")
-        extra = getattr(builder, "official_options", {})  # e.g. difface: {"estimator_checkpoint": file}
-        for opt, fname in extra.items():
+        for opt, fname in entry.official_options.items():  # e.g. difface: {"estimator_checkpoint": file}
             options.setdefault(opt, str(weights.resolve(fname)))
         model = builder(**options)
         model.load_official(weights.resolve(files[0]))
@@ -118,4 +131,6 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
         model = builder(**options)
         if checkpoint is not None:
             model.load_official(checkpoint)
+    if entry.task is not None:
+        model.task = entry.task
     return model.eval()

@@ -23,10 +23,9 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from iqprior.checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
 from iqprior.conditioning import ConditionedModule, ScoreEmbedding, condition
-from iqprior.scoring.levels import ScoreLike
-
-from .checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
+from iqprior.levels import ScoreLike
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -41,7 +40,7 @@ class Adapter(nn.Module):
     Class attributes:
 
     - ``official_prefixes``: key prefixes an official file may carry that
-      :func:`adapters.checkpoint.match_prefix` should strip or add.
+      :func:`iqprior.checkpoint.match_prefix` should strip or add.
     - ``official_wrapper_keys``: where the official file keeps its state dict.
     - ``task``: ``"face"`` (restore aligns faces in whole photos) or ``"image"``
       (the whole image is processed at any size, e.g. underwater models).
@@ -90,7 +89,7 @@ class Adapter(nn.Module):
         """Parameters a fine-tune updates: the embedding, plus ``net``'s when ``train_base``."""
         params = [self.score_embedding.weight] if self.is_conditioned else []
         if train_base or not params:
-            params += [p for p in self.net.parameters()]
+            params += list(self.net.parameters())
         return params
 
     def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
@@ -106,7 +105,7 @@ class Adapter(nn.Module):
         """Map an official state dict onto ``self.net``'s keys (timm's ``checkpoint_filter_fn``)."""
         return match_prefix(state, self.net.state_dict().keys(), self.official_prefixes)
 
-    def load_official(self, path: str | os.PathLike) -> "Adapter":
+    def load_official(self, path: str | os.PathLike) -> Adapter:
         """Load the official released file into ``self.net`` (strict, ``weights_only=True``)."""
         state = read_official_checkpoint(path, self.official_wrapper_keys)
         load_strict(self.net, self.convert_official(state), source=str(path))
@@ -117,7 +116,7 @@ class Adapter(nn.Module):
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` (atomically per file)."""
         from safetensors.torch import save_file
 
-        from iqprior.io import atomic_write_bytes, atomic_path
+        from iqprior.io import atomic_path, atomic_write_bytes
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -129,7 +128,7 @@ class Adapter(nn.Module):
         atomic_write_bytes(directory / CONFIG_NAME, json.dumps(config, indent=2).encode())
         return directory
 
-    def load_pretrained_weights(self, directory: str | os.PathLike) -> "Adapter":
+    def load_pretrained_weights(self, directory: str | os.PathLike) -> Adapter:
         """Load ``model.safetensors`` from a :meth:`save_pretrained` directory (strict)."""
         from safetensors.torch import load_file
 

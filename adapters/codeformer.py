@@ -25,7 +25,7 @@ from typing import Any, Mapping, Optional
 import torch
 import torch.nn.functional as F
 
-from iqprior.scoring.levels import ScoreLike
+from iqprior.levels import ScoreLike
 
 from .base import Adapter
 from .codeformer_arch import CodeFormer, CodeFormerConfig
@@ -100,9 +100,8 @@ class CodeFormerAdapter(Adapter):
 
             enc = Encoder(self.config.vqgan)
             if self.vqgan_checkpoint is not None:
+                from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
                 from iqprior.models.vqgan import VQAutoEncoder
-
-                from .checkpoint import load_strict, match_prefix, read_official_checkpoint
                 vq = VQAutoEncoder(self.config.vqgan)
                 state = read_official_checkpoint(self.vqgan_checkpoint, self.official_wrapper_keys)
                 load_strict(vq, match_prefix(state, vq.state_dict().keys()), source=str(self.vqgan_checkpoint))
@@ -147,11 +146,3 @@ def build_codeformer_plus(fidelity: float = 0.5, config: Optional[CodeFormerConf
         model.options["mode"] = mode
     model.enable_condition(at=model.net.lq_feat_module, shape=model.config.latent_shape, mode=mode)
     return model
-
-
-build_codeformer.official_files = ("codeformer.pth",)
-build_codeformer_plus.official_files = ("codeformer.pth",)
-
-
-# stage-II targets come from the released VQGAN, as in upstream training (used by `iqprior finetune`)
-build_codeformer_plus.finetune_options = {"vqgan_checkpoint": "vqgan_code1024.pth"}

@@ -28,18 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqprior.models.transformer import TransformerSALayer
 from iqprior.models.vqgan import Encoder, Generator, ResBlock, VectorQuantizer, VQGANConfig
-from iqprior.options import ConfigMixin
 
 __all__ = ["CodeFormerConfig", "CodeFormer", "TransformerSALayer", "FuseSFTBlock", "adaptive_instance_norm"]
 
 
 @dataclass(frozen=True)
-class CodeFormerConfig(ConfigMixin):
+class CodeFormerConfig(VQGANConfig):
     """Constructor arguments of :class:`CodeFormer`; defaults = the released ``codeformer.pth``.
 
-    The VQGAN fields mirror :class:`iqprior.models.vqgan.VQGANConfig`. A tiny
-    test configuration::
+    The VQGAN geometry is :class:`iqprior.models.vqgan.VQGANConfig`'s (inherited
+    fields; ``vqgan`` is that part alone). A tiny test configuration::
 
         CodeFormerConfig(img_size=64, nf=8, ch_mult=(1, 2, 2, 4), attn_resolutions=(8,), emb_dim=16,
                          codebook_size=32, dim_embd=32, n_head=2, n_layers=2, connect_list=("16", "32"))
@@ -47,46 +47,26 @@ class CodeFormerConfig(ConfigMixin):
 
     config_name = "CodeFormer config"
 
-    img_size: int = 512
-    nf: int = 64
-    ch_mult: tuple[int, ...] = (1, 2, 2, 4, 4, 8)
-    res_blocks: int = 2
-    attn_resolutions: tuple[int, ...] = (16,)
-    emb_dim: int = 256
-    codebook_size: int = 1024
-    beta: float = 0.25
     dim_embd: int = 512
     n_head: int = 8
     n_layers: int = 9
     connect_list: tuple[str, ...] = ("32", "64", "128", "256")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ch_mult", tuple(int(c) for c in self.ch_mult))
-        object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
+        super().__post_init__()  # validates the VQGAN part
         object.__setattr__(self, "connect_list", tuple(str(int(s)) for s in self.connect_list))
         if self.dim_embd % self.n_head:
             raise ValueError(f"dim_embd {self.dim_embd} must be divisible by n_head {self.n_head}")
         if self.n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
-        vq = self.vqgan  # validates the VQGAN part
-        sizes = {str(vq.img_size // 2 ** i) for i in range(len(vq.ch_mult))}
+        sizes = {str(self.img_size // 2 ** i) for i in range(len(self.ch_mult))}
         bad = [s for s in self.connect_list if s not in sizes]
         if bad:
             raise ValueError(f"connect_list entries {bad} are not feature sizes of this VQGAN "
                              f"(choose from {sorted(sizes, key=int)})")
 
-    @property
-    def vqgan(self) -> VQGANConfig:
-        return VQGANConfig(img_size=self.img_size, nf=self.nf, ch_mult=self.ch_mult, res_blocks=self.res_blocks,
-                           attn_resolutions=self.attn_resolutions, emb_dim=self.emb_dim,
-                           codebook_size=self.codebook_size, beta=self.beta)
-
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        return self.vqgan.latent_shape
-
     @classmethod
-    def from_options(cls, config: "CodeFormerConfig | Mapping[str, Any] | None") -> "CodeFormerConfig":
+    def from_options(cls, config: CodeFormerConfig | Mapping[str, Any] | None) -> CodeFormerConfig:
         if config is None:
             return cls()
         if isinstance(config, cls):
@@ -109,25 +89,6 @@ def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.
     s_mean, s_std = _mean_std(style)
     c_mean, c_std = _mean_std(content)
     return (content - c_mean) / c_std * s_std + s_mean
-
-
-class TransformerSALayer(nn.Module):
-    """Pre-norm self-attention layer; tokens ``(L, B, E)``; the position embedding is added to q and k."""
-
-    def __init__(self, embed_dim: int, nhead: int = 8, dim_mlp: int = 2048):
-        super().__init__()
-        self.self_attn = nn.MultiheadAttention(embed_dim, nhead, dropout=0.0)
-        self.linear1 = nn.Linear(embed_dim, dim_mlp)
-        self.linear2 = nn.Linear(dim_mlp, embed_dim)
-        self.norm1 = nn.LayerNorm(embed_dim)
-        self.norm2 = nn.LayerNorm(embed_dim)
-
-    def forward(self, tokens: torch.Tensor, query_pos: Optional[torch.Tensor] = None) -> torch.Tensor:
-        h = self.norm1(tokens)
-        qk = h if query_pos is None else h + query_pos
-        # need_weights=True (the default, as upstream) takes the explicit-softmax path: bit-identical logits
-        tokens = tokens + self.self_attn(qk, qk, value=h)[0]
-        return tokens + self.linear2(F.gelu(self.linear1(self.norm2(tokens))))
 
 
 class FuseSFTBlock(nn.Module):
@@ -164,8 +125,9 @@ class CodeFormer(nn.Module):
         self.quantize = VectorQuantizer(vq.codebook_size, vq.emb_dim, vq.beta)
         self.generator = Generator(vq)
         self.feat_emb = nn.Linear(vq.emb_dim, cfg.dim_embd)
-        self.ft_layers = nn.Sequential(*[TransformerSALayer(cfg.dim_embd, cfg.n_head, cfg.dim_embd * 2)
-                                         for _ in range(cfg.n_layers)])
+        # need_weights=True as upstream (upstream_attention): the explicit-softmax path, bit-identical logits
+        self.ft_layers = nn.Sequential(*[TransformerSALayer(cfg.dim_embd, cfg.n_head, cfg.dim_embd * 2,
+                                                            upstream_attention=True) for _ in range(cfg.n_layers)])
         self.idx_pred_layer = nn.Sequential(nn.LayerNorm(cfg.dim_embd),
                                             nn.Linear(cfg.dim_embd, vq.codebook_size, bias=False))
         sizes = [vq.img_size // 2 ** i for i in range(len(vq.ch_mult))]

@@ -18,23 +18,23 @@ feature; the GT's level is the condition.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iqprior.scoring.levels import ScoreLike
+from iqprior.checkpoint import match_prefix
+from iqprior.levels import ScoreLike
 
 from .base import Adapter
-from .checkpoint import match_prefix
 from .daefr_arch import UNUSED_AT_INFERENCE, DAEFRConfig, DAEFRNet
+from .specs import SPECS
 
 __all__ = ["DAEFRAdapter", "build_daefr", "build_daefr_plus", "FEATURE_LOSS_WEIGHT", "CONDITION_AT"]
 
 FEATURE_LOSS_WEIGHT = 10.0        # upstream training_step: BCE_loss + 10 * L2_loss
-CONDITION_AT = "cross_attention"  # the "+" embedding is added to this submodule's output
+CONDITION_AT = SPECS["daefr+"].condition_at  # the "+" embedding is added to this submodule's output
 _VQ_PREFIX = "vqvae."
 _TRAINING_ONLY_PREFIXES = ("loss.", "loss_LQ.")  # training-loss modules some Lightning files carry
 # Parameters upstream's DAEFR stage optimises (configure_optimizers' "normal" group).
@@ -62,7 +62,7 @@ class DAEFRAdapter(Adapter):
     def convert_official(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Drop training-loss entries, fix a ``module.`` prefix, restore a missing ``vqvae.``."""
         state = {k: v for k, v in state.items()
-                 if not any(k.startswith(p) or k.startswith("module." + p) for p in _TRAINING_ONLY_PREFIXES)}
+                 if not any(k.startswith((p, "module." + p)) for p in _TRAINING_ONLY_PREFIXES)}
         expected = list(self.net.state_dict().keys())
         state = match_prefix(state, expected, self.official_prefixes)
         for key in expected:
@@ -100,11 +100,7 @@ class DAEFRAdapter(Adapter):
 
 
 def _config(options: dict[str, Any]) -> DAEFRConfig:
-    fields = {f.name for f in dataclasses.fields(DAEFRConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise TypeError(f"unknown DAEFR option(s) {unknown}; valid: {sorted(fields)}")
-    return DAEFRConfig(**options)
+    return DAEFRConfig.from_dict(options)
 
 
 def build_daefr(**options: Any) -> DAEFRAdapter:
@@ -121,7 +117,3 @@ def build_daefr_plus(**options: Any) -> DAEFRAdapter:
     model = DAEFRAdapter("daefr+", cfg, options)
     model.enable_condition(at=CONDITION_AT, shape=(cfg.embed_dim, cfg.latent_size, cfg.latent_size))
     return model
-
-
-build_daefr.official_files = ("DAEFR_model.ckpt",)
-build_daefr_plus.official_files = ("DAEFR_model.ckpt",)

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqprior.config import ConfigMixin
+
 __all__ = ["DAEFRConfig", "DAEFRNet", "DAEFROutput", "UNUSED_AT_INFERENCE"]
 
 # Submodules of DAEFRNet that the inference path never calls (manifest: unused_at_inference).
@@ -36,7 +38,7 @@ UNUSED_AT_INFERENCE = ("vqvae.Fixed_encoder", "vqvae.Fixed_quant_conv", "vqvae.H
 
 
 @dataclass(frozen=True)
-class DAEFRConfig:
+class DAEFRConfig(ConfigMixin):
     """Sizes of the DAEFR network; the defaults are the released ``DAEFR.yaml``.
 
     VQ autoencoders: ``ch``, ``ch_mult``, ``num_res_blocks``, ``attn_resolutions``,
@@ -62,6 +64,8 @@ class DAEFRConfig:
     n_head: int = 8
     n_layers: int = 9
     dim_mlp: int = 1024
+
+    config_name = "DAEFR"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))

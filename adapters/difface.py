@@ -46,13 +46,15 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
+from iqprior.config import check_options
 from iqprior.io import check_image_batch
 
 from .base import Adapter
-from .checkpoint import load_strict, match_prefix, read_official_checkpoint
 from .difface_sampler import DifFaceSampler, SamplerConfig
 from .difface_swinir import SwinIR, SwinIRConfig
 from .difface_unet import UNet, UNetConfig
+from .specs import SPECS
 
 __all__ = ["DifFace", "build_difface", "build_difface_plus"]
 
@@ -117,7 +119,7 @@ class DifFace(Adapter):
         return self.net
 
     # -- official files -------------------------------------------------------------------
-    def load_official(self, path: str | os.PathLike) -> "DifFace":
+    def load_official(self, path: str | os.PathLike) -> DifFace:
         """Load ``iddpm_ffhq512_ema500000.pth`` (raw dict, with or without ``module.``) into the UNet."""
         super().load_official(path)
         if self.estimator_source is None:
@@ -126,7 +128,7 @@ class DifFace(Adapter):
                           stacklevel=2)
         return self
 
-    def load_estimator(self, path: str | os.PathLike) -> "DifFace":
+    def load_estimator(self, path: str | os.PathLike) -> DifFace:
         """Load ``swinir_restoration512_L1.pth`` (``state_dict`` wrapper, ``module.`` prefix or not), strictly."""
         state = read_official_checkpoint(path, ESTIMATOR_WRAPPER_KEYS)
         own = self.estimator.state_dict()
@@ -208,9 +210,7 @@ OPTIONS = ("start_step", "eta", "precision", "generator", "seed", "unet_config",
 
 
 def _check_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown DifFace option(s) {unknown}; known: {list(OPTIONS)}")
+    check_options(options, OPTIONS, "DifFace option(s)")
 
 
 def build_difface(**options: Any) -> DifFace:
@@ -223,11 +223,5 @@ def build_difface_plus(**options: Any) -> DifFace:
     """DifFace+: DifFace with a zero-initialised level embedding added to the UNet's timestep embedding."""
     _check_options(options)
     model = DifFace("difface+", **options)
-    model.enable_condition(at="time_embed", shape=(4 * model.net.config.model_channels,))
+    model.enable_condition(at=SPECS["difface+"].condition_at, shape=(4 * model.net.config.model_channels,))
     return model
-
-
-build_difface.official_files = ("iddpm_ffhq512_ema500000.pth",)
-build_difface.official_options = {"estimator_checkpoint": "swinir_restoration512_L1.pth"}
-build_difface_plus.official_files = build_difface.official_files
-build_difface_plus.official_options = build_difface.official_options

@@ -20,10 +20,12 @@ All coefficients are computed in float64 and used in float32, as upstream.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
+
+from iqprior.config import ConfigMixin
 
 __all__ = ["SamplerConfig", "DifFaceSampler", "space_timesteps"]
 
@@ -31,7 +33,7 @@ ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class SamplerConfig:
+class SamplerConfig(ConfigMixin):
     """Sampler settings; the defaults are DifFace's face-restoration inference."""
 
     num_train_timesteps: int = 1000
@@ -42,8 +44,7 @@ class SamplerConfig:
     clip_denoised: bool = True
     start_step: int = 100   # respaced step the estimate is diffused to
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    config_name = "sampler"
 
 
 def space_timesteps(num_timesteps: int, spacing: str) -> list[int]:
@@ -93,11 +94,8 @@ class DifFaceSampler:
     def __init__(self, config: Optional[SamplerConfig] = None, **overrides: Any):
         if config is not None and overrides:
             raise TypeError("give either a SamplerConfig or keyword overrides, not both")
-        unknown = sorted(set(overrides) - set(SamplerConfig.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown sampler option(s) {unknown}; known: {sorted(SamplerConfig.__dataclass_fields__)}")
-        cfg = config or SamplerConfig(**overrides)
-        if not 0.0 <= cfg.eta:
+        cfg = config or SamplerConfig.from_dict(overrides)
+        if not cfg.eta >= 0.0:
             raise ValueError(f"eta must be >= 0, got {cfg.eta}")
         self.config = cfg
         f64 = torch.float64

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iqprior.options import ConfigMixin
+from iqprior.config import ConfigMixin
 
 __all__ = ["SwinIRConfig", "SwinIR"]
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iqprior.options import ConfigMixin
+from iqprior.config import ConfigMixin
 
 __all__ = ["UNetConfig", "UNet", "timestep_embedding"]
 

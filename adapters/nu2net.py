@@ -36,15 +36,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iqprior.config import check_options
 from iqprior.io import check_image_batch
-from iqprior.scoring.levels import ScoreLike
+from iqprior.levels import ScoreLike
 
 from .base import Adapter
+from .specs import SPECS
 
 BASIC_CHANNEL = 64
 MULTIPLE = 16         # uie_demo.py: each side rounded down to a multiple of 16
 MIN_SIDE = 16
-CONDITION_AT = "encoder.e_stage4"
+CONDITION_AT = SPECS["nu2net+"].condition_at  # the "+" embedding is added to this submodule's output
 
 
 def normalize_per_channel(y: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -141,8 +143,7 @@ class NU2NetAdapter(Adapter):
     native_size = None
 
     def __init__(self, name: str = "nu2net", **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) for {name}: {', '.join(sorted(options))} (nu2net has none)")
+        check_options(options, (), f"option(s) for {name}")
         super().__init__(name, {})
         self.net = NU2Net()
 
@@ -183,7 +184,3 @@ def build_nu2net_plus(**options: Any) -> NU2NetAdapter:
     model = NU2NetAdapter("nu2net+", **options)
     model.enable_condition(at=CONDITION_AT, shape=(8 * BASIC_CHANNEL, 1, 1))
     return model
-
-
-build_nu2net.official_files = ("NU2Net_ckpt.pth",)
-build_nu2net_plus.official_files = ("NU2Net_ckpt.pth",)

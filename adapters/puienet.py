@@ -35,16 +35,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from iqprior.config import check_options
 from iqprior.io import check_image_batch
-from iqprior.scoring.levels import ScoreLike
+from iqprior.levels import ScoreLike
 
 from .base import Adapter
 from .puienet_arch import CHANNELS, PUIENet
+from .specs import SPECS
 
 MODES = ("mp", "mc")
 MULTIPLE = 8          # Test_*.py: each side rounded down to a multiple of 8
 MIN_SIDE = 16         # smallest side the network can run
-CONDITION_AT = "decoder.pr_conv"
+CONDITION_AT = SPECS["puienet+"].condition_at  # the "+" embedding is added to this submodule's output
 
 
 def network_size(h: int, w: int, multiple: int = MULTIPLE, min_side: int = MIN_SIDE) -> tuple[int, int]:
@@ -60,9 +62,7 @@ class PUIENetAdapter(Adapter):
 
     def __init__(self, name: str = "puienet", mode: str = "mp", samples: int = 20,
                  generator: torch.Generator | None = None, **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) for {name}: {', '.join(sorted(options))} "
-                            "(known: mode, samples, generator)")
+        check_options(options, ("mode", "samples", "generator"), f"option(s) for {name}")
         if mode not in MODES:
             raise ValueError(f"puienet mode must be one of {MODES} ('mp': prior means, 'mc': mean of "
                              f"samples), got {mode!r}")
@@ -115,7 +115,3 @@ def build_puienet_plus(**options: Any) -> PUIENetAdapter:
     model = PUIENetAdapter("puienet+", **options)
     model.enable_condition(at=CONDITION_AT, shape=(CHANNELS, 1, 1))
     return model
-
-
-build_puienet.official_files = ("puie.pth",)
-build_puienet_plus.official_files = ("puie.pth",)

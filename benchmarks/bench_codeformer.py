@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         same = float((y0.float() - y1.float()).abs().max())
         for _ in range(args.rounds):
             for name, model in (("codeformer", base), ("codeformer+", plus)):
-                times[name].append(timed(lambda: model(x, score=9), device))
+                times[name].append(timed(lambda m=model: m(x, score=9), device))
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {"device": str(device), "threads": args.threads, "batch": args.batch, "size": 512,
               "dtype": args.dtype, "rounds": args.rounds, "fidelity": args.fidelity,

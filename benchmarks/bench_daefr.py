@@ -28,7 +28,6 @@ from adapters.daefr import build_daefr, build_daefr_plus  # noqa: E402
 from iqprior.bench.speed import timed  # noqa: E402
 
 
-
 def used_parameter_count(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, list[str]]:
     """Parameters of the modules that run in one forward, and the parts of ``net`` none of whose modules run."""
     ran: set[str] = set()
@@ -77,7 +76,7 @@ def main(argv=None) -> int:
         times: dict[str, list[float]] = {"daefr": [], "daefr+": []}
         for _ in range(args.rounds):
             for name, model in (("daefr", base), ("daefr+", plus)):
-                times[name].append(timed(lambda: model(x, score=9), device))
+                times[name].append(timed(lambda m=model: m(x, score=9), device))
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {
         "device": str(device), "threads": args.threads, "batch": args.batch, "size": 512, "rounds": args.rounds,

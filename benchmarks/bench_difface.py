@@ -64,9 +64,9 @@ def main(argv=None) -> int:
     call_t: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(args.rounds):
         for name, m in models.items():
-            est_t[name].append(timed(lambda: m.estimate(x), device))
+            est_t[name].append(timed(lambda m=m: m.estimate(x), device))
             gen = torch.Generator(device=device).manual_seed(0)
-            call_t[name].append(timed(lambda: m(x, score=9, start_step=args.steps, generator=gen), device))
+            call_t[name].append(timed(lambda m=m, g=gen: m(x, score=9, start_step=args.steps, generator=g), device))
     result: dict = {"device": str(device), "threads": args.threads, "batch": args.batch, "size": 512,
                     "precision": args.precision, "steps_timed": args.steps, "rounds": args.rounds,
                     "extrapolated": args.steps < RELEASED_STEPS, "models": {}}

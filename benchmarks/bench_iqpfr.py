@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from iqprior.bench.speed import timed  # noqa: E402
 from iqprior.models.iqpfr import IQPFRConfig  # noqa: E402
 from iqprior.training.config import TrainConfig, TrainOptions  # noqa: E402
 from iqprior.training.stages import build_stage  # noqa: E402
-from iqprior.bench.speed import timed  # noqa: E402
 
 
 def _config(stage: int, condition: str = "add") -> TrainConfig:
@@ -105,7 +105,7 @@ def main(argv=None) -> dict:
         "stage2_trained": sum(p.numel() for p in net.parameters() if p.requires_grad) / 1e6,
         "total_network": count(net) / 1e6}
 
-    for s, m in stages.items():  # warm-up
+    for m in stages.values():  # warm-up
         step_time(m, batch, device, amp)
     step_time(s2_none, batch, device, amp)
     times: dict = {f"stage{s}": [] for s in stages}

@@ -29,8 +29,6 @@ from iqprior.bench.speed import timed
 from iqprior.scoring.underwater import UCIQE, UIQM
 
 
-
-
 def compare(builders: dict, x: torch.Tensor, rounds: int, device: torch.device) -> dict[str, float]:
     """Median seconds per forward of each model, rounds interleaved (A, B, A, B, ...)."""
     models = {name: b().to(device).eval() for name, b in builders.items()}

@@ -20,9 +20,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import adapters
-from iqprior.io import list_images, read_image, write_image
-from iqprior.scoring.underwater import UCIQE, UIQM
+import adapters  # noqa: E402
+from iqprior.io import list_images, read_image, write_image  # noqa: E402
+from iqprior.scoring.underwater import UCIQE, UIQM  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -20,7 +20,7 @@ _LAZY = {
     "EnsembleScorer": "iqprior.scoring",
     "Calibration": "iqprior.scoring",
     "MetricSpec": "iqprior.scoring",
-    "score_to_level": "iqprior.scoring.levels",
+    "score_to_level": "iqprior.levels",
     "ScoreEmbedding": "iqprior.conditioning",
     "condition": "iqprior.conditioning",
     "ConditionedModule": "iqprior.conditioning",
@@ -30,10 +30,10 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .conditioning import ConditionedModule, ScoreEmbedding, condition
-    from .losses import QualityLoss
-    from .scoring import Calibration, EnsembleScorer, MetricSpec, create_scorer
-    from .scoring.levels import score_to_level
+    from .conditioning import ConditionedModule, ScoreEmbedding, condition  # noqa: F401
+    from .levels import score_to_level  # noqa: F401
+    from .losses import QualityLoss  # noqa: F401
+    from .scoring import Calibration, EnsembleScorer, MetricSpec, create_scorer  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -2,8 +2,9 @@
 
 Each entry names one released file: where it is published, its sha256 when it
 is known (``None`` otherwise: we never invent one; a downloaded file without a
-known hash is accepted and its hash is printed so it can be pinned), the
-licence and which adapters use it.
+known hash is accepted and its hash is printed so it can be pinned) and the
+licence. Which adapter reads which file is kept in the adapter table
+(``adapters.specs``), not here.
 
 Where a file is looked for, in order:
 
@@ -43,7 +44,6 @@ class WeightFile:
     url: str                  # release asset URL
     sha256: Optional[str]     # hex digest, or None where not published / not verified
     licence: str
-    used_by: tuple[str, ...]  # adapters / components that load it
     note: str = ""
 
 
@@ -51,27 +51,27 @@ _GH = "https://github.com"
 
 REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
     WeightFile("codeformer.pth", f"{_GH}/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
-               None, "S-Lab License 1.0 (non-commercial)", ("codeformer", "codeformer+")),
+               None, "S-Lab License 1.0 (non-commercial)"),
     WeightFile("vqgan_code1024.pth", f"{_GH}/sczhou/CodeFormer/releases/download/v0.1.0/vqgan_code1024.pth",
-               None, "S-Lab License 1.0 (non-commercial)", ("iqpfr",), "CodeFormer's stage-I VQGAN"),
+               None, "S-Lab License 1.0 (non-commercial)", "CodeFormer's stage-I VQGAN"),
     WeightFile("detection_Resnet50_Final.pth",
                f"{_GH}/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",
-               None, "MIT (facexlib)", ("faces",), "RetinaFace ResNet-50 face detector"),
+               None, "MIT (facexlib)", "RetinaFace ResNet-50 face detector"),
     WeightFile("parsing_parsenet.pth", f"{_GH}/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
-               None, "MIT (facexlib)", ("faces",), "ParseNet face parsing for paste-back masks"),
+               None, "MIT (facexlib)", "ParseNet face parsing for paste-back masks"),
     WeightFile("DAEFR_model.ckpt", "https://huggingface.co/LIAGM/DAEFR_pretrain_model/resolve/main/DAEFR_model.ckpt",
-               None, "see LIAGM/DAEFR", ("daefr", "daefr+")),
+               None, "see LIAGM/DAEFR"),
     WeightFile("iddpm_ffhq512_ema500000.pth",
                f"{_GH}/zsyOAOA/DifFace/releases/download/V1.0/iddpm_ffhq512_ema500000.pth",
-               None, "S-Lab License 1.0 (non-commercial)", ("difface", "difface+"), "diffusion UNet"),
+               None, "S-Lab License 1.0 (non-commercial)", "diffusion UNet"),
     WeightFile("swinir_restoration512_L1.pth",
                f"{_GH}/zsyOAOA/DifFace/releases/download/V1.0/swinir_restoration512_L1.pth",
-               None, "S-Lab License 1.0 (non-commercial)", ("difface", "difface+"), "diffused estimator"),
+               None, "S-Lab License 1.0 (non-commercial)", "diffused estimator"),
     WeightFile("puie.pth", "https://drive.google.com/uc?export=download&id=1rkGm0l826ybOk_RSJNSZwbKpJc_z2ZkU",
-               None, "no licence stated (zhenqifu/PUIE-Net)", ("puienet", "puienet+"),
+               None, "no licence stated (zhenqifu/PUIE-Net)",
                "Google Drive file linked from the zhenqifu/PUIE-Net README; not in the repository or a release"),
     WeightFile("NU2Net_ckpt.pth", "https://drive.google.com/drive/folders/1foW7uXG0GfdGzIDQEhXA82PJryGRQ3aM",
-               None, "CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)", ("nu2net", "nu2net+"),
+               None, "CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)",
                "manual download: a Google Drive folder (or Baidu pan.baidu.com/s/1rImZRgmlRPvVIf7n9_rNTw, "
                "pwd fu7y) linked from the RQ-Wu/UnderwaterRanker README; no direct file URL is published"),
 ]}
@@ -172,7 +172,7 @@ def resolve(name: str, download_missing: bool = True, progress: bool = True) -> 
 
 
 def _missing_message(entry: WeightFile, dest: Path, reason: str) -> str:
-    return (f"official weight file {entry.name!r} ({', '.join(entry.used_by)}) is not on disk and could not be "
+    return (f"official weight file {entry.name!r}{' (' + entry.note + ')' if entry.note else ''} is not on disk and could not be "
             f"downloaded ({reason}). Download it from {entry.url} and put it in {dest.parent} "
             f"or in a directory named by {ENV_WEIGHTS}.")
 

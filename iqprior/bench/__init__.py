@@ -1,6 +1,6 @@
 """Benchmarks of the IQPFR paper's evaluation (arXiv 2503.09294) and beyond.
 
-- :mod:`.metrics` — the paper's metric list (Tables 1, 2, 6) with directions and availability;
+- :mod:`.metrics` — the columns of the paper's tables (1, 2, 6): titles and decimals over ``iqprior.scoring.specs.SPECS``;
 - :mod:`.runner` — cached, resumable restoration of a folder by any registered adapter;
 - :mod:`.quality` — ``iqprior bench quality``: restore, score, paper-style tables;
 - :mod:`.tables` — Markdown / CSV tables (best / second best, "+" deltas);

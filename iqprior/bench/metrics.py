@@ -1,15 +1,16 @@
-"""The evaluation metrics of the IQPFR paper (arXiv 2503.09294), as one name-keyed table.
+"""The evaluation metrics of the IQPFR paper (arXiv 2503.09294), as the columns of the benchmark tables.
 
 Tables 1-2 (faces) report eight no-reference metrics: TOPIQ-GFIQA, MUSIQ-GFIQA,
 MUSIQ-KonIQ, MUSIQ-AVA, ARNIQA, MDFS (lower is better), Q-Align and CLIP-IQA.
 Table 6 (underwater) reports PSNR, SSIM, URanker, UCIQE and UIQM.
 
-No-reference metrics are the ensemble members of :mod:`iqprior.scoring`
-(``iqprior.scoring.specs.SPECS``): built and weight-checked there, with
-``torch.load(weights_only=True)``. Full-reference metrics (PSNR, SSIM, LPIPS)
-are pyiqa's, built here (:mod:`iqprior.bench.fullref`). A metric that cannot
-be computed (pyiqa lacks it, or its weights are not on disk) is reported as
-unavailable with the reason; it never crashes a run.
+A column holds display fields only (title, decimals) and names its metric in
+the one metric table, ``iqprior.scoring.specs.SPECS``, which holds range,
+direction, full/no-reference and weights. No-reference metrics are built as
+the scorer's members (:mod:`iqprior.scoring.members`), full-reference ones by
+:mod:`iqprior.scoring.fullref`, all with ``torch.load(weights_only=True)``.
+A metric that cannot be computed (pyiqa lacks it, or its weights are not on
+disk) is reported as unavailable with the reason; it never crashes a run.
 """
 from __future__ import annotations
 
@@ -19,9 +20,7 @@ from typing import Callable, Optional
 
 import torch
 
-# where a full-reference weight file lives (same names as iqprior.scoring.specs)
-PYIQA_DIR = "pyiqa"
-HUB_DIR = "hub"
+from iqprior.scoring.specs import SPECS, MetricSpec
 
 
 @dataclass(frozen=True)
@@ -31,27 +30,46 @@ class BenchMetric:
     Attributes:
         key: the name used on the command line (``--metrics``).
         label: the column title, as the paper writes it.
-        member: name of the no-reference member in ``iqprior.scoring.specs.SPECS``.
-        pyiqa_name: pyiqa name of a full-reference metric (built in :mod:`.fullref`).
-        full_reference: needs a ground-truth image (``--gt``).
-        lower_better: the paper's arrow is ↓.
+        member: the metric's name in ``iqprior.scoring.specs.SPECS`` (range,
+            direction and full-reference come from there).
         decimals: digits shown in the table (as in the paper).
-        score_range: documented ``(low, high)`` of the raw score, used to
-            normalise gains in the over-optimisation monitor.
-        missing: why the metric cannot be computed at all (empty when it can).
-        weights: ``(file, where)`` of the files a full-reference metric needs.
+        missing: why a paper column has no metric at all (then ``member`` is ``None``).
+        missing_lower_better: the paper's arrow (↓) of such a column.
     """
 
     key: str
     label: str
     member: Optional[str] = None
-    pyiqa_name: Optional[str] = None
-    full_reference: bool = False
-    lower_better: bool = False
     decimals: int = 3
-    score_range: tuple[float, float] = (0.0, 1.0)
     missing: str = ""
-    weights: tuple[tuple[str, str], ...] = ()
+    missing_lower_better: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.member is None) == (not self.missing):
+            raise ValueError(f"column {self.key!r} needs either a member of iqprior.scoring.specs.SPECS or a "
+                             f"reason why it is missing, not both")
+        if self.member is not None and self.member not in SPECS:
+            raise ValueError(f"column {self.key!r}: {self.member!r} is not in iqprior.scoring.specs.SPECS")
+
+    @property
+    def spec(self) -> Optional[MetricSpec]:
+        """The metric's spec (``None`` for a missing paper column)."""
+        return SPECS[self.member] if self.member is not None else None
+
+    @property
+    def lower_better(self) -> bool:
+        return self.spec.lower_better if self.spec is not None else self.missing_lower_better
+
+    @property
+    def full_reference(self) -> bool:
+        """Needs a ground-truth image (``--gt``)."""
+        return self.spec is not None and self.spec.full_reference
+
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """Documented ``(low, high)`` of the raw score (normalises gains in the over-optimisation monitor)."""
+        lo, hi = self.spec.score_range if self.spec is not None else (0.0, 1.0)
+        return float(lo), float(hi)
 
     @property
     def arrow(self) -> str:
@@ -82,24 +100,23 @@ METRICS: dict[str, BenchMetric] = {m.key: m for m in [
     # paper Tables 1-2 (faces), in the paper's column order
     BenchMetric("topiq-gfiqa", "TOPIQ-GFIQA", member="topiq_nr-face-v1", decimals=3),
     BenchMetric("musiq-gfiqa", "MUSIQ-GFIQA", decimals=3, missing=_MUSIQ_GFIQA),
-    BenchMetric("musiq-koniq", "MUSIQ-KonIQ", member="musiq", decimals=2, score_range=(0.0, 100.0)),
-    BenchMetric("musiq-ava", "MUSIQ-AVA", member="musiq-ava", decimals=2, score_range=(1.0, 10.0)),
+    BenchMetric("musiq-koniq", "MUSIQ-KonIQ", member="musiq", decimals=2),
+    BenchMetric("musiq-ava", "MUSIQ-AVA", member="musiq-ava", decimals=2),
     BenchMetric("arniqa", "ARNIQA", member="arniqa", decimals=3),
-    BenchMetric("mdfs", "MDFS", lower_better=True, decimals=2, score_range=(0.0, 40.0), missing=_MDFS),
-    BenchMetric("qalign", "Q-Align", member="qalign", decimals=2, score_range=(1.0, 5.0)),
+    BenchMetric("mdfs", "MDFS", decimals=2, missing=_MDFS, missing_lower_better=True),
+    BenchMetric("qalign", "Q-Align", member="qalign", decimals=2),
     BenchMetric("clipiqa", "CLIP-IQA", member="clipiqa", decimals=3),
     # paper Table 6 (underwater)
-    BenchMetric("uranker", "URanker", member="uranker", decimals=4, score_range=(-1.0, 2.0)),
+    BenchMetric("uranker", "URanker", member="uranker", decimals=4),
     BenchMetric("uciqe", "UCIQE", member="uciqe", decimals=4),
-    BenchMetric("uiqm", "UIQM", member="uiqm", decimals=3, score_range=(0.0, 5.0)),
+    BenchMetric("uiqm", "UIQM", member="uiqm", decimals=3),
     # full reference (with --gt)
-    BenchMetric("psnr", "PSNR", pyiqa_name="psnr", full_reference=True, decimals=2, score_range=(0.0, 50.0)),
-    BenchMetric("ssim", "SSIM", pyiqa_name="ssim", full_reference=True, decimals=4),
-    BenchMetric("lpips", "LPIPS", pyiqa_name="lpips", full_reference=True, lower_better=True, decimals=4,
-                weights=(("alexnet-owt-7be5be79.pth", HUB_DIR), ("LPIPS_v0.1_alex-df73285e.pth", PYIQA_DIR))),
+    BenchMetric("psnr", "PSNR", member="psnr", decimals=2),
+    BenchMetric("ssim", "SSIM", member="ssim", decimals=4),
+    BenchMetric("lpips", "LPIPS", member="lpips", decimals=4),
     # hand-crafted, need no weights (tests, the bundled samples)
-    BenchMetric("piqe", "PIQE", member="piqe", lower_better=True, decimals=2, score_range=(0.0, 100.0)),
-    BenchMetric("entropy", "Entropy", member="entropy", decimals=3, score_range=(0.0, 8.0)),
+    BenchMetric("piqe", "PIQE", member="piqe", decimals=2),
+    BenchMetric("entropy", "Entropy", member="entropy", decimals=3),
 ]}
 
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -113,26 +130,20 @@ FR_DEFAULT = PRESETS["fr"]
 
 
 def _from_specs(name: str) -> Optional[BenchMetric]:
-    """A column for any member of ``iqprior.scoring.specs.SPECS`` not in :data:`METRICS`."""
-    try:
-        from iqprior.scoring.specs import SPECS
-    except ImportError:
-        return None
+    """A column for any metric of ``iqprior.scoring.specs.SPECS`` not in :data:`METRICS`."""
     spec = SPECS.get(name)
     if spec is None:
         return None
     lo, hi = spec.score_range
-    decimals = 2 if hi - lo > 20 else 3
-    return BenchMetric(name, spec.paper_name or name, member=name, lower_better=spec.lower_better,
-                       decimals=decimals, score_range=(float(lo), float(hi)))
+    return BenchMetric(name, spec.paper_name or name, member=name, decimals=2 if hi - lo > 20 else 3)
 
 
 def get_metric(name: str) -> BenchMetric:
-    """The metric ``name``: a key of :data:`METRICS`, a scorer member name, or a pyiqa name of one."""
+    """The metric ``name``: a key of :data:`METRICS`, a metric name in ``SPECS``, or a pyiqa name of one."""
     if name in METRICS:
         return METRICS[name]
     for m in METRICS.values():
-        if name in (m.member, m.pyiqa_name):
+        if m.spec is not None and name in (m.member, m.spec.pyiqa_name):
             return m
     m = _from_specs(name)
     if m is not None:
@@ -140,7 +151,7 @@ def get_metric(name: str) -> BenchMetric:
     known = list(METRICS) + list(PRESETS)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"unknown metric {name!r}{hint} (known: {', '.join(known)}; or any member of "
+    raise ValueError(f"unknown metric {name!r}{hint} (known: {', '.join(known)}; or any metric of "
                      f"iqprior.scoring.specs.SPECS)")
 
 
@@ -174,15 +185,11 @@ def availability(metric: BenchMetric) -> tuple[bool, str]:
     """``(True, "")`` when ``metric`` can be computed now, else ``(False, reason)``. Never raises."""
     if metric.missing:
         return False, metric.missing
-    if metric.full_reference:
-        from .fullref import fullref_available
-        return fullref_available(metric)
+    from iqprior.scoring.fullref import fullref_available
+    from iqprior.scoring.members import member_available
+
     try:
-        from iqprior.scoring.members import member_available
-    except ImportError as e:
-        return False, f"iqprior.scoring is not importable ({e})"
-    try:
-        return member_available(metric.member or metric.key)
+        return (fullref_available if metric.full_reference else member_available)(metric.member)
     except Exception as e:  # a broken spec must not stop the benchmark
         return False, f"{type(e).__name__}: {e}"
 
@@ -195,29 +202,18 @@ def build_metric(metric: BenchMetric, device: torch.device | str = "cpu") -> Sco
 
     Call :func:`availability` first; this raises whatever the backend raises.
     """
+    from iqprior.scoring.fullref import build_fullref
+    from iqprior.scoring.members import build_member
+
+    if metric.spec is None:
+        raise ValueError(f"{metric.label} cannot be computed: {metric.missing}")
     device = torch.device(device)
     if metric.full_reference:
-        from .fullref import build_fullref
-        return build_fullref(metric, device)
-    member = _build_member(metric.member or metric.key, device)
+        return build_fullref(metric.spec, device)
+    member = build_member(metric.spec, device=device).eval()
 
     @torch.no_grad()
     def score(x: torch.Tensor, gt: Optional[torch.Tensor] = None) -> torch.Tensor:
         return member(x.to(device)).detach().float().cpu().reshape(x.shape[0])
 
     return score
-
-
-def _build_member(name: str, device: torch.device):
-    """The scorer's member ``name`` as a module ``x -> (B,)`` (adapts to what iqprior.scoring offers)."""
-    try:
-        from iqprior.scoring.members import build_member
-    except ImportError:
-        build_member = None
-    if build_member is not None:
-        return build_member(name, device=device).eval()
-    from iqprior.scoring import create_scorer
-
-    scorer = create_scorer(members=[name], device=device)
-    return lambda x: scorer.raw(x)[name]
-

@@ -77,18 +77,6 @@ class OverOptReport:
     unavailable: Mapping[str, str] = field(default_factory=dict)
 
 
-def member_range(metric: BenchMetric) -> tuple[float, float]:
-    """The score range used to normalise: the scorer's spec when it has one, else the bench table's."""
-    try:
-        from iqprior.scoring.specs import SPECS
-        spec = SPECS.get(metric.member or "")
-        if spec is not None:
-            return float(spec.score_range[0]), float(spec.score_range[1])
-    except ImportError:
-        pass
-    return metric.score_range
-
-
 def _mean(v: Sequence[float]) -> Optional[float]:
     return statistics.fmean(v) if v else None
 
@@ -112,7 +100,7 @@ def overopt_report(model: str, reference: str, model_scores: Mapping[str, Mappin
         if not common:
             continue
         images |= set(common)
-        lo, hi = member_range(m)
+        lo, hi = m.score_range
         span = (hi - lo) or 1.0
         gains.append(MemberGain(m.key, m.label, group, _mean([a[i] for i in common]),
                                 _mean([b[i] for i in common]), (lo, hi),
@@ -198,7 +186,7 @@ def run_overopt(cfg: OverOptConfig) -> tuple[OverOptReport, dict[str, Path]]:
             raise ValueError(f"{name} could not be run: {res.model_error}")
         rows[name] = (res.outputs, res.new)
     if cfg.reference == INPUT:
-        rows[INPUT_ROW] = ({rel: p for rel, p in items}, set())
+        rows[INPUT_ROW] = (dict(items), set())
     ref_row = INPUT_ROW if cfg.reference == INPUT else cfg.reference
 
     scorer = _Scorer(cfg.device)

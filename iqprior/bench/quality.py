@@ -210,7 +210,7 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
 
     sources: list[tuple[str, dict[str, Path], set[str]]] = []
     if cfg.include_input:
-        sources.append((INPUT_ROW, {rel: p for rel, p in items}, set()))
+        sources.append((INPUT_ROW, dict(items), set()))
     for name, res in restore.items():
         sources.append((name, res.outputs, res.new))
 
@@ -227,7 +227,7 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
             unavailable[m.key] = scorer.failed[m.key]
 
     rows = []
-    for row, images, _ in sources:
+    for row, _images, _ in sources:
         r = TableRow(row, ranked=row != INPUT_ROW)
         for m in metrics:
             vals = list(scores[row].get(m.key, {}).values()) if m.key not in unavailable else []

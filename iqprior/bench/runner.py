@@ -81,8 +81,8 @@ def output_path(out_dir: Path, rel: str) -> Path:
 
 def prepare_input(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``(1, 3, H, W)`` -> what the adapter expects: face models at their native square size."""
-    size = getattr(model, "native_size", None)
-    if getattr(model, "task", "image") == "face" and size and tuple(x.shape[-2:]) != (size, size):
+    size = model.native_size
+    if model.task == "face" and size and tuple(x.shape[-2:]) != (size, size):
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False,
                                             antialias=True).clamp_(0, 1)
     return x

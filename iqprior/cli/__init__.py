@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iqprior", description="Image-quality prior for restoration models.")
     parser.add_argument("--version", action="version", version=f"iqprior {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in SUBCOMMANDS.items():
+    for _name, module in SUBCOMMANDS.items():
         try:
             mod = importlib.import_module(f"{__name__}.{module}")
         except ImportError:

@@ -146,7 +146,8 @@ def _setup(args) -> None:
 
 def run_quality(args) -> int:
     _setup(args)
-    from iqprior.bench.quality import QualityConfig, run_quality as _run
+    from iqprior.bench.quality import QualityConfig
+    from iqprior.bench.quality import run_quality as _run
     from iqprior.bench.runner import parse_checkpoints, parse_list
 
     cfg = QualityConfig(models=tuple(parse_list(args.models)), data=Path(args.data), out=Path(args.out),
@@ -173,7 +174,8 @@ def run_table(args) -> int:
 def run_speed(args) -> int:
     _setup(args)
     from iqprior.bench.runner import parse_checkpoints, parse_list
-    from iqprior.bench.speed import SpeedConfig, run_speed as _run
+    from iqprior.bench.speed import SpeedConfig
+    from iqprior.bench.speed import run_speed as _run
 
     cfg = SpeedConfig(models=tuple(parse_list(args.models)),
                       sizes=tuple(int(v) for v in parse_list(args.sizes)),
@@ -187,7 +189,8 @@ def run_speed(args) -> int:
 
 def run_overopt(args) -> int:
     _setup(args)
-    from iqprior.bench.overopt import OverOptConfig, run_overopt as _run
+    from iqprior.bench.overopt import OverOptConfig
+    from iqprior.bench.overopt import run_overopt as _run
     from iqprior.bench.runner import parse_checkpoints, parse_list
 
     cfg = OverOptConfig(model=args.model, reference=args.reference, data=Path(args.data), out=Path(args.out),

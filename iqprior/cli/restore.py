@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
 
     import adapters
 
-    from ..io import read_image, write_image
     from ..faces.restorer import Restorer
+    from ..io import read_image, write_image
 
     files = collect_inputs(args.inputs)
     if not files:
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     restorer = Restorer(model, device, batch_size=args.batch_size, aligned=args.aligned,
                         upscale=args.upscale, only_center_face=args.only_center_face)
     if restorer.task == "face" and not args.aligned:
-        restorer.pipeline  # build the face detector now: missing weights fail once, not per file
+        _ = restorer.pipeline  # build the face detector now: missing weights fail once, not per file
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     score = parse_score(args.score)

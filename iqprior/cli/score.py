@@ -32,12 +32,14 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..distributed import default_device, init_distributed
     from ..scoring import SPECS, create_scorer, member_available
     from ..scoring.job import score_directory
-    from ..training.distributed import default_device, init_distributed
 
     if args.list_members:
         for name, spec in SPECS.items():
+            if spec.full_reference:  # needs a ground truth: a benchmark metric, not a member
+                continue
             ok, why = member_available(name)
             print(f"{name:18s} {'ok ' if ok else '-- '} {'lower' if spec.lower_better else 'higher'} is better, "
                   f"range {spec.score_range}{'' if ok else '  [' + why + ']'}")

@@ -18,10 +18,14 @@ def run(args: argparse.Namespace) -> int:
 
     names = args.names or list(weights.REGISTRY)
     if args.action == "list":
+        import adapters
+
+        used_by = adapters.files_used_by()
         print(f"cache: {weights.cache_dir()}")
         for w in weights.REGISTRY.values():
             where = weights.find(w.name)
-            print(f"{w.name:32s} {'present' if where else 'missing':8s} {', '.join(w.used_by):24s} {w.url}")
+            users = ", ".join(used_by.get(w.name, [])) or w.note
+            print(f"{w.name:32s} {'present' if where else 'missing':8s} {users:24s} {w.url}")
         return 0
     if args.action == "add":
         for n in args.names:

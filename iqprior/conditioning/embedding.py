@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..scoring.levels import DEFAULT_LEVELS, ScoreLike, as_levels
+from ..levels import DEFAULT_LEVELS, ScoreLike, as_levels
 
 
 class ScoreEmbedding(nn.Module):
@@ -45,7 +45,7 @@ class ScoreEmbedding(nn.Module):
         self.weight = nn.Parameter(torch.zeros(self.levels, math.prod(shape)))
 
     @classmethod
-    def for_adain(cls, levels: int = DEFAULT_LEVELS, channels: int = 256) -> "ScoreEmbedding":
+    def for_adain(cls, levels: int = DEFAULT_LEVELS, channels: int = 256) -> ScoreEmbedding:
         """Embedding for ``mode="adain"``: per level a ``(2, C)`` scale/shift, zero = identity."""
         return cls(levels, (2, channels))
 

@@ -21,7 +21,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..scoring.levels import ScoreLike
+from ..levels import ScoreLike
 from .embedding import ScoreEmbedding
 
 MODES = ("add", "adain")
@@ -46,7 +46,7 @@ def _first_tensor(output: Any) -> tuple[torch.Tensor, Any]:
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         rest = list(output[1:])
         kind = type(output)
-        return output[0], lambda t: kind([t, *rest]) if kind is list else tuple([t, *rest])
+        return output[0], lambda t: kind([t, *rest]) if kind is list else (t, *rest)
     raise TypeError(
         f"condition() can only modify a submodule returning a tensor (or a tuple starting with one), "
         f"got {type(output).__name__}")

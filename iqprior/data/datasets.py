@@ -29,8 +29,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..io import list_images, read_image_array
-from ..scoring.levels import DEFAULT_LEVELS, level_to_score, score_to_level
-from .degradations import PAPER, DegradationConfig, degrade as degrade_image
+from ..levels import DEFAULT_LEVELS, level_to_score, score_to_level
+from .degradations import PAPER, DegradationConfig
+from .degradations import degrade as degrade_image
 
 ScoresArg = Union[None, str, os.PathLike, Sequence[dict]]
 HQ_THRESHOLD = 0.9  # S_thr (App. 6.1.2)

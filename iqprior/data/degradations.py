@@ -23,11 +23,13 @@ from typing import Optional
 
 import numpy as np
 
+from ..config import ConfigMixin
+
 Range = tuple[float, float]
 
 
 @dataclass(frozen=True)
-class DegradationConfig:
+class DegradationConfig(ConfigMixin):
     """Parameters of Eq. 16. Ranges are closed intervals ``(low, high)``; ``(v, v)`` fixes a value.
 
     Attributes:
@@ -52,6 +54,8 @@ class DegradationConfig:
     noise_on: bool = True
     jpeg_on: bool = True
 
+    config_name = "degradation"
+
     def __post_init__(self):
         for name in ("blur_sigma", "downsample", "noise", "jpeg"):
             lo_hi = getattr(self, name)
@@ -64,7 +68,7 @@ class DegradationConfig:
             raise ValueError(f"downsample factors must be >= 1, got {self.downsample}")
         if self.noise[0] < 0:
             raise ValueError(f"noise sigma must be >= 0, got {self.noise}")
-        if not (1 <= self.jpeg[0] and self.jpeg[1] <= 100):
+        if not (self.jpeg[0] >= 1 and self.jpeg[1] <= 100):
             raise ValueError(f"jpeg quality must lie in [1, 100], got {self.jpeg}")
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be an odd int >= 3, got {self.kernel_size}")

@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..scoring.levels import ScoreLike
+from ..levels import ScoreLike
 
 __all__ = ["Restorer", "resize_square"]
 
@@ -38,8 +38,8 @@ class Restorer:
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.aligned = aligned
-        self.task = getattr(model, "task", "face")
-        self.size = getattr(model, "native_size", None) or 512
+        self.task = model.task
+        self.size = model.native_size or 512
         self._pipeline = pipeline
         self._pipeline_args = dict(device=self.device, face_size=self.size, upscale=upscale,
                                    only_center_face=only_center_face)
@@ -89,7 +89,7 @@ class Restorer:
         if self.task == "face" and not self.aligned:
             crops = self.pipeline.crop(image)
             if len(crops) == 0:
-                return {lv: image for lv in levels}, 0
+                return dict.fromkeys(levels, image), 0
             return {lv: self.pipeline.paste(crops, self.run_faces(crops.faces, lv)) for lv in levels}, len(crops)
         out = {}
         n = 0

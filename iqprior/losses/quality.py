@@ -37,7 +37,7 @@ class QualityLoss(nn.Module):
         self.reduction = reduction
         self.clip = clip
 
-    def train(self, mode: bool = True) -> "QualityLoss":
+    def train(self, mode: bool = True) -> QualityLoss:
         super().train(mode)
         self.scorer.train(False)
         return self

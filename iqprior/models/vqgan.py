@@ -27,6 +27,7 @@ does not divide (tiny configs only) the number of groups is ``gcd(32, C)``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -35,13 +36,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigMixin
+
 __all__ = ["VQGANConfig", "Encoder", "Generator", "VectorQuantizer", "VQAutoEncoder",
            "ResBlock", "AttnBlock", "Downsample", "Upsample", "group_norm", "swish"]
 
 
 @dataclass(frozen=True)
-class VQGANConfig:
+class VQGANConfig(ConfigMixin):
     """Constructor arguments of :class:`VQAutoEncoder` (defaults = the released CodeFormer VQGAN).
+
+    The one place the VQGAN geometry is written: the CodeFormer and IQPFR
+    configs derive from it (their ``vqgan`` is this part alone), so their
+    ``config.json`` and YAML stay flat.
 
     Attributes:
         img_size: square input size; must be divisible by ``2 ** (len(ch_mult) - 1)``.
@@ -65,6 +72,8 @@ class VQGANConfig:
     beta: float = 0.25
     norm_groups: int = 32
 
+    config_name = "VQGAN config"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "ch_mult", tuple(int(c) for c in self.ch_mult))
         object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
@@ -78,6 +87,13 @@ class VQGANConfig:
             raise ValueError(f"img_size {self.img_size} must be divisible by 2**(len(ch_mult)-1) = {factor}")
         if self.beta < 0:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
+
+    @property
+    def vqgan(self) -> VQGANConfig:
+        """The VQGAN geometry alone (a derived config's extra fields dropped)."""
+        if type(self) is VQGANConfig:
+            return self
+        return VQGANConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(VQGANConfig)})
 
     @property
     def latent_size(self) -> int:

@@ -39,7 +39,7 @@ class Calibration:
 
     @classmethod
     def fit(cls, raw_scores_by_member: Mapping[str, Sequence[float] | torch.Tensor],
-            lower_better: Optional[Mapping[str, bool]] = None, eps: float = EPS) -> "Calibration":
+            lower_better: Optional[Mapping[str, bool]] = None, eps: float = EPS) -> Calibration:
         """Fit min/max per member; NaN values are ignored. Direction defaults to the spec table's."""
         from .specs import SPECS
 
@@ -71,7 +71,7 @@ class Calibration:
                             for n, r in self.members.items()}}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Calibration":
+    def from_dict(cls, data: Mapping) -> Calibration:
         try:
             members = {n: MemberRange(float(m["min"]), float(m["max"]), bool(m.get("lower_better", False)),
                                       int(m.get("count", 0))) for n, m in data["members"].items()}
@@ -87,7 +87,7 @@ class Calibration:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Calibration":
+    def load(cls, path: str | os.PathLike) -> Calibration:
         try:
             data = json.loads(Path(path).read_text())
         except json.JSONDecodeError as e:

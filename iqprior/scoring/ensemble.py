@@ -46,7 +46,7 @@ class EnsembleScorer(nn.Module):
     def differentiable(self) -> bool:
         return all(s.differentiable for s in self.specs)
 
-    def train(self, mode: bool = True) -> "EnsembleScorer":
+    def train(self, mode: bool = True) -> EnsembleScorer:
         super().train(mode)
         for m in self.members:
             m.train(False)

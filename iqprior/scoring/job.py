@@ -22,11 +22,11 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from ..distributed import DistInfo, barrier, init_distributed, shard
 from ..io import ImageReadError, atomic_write_text, list_images, read_image
-from ..training.distributed import DistInfo, barrier, init_distributed, shard
+from ..levels import score_to_level
 from .calibration import Calibration
 from .ensemble import EnsembleScorer
-from .levels import score_to_level
 from .manifest import ManifestWriter, latest_by_path, raw_by_member, read_manifest, write_manifest
 
 

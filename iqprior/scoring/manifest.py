@@ -27,7 +27,7 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     records, bad = [], 0
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.strip()
             if not line:
@@ -58,7 +58,7 @@ class ManifestWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
-        self._f = open(self.path, "a", encoding="utf-8")
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close()/__exit__)
 
     def _repair_tail(self) -> None:
         """A crash mid-line leaves no trailing newline: end that line so the next record starts clean."""
@@ -76,7 +76,7 @@ class ManifestWriter:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> "ManifestWriter":
+    def __enter__(self) -> ManifestWriter:
         return self
 
     def __exit__(self, *exc) -> None:

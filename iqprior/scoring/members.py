@@ -126,7 +126,7 @@ class Member(nn.Module):
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "Member":
+    def train(self, mode: bool = True) -> Member:
         super().train(mode)
         self.net.eval()  # always: TOPIQ skips its resize and MUSIQ crashes in train mode
         return self
@@ -152,6 +152,9 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
     measurements); only members whose weights we load ourselves support it.
     """
     spec = get_spec(spec) if isinstance(spec, str) else spec
+    if spec.full_reference:
+        raise ValueError(f"{spec.name!r} is a full-reference metric (it needs the ground truth) and cannot be an "
+                         f"NR-IQA member; build it with iqprior.scoring.fullref.build_fullref")
     device = torch.device(device) if device is not None else torch.device("cpu")
     if spec.backend != "pyiqa":
         module, cls = spec.backend.split(":")
@@ -183,7 +186,7 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
 
 
 def _load_own(net: nn.Module, path: Path, key: Optional[str]) -> None:
-    from adapters.checkpoint import load_strict, match_prefix, read_official_checkpoint
+    from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
 
     wrappers = (key,) if key else ("params", "state_dict")
     state = read_official_checkpoint(path, wrappers)

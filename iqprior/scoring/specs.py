@@ -1,13 +1,17 @@
-"""The name-keyed table of NR-IQA ensemble members (pyiqa's ``default_model_configs`` style).
+"""The name-keyed table of IQA metrics (pyiqa's ``default_model_configs`` style).
 
-Every per-member difference lives here: the backend and its constructor
-arguments, direction, documented score range, weight files and where they are
-kept, licence and whether gradients flow. Code elsewhere reads the table and
-never branches on a member's name.
+Every per-metric difference lives here: the backend and its constructor
+arguments, full- or no-reference, direction, documented score range, weight
+files and where they are kept, licence and whether gradients flow. Code
+elsewhere (the scorer, the benchmark tables) reads the table and never
+branches on a metric's name.
 
-Weights of pyiqa members are loaded by :mod:`iqprior.scoring.members` with
+No-reference metrics are the ensemble members (:mod:`iqprior.scoring.members`);
+full-reference ones (PSNR, SSIM, LPIPS, ``full_reference=True``) are built by
+:mod:`iqprior.scoring.fullref` and score an image against its ground truth.
+Files marked ``load=True`` are loaded by iqprior with
 ``torch.load(weights_only=True)`` and strict key checking; the network is
-built with ``pretrained=False`` so pyiqa never unpickles a file itself.
+built with ``pretrained=False`` so pyiqa never unpickles them itself.
 """
 from __future__ import annotations
 
@@ -33,13 +37,15 @@ class WeightSpec:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One NR-IQA member.
+    """One IQA metric.
 
     Attributes:
         name: our name (the key of :data:`SPECS`).
         backend: ``"pyiqa"`` or ``"module:Class"`` of an ``nn.Module`` whose
             ``forward(x)`` maps ``(B, 3, H, W)`` RGB [0, 1] to ``(B,)`` raw scores.
         pyiqa_name: the pyiqa metric name (pyiqa backend).
+        full_reference: scores ``x`` against a ground truth ``gt`` (as pyiqa's
+            ``metric_mode="FR"``); such a metric is no ensemble member.
         lower_better: raw scores where lower is better are flipped when normalised.
         score_range: documented ``(low, high)`` of the raw score, used to
             normalise before a dataset calibration exists.
@@ -54,6 +60,7 @@ class MetricSpec:
     name: str
     backend: str = "pyiqa"
     pyiqa_name: Optional[str] = None
+    full_reference: bool = False
     lower_better: bool = False
     score_range: tuple[float, float] = (0.0, 1.0)
     weights: tuple[WeightSpec, ...] = ()
@@ -138,6 +145,19 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         licence="Apache-2.0 (our implementation)",
         note="Crete-Roffet et al. 2007 no-reference blur measure (re-blur ratio); ours, no weights; tracks "
              "blur and JPEG detail loss, reads noise as detail"),
+    # full reference: score against the ground truth (benchmark tables with --gt; paper Table 6)
+    MetricSpec(
+        "psnr", pyiqa_name="psnr", full_reference=True, score_range=(0.0, 50.0),
+        licence="pyiqa (PolyForm NC)", paper_name="PSNR", note="RGB, pyiqa's default; no weights"),
+    MetricSpec(
+        "ssim", pyiqa_name="ssim", full_reference=True, score_range=(0.0, 1.0),
+        licence="pyiqa (PolyForm NC)", paper_name="SSIM", note="Y channel, pyiqa's default; no weights"),
+    MetricSpec(
+        "lpips", pyiqa_name="lpips", full_reference=True, lower_better=True, score_range=(0.0, 1.0),
+        weights=(WeightSpec("alexnet-owt-7be5be79.pth", where=HUB_CHECKPOINTS),
+                 WeightSpec("LPIPS_v0.1_alex-df73285e.pth", load=True)),
+        licence="BSD-2-Clause (LPIPS), BSD-3-Clause (torchvision AlexNet)",
+        note="Zhang et al. 2018, AlexNet v0.1; torchvision loads the AlexNet trunk, iqprior the linear layers"),
 ]}
 
 #: The paper's ensemble (Sec. 4, "Implementation Details"): MUSIQ-GFIQA, TOPIQ-GFIQA and Q-Align.
@@ -153,7 +173,7 @@ OPTIONAL_IN_PRESET = {"paper": ("qalign",)}
 
 
 def get_spec(name: str) -> MetricSpec:
-    """The spec of member ``name``, with a "did you mean" hint for unknown names."""
+    """The spec of metric ``name``, with a "did you mean" hint for unknown names."""
     if name in SPECS:
         return SPECS[name]
     import difflib

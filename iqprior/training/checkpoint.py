@@ -106,7 +106,7 @@ def load_model_weights(path: str | os.PathLike, model: nn.Module, strict: bool =
     """Load ``model.safetensors`` from a checkpoint directory (or the file itself)."""
     from safetensors.torch import load_file
 
-    from adapters.checkpoint import load_strict
+    from iqprior.checkpoint import load_strict
 
     path = Path(path)
     file = path / MODEL_FILE if path.is_dir() else path

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from ..config import ConfigMixin, check_options
 from ..data.degradations import DegradationConfig
 from ..models.iqpfr.config import IQPFRConfig
 
@@ -27,8 +28,10 @@ STAGES = (1, 2, 3)
 
 
 @dataclass(frozen=True)
-class DataOptions:
+class DataOptions(ConfigMixin):
     """Where the training images are and how items are made (see :class:`iqprior.data.ScoredImageDataset`)."""
+
+    config_name = "config section 'data'"
 
     root: Optional[str] = None            # HQ images (FFHQ 512² in the paper)
     scores: Optional[str] = None          # JSONL manifest from `iqprior score`
@@ -41,16 +44,14 @@ class DataOptions:
     num_workers: int = 2
 
     def degradation_config(self) -> DegradationConfig:
-        d = dict(self.degradation or {})
-        for k in ("blur_sigma", "downsample", "noise", "jpeg"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return DegradationConfig(**d)
+        return DegradationConfig.from_dict(self.degradation)
 
 
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(ConfigMixin):
     """Optimisation, logging and the loss weights of each stage."""
+
+    config_name = "config section 'train'"
 
     steps: int = 1000
     batch_size: int = 4                   # per process
@@ -80,7 +81,8 @@ class TrainOptions:
     disc_ndf: int = 64
     disc_layers: int = 4
     codebook_weight: float = 1.0
-    vqgan_checkpoint: Optional[str] = None  # init encoder/decoder/common codebook from vqgan_code1024.pth (Stage I; Stage II without --init)
+    # init encoder/decoder/common codebook from vqgan_code1024.pth (Stage I; Stage II without --init)
+    vqgan_checkpoint: Optional[str] = None
     # Stages II–III (Eq. 14)
     feat_weight: float = 1.0
     index_weight: float = 0.5             # λ₁
@@ -110,7 +112,11 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigMixin):
+    """A whole training run: ``stage`` and the ``model``, ``data`` and ``train`` sections."""
+
+    config_name = "training config"
+
     stage: int = 1
     model: IQPFRConfig = field(default_factory=IQPFRConfig)
     data: DataOptions = field(default_factory=DataOptions)
@@ -120,16 +126,11 @@ class TrainConfig:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be 1, 2 or 3, got {self.stage!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "model": self.model.to_dict(), "data": _plain(dataclasses.asdict(self.data)),
-                "train": _plain(dataclasses.asdict(self.train))}
-
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+        """Sections read as YAML gives them (numbers written ``1e-4`` arrive as strings and are converted)."""
         d = dict(d or {})
-        unknown = sorted(set(d) - {"stage", "model", "data", "train"})
-        if unknown:
-            raise ValueError(f"unknown config section(s) {unknown}; expected stage, model, data, train")
+        check_options(d, [f.name for f in dataclasses.fields(cls)], "config section(s)")
         return cls(stage=int(d.get("stage", 1)), model=IQPFRConfig.from_dict(d.get("model") or {}),
                    data=_build(DataOptions, d.get("data") or {}, "data"),
                    train=_build(TrainOptions, d.get("train") or {}, "train"))
@@ -138,10 +139,6 @@ class TrainConfig:
 def _build(cls, d: Mapping[str, Any], section: str):
     if not isinstance(d, Mapping):
         raise ValueError(f"config section {section!r} must be a mapping, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown key(s) in section {section!r}: {unknown}; known: {sorted(names)}")
     values = dict(d)
     for f in dataclasses.fields(cls):  # YAML reads "1e-4" as a string; numbers follow the field's default type
         default = f.default
@@ -152,11 +149,7 @@ def _build(cls, d: Mapping[str, Any], section: str):
                     values[f.name] = type(default)(float(v)) if isinstance(default, float) else int(v)
                 except ValueError:
                     raise ValueError(f"{section}.{f.name} must be a number, got {v!r}") from None
-    return cls(**values)
-
-
-def _plain(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+    return cls.from_dict(values)
 
 
 def resolve_config_path(name: Union[str, Path]) -> Path:

@@ -32,11 +32,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from ..config import ConfigMixin
+
 __all__ = ["FinetuneConfig", "finetune", "EpochSampler", "LossModule"]
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(ConfigMixin):
     """Options of :func:`finetune` (the ``iqprior finetune`` flags)."""
 
     model: str
@@ -61,6 +63,8 @@ class FinetuneConfig:
     grad_clip: Optional[float] = None
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+
+    config_name = "finetune"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every", "log_every"):
@@ -116,9 +120,9 @@ class LossModule(nn.Module):
 def build_dataset(cfg: FinetuneConfig, model) -> Any:
     from ..data import PairedImageDataset, ScoredImageDataset
 
-    native = getattr(model, "native_size", None)
+    native = model.native_size
     if cfg.lq:
-        size = cfg.size if cfg.size is not None else (native if getattr(model, "task", "face") == "face" else None)
+        size = cfg.size if cfg.size is not None else (native if model.task == "face" else None)
         return PairedImageDataset(cfg.lq, cfg.data, scores=cfg.scores, size=size, default_level=cfg.default_level)
     size = cfg.size if cfg.size is not None else (native or 512)
     return ScoredImageDataset(cfg.data, scores=cfg.scores, size=size, degrade=True, seed=cfg.seed,
@@ -160,8 +164,8 @@ def finetune(cfg: FinetuneConfig) -> Path:
     """Run the fine-tune described by ``cfg``; returns ``out/final`` (on every rank)."""
     import adapters
 
+    from ..distributed import barrier, default_device, init_distributed
     from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-    from .distributed import barrier, default_device, init_distributed
 
     dist = init_distributed(cfg.device)
     device = torch.device(cfg.device) if cfg.device and not dist.enabled else default_device(dist)
@@ -200,6 +204,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         import json
+
         from ..io import atomic_write_text
         atomic_write_text(out / "finetune_config.json", json.dumps(_jsonable(asdict(cfg)), indent=2))
 

@@ -167,7 +167,7 @@ class Stage2(nn.Module):
     def trainable(self) -> nn.Module:
         return self.net
 
-    def train(self, mode: bool = True) -> "Stage2":
+    def train(self, mode: bool = True) -> Stage2:
         super().train(mode)
         self.hq_encoder.eval()
         return self
@@ -175,12 +175,7 @@ class Stage2(nn.Module):
     @torch.no_grad()
     def targets(self, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         """GT codes ``c₁, c₂`` of the HQ image and the fused GT latent ``Z_g`` (Eq. 13)."""
-        net = self.net
-        z = self.hq_encoder(gt)
-        z1, idx1 = net.nearest(net.quantize, z)
-        target = z if net.config.hq_quantize == "latent" else z - z1
-        _, idx2 = net.nearest(net.quantize_hq, target)
-        return {"indices": idx1, "indices_hq": idx2, "z_g": net.codes_of(idx1, idx2)}
+        return self.net.code_targets(gt, encoder=self.hq_encoder)
 
     def losses(self, batch: dict, step: int, net: Optional[nn.Module] = None
                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -29,9 +29,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..distributed import barrier, default_device, init_distributed
 from .checkpoint import MODEL_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .distributed import barrier, default_device, init_distributed
 from .stages import build_stage
 
 LOSS_KEYS = {1: ["l1", "perceptual", "codebook", "gan", "disc"], 2: ["feat", "index"], 3: ["feat", "index", "quality"]}
@@ -327,7 +327,7 @@ class Trainer:
 
     def export_adapter(self, directory: Union[str, Path]) -> Path:
         """Save the (EMA) network as an ``iqpfr`` adapter directory (``config.json`` + ``model.safetensors``)."""
-        from ..models.iqpfr.adapter import IQPFRAdapter
+        from adapters.iqpfr import IQPFRAdapter
 
         adapter = IQPFRAdapter(copy.deepcopy(self.eval_net()).cpu())
         return adapter.save_pretrained(directory)

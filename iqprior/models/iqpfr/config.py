@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...options import ConfigMixin
 from ..vqgan import VQGANConfig
 
 FUSIONS = ("add", "attention")          # Eq. 2 / Eq. 8 addition, or App. 6.2.3 cross-attention
@@ -22,12 +21,13 @@ HQ_QUANTIZE = ("latent", "residual")    # what the HQ+ codebook quantises (see D
 
 
 @dataclass(frozen=True)
-class IQPFRConfig(ConfigMixin):
+class IQPFRConfig(VQGANConfig):
     """Shapes and hyper-parameters of :class:`DualCodebookVQGAN` and :class:`IQPFR`.
 
-    VQGAN: ``img_size, nf, ch_mult, res_blocks, attn_resolutions, emb_dim,
-    codebook_size`` (common codebook), ``norm_groups``; ``hq_codebook_size``
-    (HQ+ codebook, N in Table 7), ``beta`` (Eq. 6), ``alpha`` (Eqs. 2, 8),
+    VQGAN (inherited from :class:`iqprior.models.vqgan.VQGANConfig`): ``img_size,
+    nf, ch_mult, res_blocks, attn_resolutions, emb_dim, codebook_size`` (common
+    codebook), ``beta`` (Eq. 6), ``norm_groups``. Dual codebook: ``hq_codebook_size``
+    (HQ+ codebook, N in Table 7), ``alpha`` (Eqs. 2, 8),
     ``hq_threshold`` (S_thr), ``fusion`` (``"add"`` or ``"attention"``),
     ``fusion_heads``, ``hq_quantize`` (``"latent"``: the HQ+ codebook quantises
     ``E(x_h)`` as §3.1 says; ``"residual"``: it quantises ``E(x_h) - Z_q¹``).
@@ -39,16 +39,7 @@ class IQPFRConfig(ConfigMixin):
 
     config_name = "IQPFR model"
 
-    img_size: int = 512
-    nf: int = 64
-    ch_mult: tuple[int, ...] = (1, 2, 2, 4, 4, 8)
-    res_blocks: int = 2
-    attn_resolutions: tuple[int, ...] = (16,)
-    emb_dim: int = 256
-    codebook_size: int = 1024
     hq_codebook_size: int = 1024
-    norm_groups: int = 32
-    beta: float = 0.25
     alpha: float = 1.0
     hq_threshold: float = 0.9
     fusion: str = "add"
@@ -62,9 +53,7 @@ class IQPFRConfig(ConfigMixin):
     condition: str = "add"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ch_mult", tuple(int(c) for c in self.ch_mult))
-        object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
-        self.vqgan_config()  # validates the VQGAN fields
+        super().__post_init__()  # validates the VQGAN fields
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.condition not in CONDITIONS:
@@ -80,21 +69,6 @@ class IQPFRConfig(ConfigMixin):
             raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by fusion_heads ({self.fusion_heads})")
         if not 0.0 <= self.hq_threshold <= 1.0:
             raise ValueError(f"hq_threshold must lie in [0, 1], got {self.hq_threshold}")
-
-    def vqgan_config(self) -> VQGANConfig:
-        """The :class:`VQGANConfig` of the encoder/decoder/common codebook."""
-        return VQGANConfig(img_size=self.img_size, nf=self.nf, ch_mult=self.ch_mult, res_blocks=self.res_blocks,
-                           attn_resolutions=self.attn_resolutions, emb_dim=self.emb_dim,
-                           codebook_size=self.codebook_size, beta=self.beta, norm_groups=self.norm_groups)
-
-    @property
-    def latent_size(self) -> int:
-        return self.vqgan_config().latent_size
-
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        """``(emb_dim, L, L)``: the shape of ``Z_l`` and of one level embedding (256, 16, 16)."""
-        return self.vqgan_config().latent_shape
 
 
 TINY = IQPFRConfig(img_size=64, nf=8, ch_mult=(1, 2, 2, 4), attn_resolutions=(8,), emb_dim=16, codebook_size=32,

@@ -70,7 +70,7 @@ class DualCodebookVQGAN(nn.Module):
         if not isinstance(config, IQPFRConfig):
             raise TypeError(f"config must be an IQPFRConfig, got {type(config).__name__}")
         self.config = config
-        vc = config.vqgan_config()
+        vc = config.vqgan
         self.encoder = Encoder(vc)
         self.quantize = VectorQuantizer(config.codebook_size, config.emb_dim, config.beta)
         self.quantize_hq = VectorQuantizer(config.hq_codebook_size, config.emb_dim, config.beta)
@@ -110,15 +110,34 @@ class DualCodebookVQGAN(nn.Module):
         codes = quantizer.embedding.weight[idx].view(b, h, w, c).permute(0, 3, 1, 2)
         return codes.to(z.dtype), idx.view(b, h * w)
 
+    def nearest_dual(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Nearest codes of ``z`` in both codebooks: ``(z1, idx1, z2, idx2)`` (codes ``(B, C, h, w)``,
+        indices ``(B, h*w)``); the HQ+ codebook quantises ``z`` or ``z - z1`` (``hq_quantize``)."""
+        z1, idx1 = self.nearest(self.quantize, z)
+        target = z if self.config.hq_quantize == "latent" else z - z1.detach()
+        z2, idx2 = self.nearest(self.quantize_hq, target)
+        return z1, idx1, z2, idx2
+
+    @torch.no_grad()
+    def code_targets(self, x_hq: torch.Tensor, encoder: Optional[nn.Module] = None) -> dict[str, torch.Tensor]:
+        """Stage II targets of HQ images ``x_hq`` ``(B, 3, S, S)`` in [-1, 1] (Eq. 13, no gradient).
+
+        ``encoder`` (default: this network's) gives ``z = E(x_hq)``; returns the GT
+        codes ``{"indices": c₁ (B, h*w), "indices_hq": c₂ (B, h*w)}`` and the fused GT
+        latent ``"z_g"`` ``(B, C, h, w)``. Stage II training uses a frozen copy of the
+        Stage I encoder, since the network's own encoder is being trained.
+        """
+        z = (self.encoder if encoder is None else encoder)(x_hq)
+        _, idx1, _, idx2 = self.nearest_dual(z)
+        return {"indices": idx1, "indices_hq": idx2, "z_g": self.codes_of(idx1, idx2)}
+
     def quantize_dual(self, z: torch.Tensor, mask: torch.Tensor):
         """Quantise ``z`` with both codebooks and fuse per Eq. 2.
 
         Returns ``(z_q_st, loss, info)``: ``z_q_st`` = ``z + sg(Z_q - z)``
         (straight-through to the encoder), ``loss`` = Eq. 6 on the fused ``Z_q``.
         """
-        z1, idx1 = self.nearest(self.quantize, z)
-        target = z if self.config.hq_quantize == "latent" else z - z1.detach()
-        z2, idx2 = self.nearest(self.quantize_hq, target)
+        z1, idx1, z2, idx2 = self.nearest_dual(z)
         z_q = self.fuse(z1, z2, mask)
         loss = codebook_loss(z, z_q, self.config.beta)
         info = {"indices": idx1, "indices_hq": idx2, "hq_mask": mask, "z": z,
@@ -145,11 +164,11 @@ class DualCodebookVQGAN(nn.Module):
         return self.generator(z_q), loss, info
 
     # -- initialisation from CodeFormer's VQGAN ------------------------------------------
-    def load_vqgan_checkpoint(self, path: Union[str, os.PathLike]) -> "DualCodebookVQGAN":
+    def load_vqgan_checkpoint(self, path: Union[str, os.PathLike]) -> DualCodebookVQGAN:
         """Initialise ``encoder``, ``quantize`` (common codebook) and ``generator`` from
         CodeFormer's ``vqgan_code1024.pth`` (strictly: every key of those three parts must be
         present with its shape; the HQ+ codebook and fusion keep their initialisation)."""
-        from adapters.checkpoint import load_strict, match_prefix, read_official_checkpoint
+        from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
 
         view = nn.Module()
         view.encoder, view.quantize, view.generator = self.encoder, self.quantize, self.generator

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 
 from ...conditioning import ScoreEmbedding
-from ...scoring.levels import ScoreLike, as_levels
+from ...levels import ScoreLike, as_levels
+from ..transformer import TransformerSALayer, prediction_head
 from ..vqgan import VectorQuantizer
 from .config import IQPFRConfig
 from .dual_vqgan import DualCodebookVQGAN
-from .transformer import TransformerSALayer, prediction_head
 
 DEFAULT_LEVEL = 9  # "the condition scores of our quantitative and qualitative results [...] are all 9"
 LATENTS = ("discrete", "continuous")

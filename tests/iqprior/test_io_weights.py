@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from iqprior import weights
-from iqprior.io import ImageReadError, read_image, write_image
 from iqprior.cli import main
+from iqprior.io import ImageReadError, read_image, write_image
 
 
 def test_read_image_conversions(tmp_path):
@@ -38,7 +38,7 @@ def _registered(monkeypatch, tmp_path, payload, sha):
     src = tmp_path / "src" / "fake.pth"
     src.parent.mkdir()
     src.write_bytes(payload)
-    entry = weights.WeightFile("fake.pth", src.as_uri(), sha, "test", ("test",))
+    entry = weights.WeightFile("fake.pth", src.as_uri(), sha, "test")
     monkeypatch.setitem(weights.REGISTRY, "fake.pth", entry)
     monkeypatch.delenv("IQPRIOR_OFFLINE", raising=False)
     return src
@@ -80,7 +80,7 @@ def test_offline_error_names_file_url_and_dir():
 
 def test_unreachable_url_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("IQPRIOR_OFFLINE", raising=False)
-    entry = weights.WeightFile("gone.pth", (tmp_path / "nope.pth").as_uri(), None, "t", ("t",))
+    entry = weights.WeightFile("gone.pth", (tmp_path / "nope.pth").as_uri(), None, "t")
     monkeypatch.setitem(weights.REGISTRY, "gone.pth", entry)
     with pytest.raises(weights.WeightsUnavailableError, match="Download it from"):
         weights.resolve("gone.pth", progress=False)

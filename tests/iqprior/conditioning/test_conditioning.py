@@ -118,6 +118,7 @@ def test_lazy_top_level_api():
 
 def test_ddp_wraps_conditioned_module():
     import os
+
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 

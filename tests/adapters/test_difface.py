@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 import adapters
-from adapters.checkpoint import CheckpointError
 from adapters.difface import build_difface
 from adapters.difface_swinir import SwinIR, SwinIRConfig
 from adapters.difface_unet import UNet, UNetConfig
+from iqprior.checkpoint import CheckpointError
 
 REFERENCE = Path("/work/shared/reference")
 # Same structure as the released nets (attention levels, shifted windows, unshuffle + nearest+conv), tiny sizes.
@@ -147,8 +147,9 @@ def test_released_config_is_the_default():
     assert (model_cfg.model_channels, model_cfg.out_channels, model_cfg.channel_mult) == (32, 6, (1, 2, 4, 8, 8, 16, 16))
     est = SwinIRConfig()
     assert (est.embed_dim, est.depths, est.window_size, est.scale, est.img_size) == (180, (6,) * 8, 8, 8, 64)
-    assert build_difface.official_files == ("iddpm_ffhq512_ema500000.pth",)
-    assert build_difface.official_options == {"estimator_checkpoint": "swinir_restoration512_L1.pth"}
+    spec = adapters.spec("difface")
+    assert spec.official_files == ("iddpm_ffhq512_ema500000.pth",)
+    assert spec.official_options == {"estimator_checkpoint": "swinir_restoration512_L1.pth"}
     from iqprior import weights
     assert {"iddpm_ffhq512_ema500000.pth", "swinir_restoration512_L1.pth"} <= set(weights.REGISTRY)
 

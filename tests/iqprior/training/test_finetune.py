@@ -53,7 +53,8 @@ def test_finetune_trains_only_the_embedding_and_resumes(face_paths, scored, tmp_
     a = adapters.create("codeformer+", checkpoint=out / "final").score_embedding.weight
     b = adapters.create("codeformer+", checkpoint=straight / "final").score_embedding.weight
     torch.testing.assert_close(a, b)
-    rows = list(csv.DictReader(open(out / "log.csv")))
+    with open(out / "log.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and {"feat", "code_ce", "total"} <= set(rows[0])
     assert (out / "checkpoints" / "step_000004").is_dir()
 

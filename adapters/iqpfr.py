@@ -21,10 +21,10 @@ from typing import Any, Optional
 import torch
 
 from adapters.base import Adapter
-from iqprior.scoring.levels import ScoreLike
-
-from .config import TINY, IQPFRConfig
-from .model import DEFAULT_LEVEL, IQPFR
+from iqprior.config import check_options
+from iqprior.levels import ScoreLike
+from iqprior.models.iqpfr.config import TINY, IQPFRConfig
+from iqprior.models.iqpfr.model import DEFAULT_LEVEL, IQPFR
 
 PRESETS = {"paper": IQPFRConfig(), "tiny": TINY}
 
@@ -54,19 +54,14 @@ class IQPFRAdapter(Adapter):
     def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:
         """Stage II losses (``L_feat + 0.5 L_index``); GT codes from a frozen snapshot of the encoder
         taken at the first call (for the paper's recipe, use ``iqprior train --stage 2``)."""
-        from ...losses.vq import feature_loss, index_loss
+        from iqprior.losses.vq import feature_loss, index_loss
 
         if getattr(self, "_teacher", None) is None:
             object.__setattr__(self, "_teacher", copy.deepcopy(self.net.encoder).requires_grad_(False).eval())
-        net = self.net
-        with torch.no_grad():
-            z = self._teacher.to(gt.device)(gt * 2 - 1)
-            z1, idx1 = net.nearest(net.quantize, z)
-            _, idx2 = net.nearest(net.quantize_hq, z if net.config.hq_quantize == "latent" else z - z1)
-            z_g = net.codes_of(idx1, idx2)
-        out = net(lq * 2 - 1, score=score, decode=False)
-        return {"feat": feature_loss(out.lq_feat, z_g),
-                "index": 0.5 * index_loss(out.logits, idx1, out.logits_hq, idx2)}
+        tg = self.net.code_targets(gt * 2 - 1, encoder=self._teacher.to(gt.device))
+        out = self.net(lq * 2 - 1, score=score, decode=False)
+        return {"feat": feature_loss(out.lq_feat, tg["z_g"]),
+                "index": 0.5 * index_loss(out.logits, tg["indices"], out.logits_hq, tg["indices_hq"])}
 
     def trainable_parameters(self, train_base: bool = False) -> list[torch.nn.Parameter]:
         mods = self.net.stage2_modules() if not train_base else [self.net]
@@ -78,15 +73,9 @@ def build_iqpfr(preset: str = "paper", vqgan_checkpoint: Optional[str] = None, *
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     base = PRESETS[preset].to_dict()
-    unknown = sorted(set(options) - set(base))
-    if unknown:
-        raise TypeError(f"unknown iqpfr option(s) {unknown}; options are preset, vqgan_checkpoint and the "
-                        f"IQPFRConfig fields {sorted(base)}")
+    check_options(options, [*base, "preset", "vqgan_checkpoint"], "iqpfr option(s)")
     config = IQPFRConfig.from_dict({**base, **options})
     net = IQPFR(config)
     if vqgan_checkpoint is not None:
         net.load_vqgan_checkpoint(vqgan_checkpoint)
     return IQPFRAdapter(net, {**config.to_dict()})
-
-
-build_iqpfr.official_files = ()  # the authors released no weights

@@ -60,8 +60,8 @@ def build_plus(**options) -> TinyAdapter:
 
 @pytest.fixture
 def tiny(monkeypatch):
-    monkeypatch.setitem(adapters._REGISTRY, "tiny-test", f"{__name__}:build")
-    monkeypatch.setitem(adapters._REGISTRY, "tiny-test+", f"{__name__}:build_plus")
+    monkeypatch.setitem(adapters._USER, "tiny-test", adapters.AdapterSpec("tiny-test", f"{__name__}:build"))
+    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus"))
     BUILDS["count"] = 0
     return BUILDS
 
@@ -257,6 +257,24 @@ def test_paper_metric_list_and_availability():
     assert [m.label for m in with_gt] == ["PSNR", "SSIM", "LPIPS", "URanker", "UCIQE", "UIQM"]  # Table 6 order
 
 
+def test_columns_take_range_direction_and_reference_from_the_metric_table():
+    import dataclasses
+
+    from iqprior.bench.metrics import METRICS, BenchMetric, get_metric
+
+    # display fields only: range, direction and full-reference live in iqprior.scoring.specs.SPECS
+    assert {f.name for f in dataclasses.fields(BenchMetric)} == {"key", "label", "member", "decimals", "missing",
+                                                                  "missing_lower_better"}
+    lpips, koniq = get_metric("lpips"), get_metric("musiq-koniq")
+    assert lpips.title == "LPIPS ↓" and lpips.full_reference and not koniq.full_reference
+    assert koniq.score_range == (0.0, 100.0) and get_metric("musiq") is koniq
+    assert all(m.spec is not None or m.missing for m in METRICS.values())
+    with pytest.raises(ValueError, match="either a member"):
+        BenchMetric("x", "X")
+    with pytest.raises(ValueError, match="not in"):
+        BenchMetric("x", "X", member="nope")
+
+
 def test_bench_help_and_no_subcommand(capsys):
     assert main(["bench"]) == 2
     with pytest.raises(SystemExit) as e:
@@ -279,35 +297,6 @@ def test_table_ranks_and_deltas_follow_direction():
     assert deltas(rows, [mdfs, ent]) == {("a+", "mdfs"): pytest.approx(0.33), ("a+", "entropy"): 1.0}
     md = to_markdown(rows, [mdfs, ent])
     assert "| a+ | **18.08** (+0.33) | **6.000** (+1.000) |" in md and "| a | _18.41_ | _5.000_ |" in md
-
-
-def test_lpips_loads_its_files_with_weights_only(tmp_path, monkeypatch):
-    """LPIPS is built without pyiqa's own (weights_only=False) load; our strict load uses the files on disk."""
-    import pyiqa.utils.download_util as du
-    import torchvision
-
-    from iqprior.bench.fullref import build_fullref, fullref_available
-    from iqprior.bench.metrics import get_metric
-
-    lpips = get_metric("lpips")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(du, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa"))
-    ok, why = fullref_available(lpips)
-    assert not ok and "alexnet-owt-7be5be79.pth" in why and "LPIPS_v0.1_alex" in why
-    (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(torchvision.models.alexnet().state_dict(),
-               tmp_path / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth")
-    lins = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate([64, 192, 384, 256, 256])}
-    (tmp_path / "pyiqa").mkdir()
-    torch.save(lins, tmp_path / "pyiqa" / "LPIPS_v0.1_alex-df73285e.pth")
-    assert fullref_available(lpips) == (True, "")
-    fn = build_fullref(lpips, torch.device("cpu"))
-    x = torch.rand(1, 3, 64, 64)
-    assert float(fn(x, x)[0]) == pytest.approx(0.0, abs=1e-6)
-    assert float(fn((x + 0.3 * torch.rand_like(x)).clamp(0, 1), x)[0]) > 0
-    torch.save({**lins, "extra.weight": torch.zeros(1)}, tmp_path / "pyiqa" / "LPIPS_v0.1_alex-df73285e.pth")
-    with pytest.raises(Exception, match="extra.weight"):
-        build_fullref(lpips, torch.device("cpu"))
 
 
 def test_table_over_datasets(tiny, data, tmp_path):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import adapters
-from adapters.checkpoint import CheckpointError
 from adapters.daefr import build_daefr, build_daefr_plus
 from adapters.daefr_arch import UNUSED_AT_INFERENCE, DAEFRConfig, DAEFRNet
+from iqprior.checkpoint import CheckpointError
 
 MANIFEST = Path("/work/shared/reference/daefr_manifest.json")
 # Same structure as the released net (3 encoders, association, Transformer, 3 codebooks), tiny sizes.
@@ -216,7 +216,7 @@ def test_registry_lists_official_file():
     assert adapters.official_weights("daefr+") == ("DAEFR_model.ckpt",)
     from iqprior import weights
     entry = weights.REGISTRY["DAEFR_model.ckpt"]
-    assert "LIAGM/DAEFR_pretrain_model" in entry.url and set(entry.used_by) == {"daefr", "daefr+"}
+    assert "LIAGM/DAEFR_pretrain_model" in entry.url and set(adapters.files_used_by()["DAEFR_model.ckpt"]) == {"daefr", "daefr+"}
 
 
 @pytest.mark.parametrize("name", ["daefr", "daefr+"])
@@ -236,7 +236,7 @@ def test_restore_cli_aligned(tmp_path, face_paths, tiny_state, name):
     assert written.is_file(), f"nothing written under {out}: {list(out.iterdir())}"
     img = read_image(written)
     # aligned crops are restored at the model's size (16 for the tiny config)
-    assert img.shape == (3, 16, 16) and 0 <= float(img.min()) and float(img.max()) <= 1
+    assert img.shape == (3, 16, 16) and float(img.min()) >= 0 and float(img.max()) <= 1
     x = Restorer(model.eval(), "cpu", aligned=True).input_view(read_image(face_paths[0]))
     assert x.shape == (3, 16, 16)
     with torch.no_grad():

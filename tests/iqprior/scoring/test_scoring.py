@@ -10,7 +10,7 @@ from iqprior.scoring.ensemble import preset_members
 @pytest.fixture(scope="module")
 def faces():
     from pathlib import Path
-    root = Path(__file__).resolve().parents[1] / "examples" / "data" / "faces"
+    root = Path(__file__).resolve().parents[3] / "examples" / "data" / "faces"
     x = torch.stack([read_image(p) for p in sorted(root.glob("*.png"))[:2]])
     return torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
 
@@ -80,7 +80,7 @@ def test_missing_weights_error_names_files_and_dir():
 
 def test_local_weight_file_is_loaded_strictly(tmp_path, monkeypatch, faces):
     """A weight file in pyiqa's cache is loaded with weights_only=True; a foreign one is rejected clearly."""
-    from adapters.checkpoint import CheckpointError
+    from iqprior.checkpoint import CheckpointError
     from iqprior.scoring import members
 
     src = create_scorer(["musiq"], pretrained=False, device="cpu")

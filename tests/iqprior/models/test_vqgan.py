@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from iqprior.models.vqgan import VQAutoEncoder, VQGANConfig, VectorQuantizer
+from iqprior.models.vqgan import VectorQuantizer, VQAutoEncoder, VQGANConfig
 
 MANIFEST = Path("/work/shared/reference/codeformer_vqgan_manifest.json")
 TINY = VQGANConfig(img_size=64, nf=8, ch_mult=(1, 2, 2, 4), attn_resolutions=(8,), emb_dim=16, codebook_size=32)

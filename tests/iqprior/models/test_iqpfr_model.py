@@ -124,7 +124,7 @@ def test_straight_through_lookup_is_hard_forward_soft_backward(x):
 
 
 def test_vqgan_checkpoint_initialises_stage1_parts(tmp_path, x):
-    vq = VQAutoEncoder(TINY.vqgan_config())
+    vq = VQAutoEncoder(TINY.vqgan)
     path = tmp_path / "vqgan.pth"
     torch.save({"params_ema": vq.state_dict()}, path)
     net = IQPFR(TINY)
@@ -178,3 +178,23 @@ def test_adapter_roundtrip(tmp_path):
         adapters.create("iqpfr", preset="tiny", colour=3)
     losses = model.finetune_losses(x, x, torch.tensor([9, 2]))
     assert set(losses) == {"feat", "index"} and all(v.requires_grad for v in losses.values())
+
+
+@pytest.mark.parametrize("hq_quantize", ["latent", "residual"])
+def test_code_targets_are_the_nearest_codes_of_the_given_encoder(x, hq_quantize):
+    """Eq. 13's GT codes, by brute-force distances; one function serves training and the adapter."""
+    torch.manual_seed(0)
+    net = IQPFR(dataclasses.replace(TINY, hq_quantize=hq_quantize))
+    teacher = VQAutoEncoder(TINY.vqgan).encoder  # a different encoder: targets must come from it
+    tg = net.code_targets(x, encoder=teacher)
+    z = teacher(x).detach()
+    c = z.shape[1]
+    flat = z.permute(0, 2, 3, 1).reshape(-1, c)
+    idx1 = torch.cdist(flat, net.quantize.embedding.weight.detach()).argmin(1)
+    rest = flat if hq_quantize == "latent" else flat - net.quantize.embedding.weight.detach()[idx1]
+    idx2 = torch.cdist(rest, net.quantize_hq.embedding.weight.detach()).argmin(1)
+    assert torch.equal(tg["indices"], idx1.view(2, -1)) and torch.equal(tg["indices_hq"], idx2.view(2, -1))
+    torch.testing.assert_close(tg["z_g"], net.codes_of(tg["indices"], tg["indices_hq"]))
+    assert not tg["z_g"].requires_grad
+    own = net.code_targets(x)  # default: the network's own encoder
+    assert torch.equal(own["indices"], net.nearest(net.quantize, net.encoder(x))[1])

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from iqprior.data import (PAPER, DegradationConfig, PairedImageDataset, ScoredImageDataset, apply_degradation,
-                          degrade, sample_params)
+from iqprior.data import (
+    PAPER,
+    DegradationConfig,
+    PairedImageDataset,
+    ScoredImageDataset,
+    apply_degradation,
+    degrade,
+    sample_params,
+)
 from iqprior.io import read_image_array, write_image
 
 

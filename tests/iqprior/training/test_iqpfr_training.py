@@ -14,6 +14,7 @@ from iqprior.io import write_image
 from iqprior.training.config import load_config
 from iqprior.training.trainer import Trainer
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny networks run fastest single-threaded on a shared CPU."""
@@ -116,7 +117,7 @@ def test_stage_chaining_and_outputs(tmp_path, faces):
 
 
 def test_config_rejects_unknown_keys_and_cli_runs(tmp_path, faces):
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown config section 'train' option"):
         load_config("tiny", ["train.learning_rate=1"])
     with pytest.raises(ValueError, match="unknown IQPFR"):
         load_config("tiny", ["model.layers=3"])
@@ -138,7 +139,7 @@ def _ddp_worker(rank, world, port, root, man, out, q):
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from iqprior.training.distributed import cleanup
+    from iqprior.distributed import cleanup
 
     cfg = load_config("tiny", [f"data.root={root}", f"data.scores={man}", "data.num_workers=0", "train.steps=2",
                                "train.save_every=2", "train.val_every=0", "train.log_every=0",

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from iqprior import score_to_level
-from iqprior.scoring.levels import as_levels
+from iqprior.levels import as_levels
 
 
 @pytest.mark.parametrize("score,level", [(0.0, 0), (0.1, 1), (0.0999, 0), (0.5, 5), (0.9, 9), (0.9999, 9),

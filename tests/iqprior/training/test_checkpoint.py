@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from iqprior.distributed import DistInfo, shard
 from iqprior.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from iqprior.training.distributed import DistInfo, shard
 
 
 def step(model, opt):

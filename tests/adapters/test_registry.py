@@ -5,7 +5,7 @@ from torch import nn
 
 import adapters
 from adapters.base import Adapter
-from adapters.checkpoint import CheckpointError, read_official_checkpoint
+from iqprior.checkpoint import CheckpointError, read_official_checkpoint
 
 
 class TinyNet(nn.Module):
@@ -39,8 +39,8 @@ def build_tiny_plus(ch=4):
 
 @pytest.fixture(autouse=True)
 def registered(monkeypatch):
-    monkeypatch.setitem(adapters._REGISTRY, "tiny", f"{__name__}:build_tiny")
-    monkeypatch.setitem(adapters._REGISTRY, "tiny+", f"{__name__}:build_tiny_plus")
+    monkeypatch.setitem(adapters._USER, "tiny", adapters.AdapterSpec("tiny", f"{__name__}:build_tiny"))
+    monkeypatch.setitem(adapters._USER, "tiny+", adapters.AdapterSpec("tiny+", f"{__name__}:build_tiny_plus"))
 
 
 def test_contract_names_are_registered():

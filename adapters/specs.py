@@ -1,0 +1,117 @@
+"""The name-keyed table of adapters (timm's pretrained cfgs, pyiqa's default configs).
+
+Every per-model fact lives here: the builder, the base model of a "+" variant,
+the official files it loads (and which builder option takes a second file),
+the files a fine-tune uses, the task, the native size of the released network,
+where the "+" level embedding is injected, the licence and the upstream source.
+The builders, :func:`adapters.create`, the weights listing and the applications
+read this table; no other code branches on a model name.
+
+User adapters (``adapters.register`` or the ``iqprior.adapters`` entry-point
+group) get a spec with the defaults below; their ``task`` and ``native_size``
+come from the built adapter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+FACE = "face"    # aligned 512² crops, or whole photos through face detection + paste-back
+IMAGE = "image"  # the whole image at any size (e.g. underwater enhancement)
+TASKS = (FACE, IMAGE)
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """One adapter.
+
+    Attributes:
+        name: the registry name (``"codeformer+"``).
+        builder: ``"module:function"`` returning an :class:`adapters.Adapter` (random init).
+        base: for a "+" variant, the adapter it conditions (it loads that model's files).
+        official_files: released files; the first is loaded by ``Adapter.load_official``.
+        official_options: ``{builder option: released file}`` for further files
+            (DifFace's SwinIR estimator).
+        finetune_options: ``{builder option: released file}`` a fine-tune uses when the file is on disk.
+        option_files: ``{builder option: released file}`` an option accepts (listed, never loaded unasked).
+        task: :data:`FACE` or :data:`IMAGE`; ``None`` = take it from the built adapter.
+        native_size: square input size of the released network; ``None`` = any size.
+        condition_at: the ``net`` submodule whose output the "+" embedding is added to.
+        condition_shape: the embedding's shape at the released size (for the docs).
+        licence: licence of the released weights.
+        source: upstream repository and paper.
+    """
+
+    name: str
+    builder: str
+    base: Optional[str] = None
+    official_files: tuple[str, ...] = ()
+    official_options: Mapping[str, str] = field(default_factory=dict)
+    finetune_options: Mapping[str, str] = field(default_factory=dict)
+    option_files: Mapping[str, str] = field(default_factory=dict)
+    task: Optional[str] = None
+    native_size: Optional[int] = None
+    condition_at: Optional[str] = None
+    condition_shape: Optional[tuple[int, ...]] = None
+    licence: str = ""
+    source: str = ""
+
+    def __post_init__(self):
+        if ":" not in self.builder:
+            raise ValueError(f"adapter {self.name!r}: builder must be 'module:function', got {self.builder!r}")
+        if self.task is not None and self.task not in TASKS:
+            raise ValueError(f"adapter {self.name!r}: task must be one of {TASKS}, got {self.task!r}")
+
+    @property
+    def is_plus(self) -> bool:
+        return self.base is not None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every released file this adapter may read (official, extra options, fine-tune)."""
+        out = list(self.official_files) + list(self.official_options.values()) + list(self.finetune_options.values())
+        out += list(self.option_files.values())
+        return tuple(dict.fromkeys(out))
+
+
+_S_LAB = "S-Lab License 1.0 (non-commercial)"
+
+
+def _pair(name: str, module: str, *, plus_at: str, plus_shape: tuple[int, ...], plus_finetune=None,
+          **common) -> list[AdapterSpec]:
+    """A base adapter and its "+" variant (same files, task and size)."""
+    base = AdapterSpec(name, f"adapters.{module}:build_{module}", **common)
+    plus = AdapterSpec(f"{name}+", f"adapters.{module}:build_{module}_plus", base=name, condition_at=plus_at,
+                       condition_shape=plus_shape, finetune_options=dict(plus_finetune or {}), **common)
+    return [base, plus]
+
+
+SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
+    *_pair("codeformer", "codeformer", plus_at="encoder.blocks.<last>", plus_shape=(256, 16, 16),
+           plus_finetune={"vqgan_checkpoint": "vqgan_code1024.pth"},  # stage-II code targets, as upstream trains
+           official_files=("codeformer.pth",), task=FACE, native_size=512, licence=_S_LAB,
+           source="sczhou/CodeFormer (Zhou et al., NeurIPS 2022)"),
+    *_pair("daefr", "daefr", plus_at="cross_attention", plus_shape=(256, 16, 16),
+           official_files=("DAEFR_model.ckpt",), task=FACE, native_size=512, licence="see LIAGM/DAEFR",
+           source="LIAGM/DAEFR (Tsai et al., ICLR 2024)"),
+    *_pair("difface", "difface", plus_at="time_embed", plus_shape=(512,),
+           official_files=("iddpm_ffhq512_ema500000.pth",),
+           official_options={"estimator_checkpoint": "swinir_restoration512_L1.pth"},
+           task=FACE, native_size=512, licence=_S_LAB, source="zsyOAOA/DifFace (Yue & Loy, TPAMI 2024)"),
+    *_pair("puienet", "puienet", plus_at="decoder.pr_conv", plus_shape=(64, 1, 1),
+           official_files=("puie.pth",), task=IMAGE, native_size=None,
+           licence="no licence stated (zhenqifu/PUIE-Net)", source="zhenqifu/PUIE-Net (Fu et al., ECCV 2022)"),
+    *_pair("nu2net", "nu2net", plus_at="encoder.e_stage4", plus_shape=(512, 1, 1),
+           official_files=("NU2Net_ckpt.pth",), task=IMAGE, native_size=None,
+           licence="CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)", source="RQ-Wu/UnderwaterRanker (Guo et al., AAAI 2023)"),
+    AdapterSpec("iqpfr", "adapters.iqpfr:build_iqpfr", task=FACE, native_size=512,
+                option_files={"vqgan_checkpoint": "vqgan_code1024.pth"},  # Stage I init (`iqprior train`)
+                condition_at="Z_l (built in, Eq. 7)", condition_shape=(256, 16, 16),
+                licence="Apache-2.0 (ours; no official weights released)",
+                source="IQPFR (arXiv 2503.09294); trained with `iqprior train`"),
+]}
+
+
+def get_spec(name: str) -> AdapterSpec:
+    """The spec of a built-in adapter (``KeyError`` for unknown names)."""
+    return SPECS[name]

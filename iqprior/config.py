@@ -1,0 +1,71 @@
+"""Frozen configuration dataclasses that round-trip through JSON (``config.json``), and the one unknown-option check."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, Iterable, Mapping, Optional, TypeVar
+
+C = TypeVar("C", bound="ConfigMixin")
+
+__all__ = ["ConfigMixin", "UnknownOptionError", "check_options"]
+
+
+class UnknownOptionError(ValueError, TypeError):
+    """An option name nobody knows.
+
+    Both a ``ValueError`` (a wrong key in a config mapping or YAML section) and a
+    ``TypeError`` (a wrong keyword argument, as Python itself reports one), so
+    either ``except`` catches it.
+    """
+
+
+def check_options(given: Iterable[str], known: Iterable[str], what: str) -> None:
+    """Raise :class:`UnknownOptionError` naming every name of ``given`` not in ``known``.
+
+    ``what`` names the options in the message, e.g. ``"DAEFR option(s)"`` gives
+    ``unknown DAEFR option(s) ['chh']; did you mean 'ch'? (known: ch, ch_mult, ...)``.
+    """
+    known = sorted(set(known))
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return
+    close = [c for u in unknown for c in difflib.get_close_matches(u, known, n=1, cutoff=0.6)]
+    hint = f"; did you mean {', '.join(map(repr, dict.fromkeys(close)))}?" if close else ""
+    raise UnknownOptionError(f"unknown {what} {unknown}{hint} (known: {', '.join(known) or 'none'})")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, at any depth (JSON and YAML hold lists)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class ConfigMixin:
+    """``to_dict`` (tuples as lists, for JSON) and ``from_dict`` (unknown keys rejected by name).
+
+    Mix into a ``@dataclass(frozen=True)``; ``config_name`` names it in error
+    messages. A field whose ``default_factory`` is itself a ``ConfigMixin``
+    class is read from a nested mapping.
+    """
+
+    config_name = "config"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls: type[C], options: Optional[Mapping[str, Any]] = None) -> C:
+        """The defaults with ``options`` laid over them; unknown keys are an :class:`UnknownOptionError`."""
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"{cls.config_name} options must be a mapping, got {type(options).__name__}")
+        options = dict(options or {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        check_options(options, fields, f"{cls.config_name} option(s)")
+        for name, f in fields.items():
+            sub = f.default_factory
+            if isinstance(sub, type) and issubclass(sub, ConfigMixin) and isinstance(options.get(name), Mapping):
+                options[name] = sub.from_dict(options[name])
+        return cls(**options)

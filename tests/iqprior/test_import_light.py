@@ -1,0 +1,12 @@
+"""``import iqprior, adapters`` stays light: no basicsr, facexlib or pyiqa until a model is built."""
+import subprocess
+import sys
+
+HEAVY = ("basicsr", "facexlib", "pyiqa")
+
+
+def test_importing_the_packages_loads_no_heavy_dependency():
+    code = ("import sys, iqprior, adapters; adapters.list_adapters(); adapters.spec('codeformer+'); "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"imported at package import time: {out.stdout.strip()}"
