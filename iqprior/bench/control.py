@@ -8,7 +8,7 @@ the output quality rises with the level.
 
 The experiment (data in :mod:`.control_data`):
 
-1. training pairs: textured 64-px crops of the bundled images, each GT made
+1. training pairs: random 64-px crops of the bundled images, each GT made
    imperfect by a random grade 0..9, its LQ input the Eq. 16 degradation of
    that GT;
 2. labels: ``scorer`` (default) scores every training GT with the library's own
@@ -63,7 +63,7 @@ class ControlConfig:
     """Settings of :func:`run_control`; defaults run in about 10 minutes on 2 CPU cores."""
 
     out: Path = Path("results/control")
-    steps: int = 600
+    steps: int = 1500
     labels: str = "scorer"
     seed: int = 0
     pool: int = 1536
@@ -97,32 +97,31 @@ class ResBlock(nn.Module):
 
 
 class TinyRestorer(nn.Module):
-    """A small residual U-shaped restorer: ``(B, 3, H, W)`` LQ in [0, 1] -> restored, same shape (unclamped).
+    """A small residual encoder-decoder restorer: ``(B, 3, H, W)`` LQ in [0, 1] -> restored, same shape (unclamped).
 
-    ``encoder`` (at half resolution, ``2 * width`` channels) is the feature the
-    "+" twin conditions, as IQPFR adds its level embedding to the LQ encoder's
-    output ``Z_l``. ``H`` and ``W`` must be even.
+    ``x + tail(up(decoder(encoder(down(head(x))))))``: the whole correction passes through
+    ``encoder`` (half resolution, ``2 * width`` channels), the feature the "+" twin conditions,
+    as IQPFR adds its level embedding to the LQ encoder's output ``Z_l`` and decodes from it.
+    There is deliberately no full-resolution skip around it: detail carried by an unconditioned
+    skip would bypass the level (an earlier version with a U-Net skip learned almost no level
+    effect). ``H`` and ``W`` must be even.
     """
 
-    def __init__(self, width: int = 32, blocks: int = 2):
+    def __init__(self, width: int = 16, blocks: int = 2):
         super().__init__()
         w = int(width)
         self.head = nn.Sequential(nn.Conv2d(3, w, 3, padding=1), nn.ReLU(inplace=True))
         self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(inplace=True))
         self.encoder = nn.Sequential(*[ResBlock(2 * w) for _ in range(blocks)])
         self.decoder = nn.Sequential(*[ResBlock(2 * w) for _ in range(blocks)])
-        self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * w, w, 3, padding=1),
-                                nn.ReLU(inplace=True))
-        self.tail = nn.Conv2d(2 * w, 3, 3, padding=1)
+        self.up = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(inplace=True))
+        self.tail = nn.Conv2d(w, 3, 3, padding=1)
         self.feature_channels = 2 * w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"TinyRestorer needs even height and width, got {tuple(x.shape[-2:])}")
-        f0 = self.head(x)
-        z = self.encoder(self.down(f0))
-        u = self.up(self.decoder(z))
-        return x + self.tail(torch.cat([u, f0], dim=1))
+        return x + self.tail(self.up(self.decoder(self.encoder(self.down(self.head(x))))))
 
 
 # -- labels ---------------------------------------------------------------------------------------
@@ -187,7 +186,12 @@ def _augment(x: torch.Tensor, codes: np.ndarray) -> torch.Tensor:
 
 def train(model: nn.Module, pool: Pool, levels: Optional[torch.Tensor], plan, cfg: ControlConfig,
           desc: str) -> list[float]:
-    """Train ``model`` with L1 on ``plan``; a "+" model gets ``score=levels[batch]``. Returns the loss curve."""
+    """Train ``model`` with the mean squared error on ``plan``; a "+" model gets ``score=levels[batch]``.
+
+    MSE rather than L1: its minimiser is the conditional mean, so with the level of a pristine GT
+    the "+" twin's ideal output is ``E[pristine | LQ]``, the best possible PSNR against the
+    pristine source, while the baseline's is the mean over all GT grades. Returns the loss curve.
+    """
     from tqdm.auto import tqdm
 
     idx, aug = plan
@@ -199,7 +203,7 @@ def train(model: nn.Module, pool: Pool, levels: Optional[torch.Tensor], plan, cf
         b = torch.from_numpy(idx[step])
         lq, gt = _augment(pool.lq[b], aug[step]), _augment(pool.gt[b], aug[step])
         y = model(lq) if levels is None else model(lq, score=levels[b])
-        loss = (y - gt).abs().mean()
+        loss = (y - gt).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -255,8 +259,9 @@ def evaluate(base: nn.Module, plus: nn.Module, ev: EvalSet, nr_members: tuple[st
 
     fr, nr, missing = eval_metrics(nr_members)
     rows = [f"level{lv}" for lv in range(GRADES)] + ["baseline", "lq", "source"]
-    sums = {r: {k: 0.0 for k in [*fr, *nr]} for r in rows}
+    sums = {r: dict.fromkeys([*fr, *nr], 0.0) for r in rows}
     first: dict[str, torch.Tensor] = {}
+    per_image: dict[str, dict[str, float]] = {}
     for i in tqdm(range(len(ev.names)), desc="evaluate", disable=not progress, unit="img"):
         lq, src = ev.lq[i], ev.source[i]
         outs = {f"level{lv}": plus(lq, score=lv) for lv in range(GRADES)}
@@ -266,7 +271,10 @@ def evaluate(base: nn.Module, plus: nn.Module, ev: EvalSet, nr_members: tuple[st
             if i == 0:
                 first[r] = y[0]
             for k, f in fr.items():
-                sums[r][k] += float(f(y, src)[0]) if r != "source" or k == "lpips" else 0.0
+                v = float(f(y, src)[0]) if r != "source" or k == "lpips" else 0.0
+                sums[r][k] += v
+                if k == "psnr" and r in ("lq", "baseline", "level0", "level9"):
+                    per_image.setdefault(ev.names[i], {})[r] = round(v, 3)
             for k, f in nr.items():
                 sums[r][k] += float(f(y)[0])
     n = len(ev.names)
@@ -274,7 +282,8 @@ def evaluate(base: nn.Module, plus: nn.Module, ev: EvalSet, nr_members: tuple[st
     for k in fr:   # the source against itself: PSNR is infinite, SSIM 1; not reported
         if k != "lpips":
             means["source"].pop(k, None)
-    return {"means": means, "fr": list(fr), "nr": list(nr), "held_out": [k for k in nr if k in HELD_OUT_MEMBERS],
+    return {"means": means, "per_image_psnr": per_image, "fr": list(fr), "nr": list(nr),
+            "held_out": [k for k in nr if k in HELD_OUT_MEMBERS],
             "unavailable": missing}, first
 
 

@@ -59,11 +59,11 @@ def summarise(cfg, labels, pool, ev, ev_res: Mapping, loss_base, loss_plus, wall
         "label_rho_quality": _r(labels.rho_grade),
         "level_counts": torch.bincount(labels.level, minlength=GRADES).tolist(),
         "calibration": labels.calibration, "member_tracking": labels.tracking,
-        "train_pairs": int(pool.gt.shape[0]), "flat_crops_skipped": pool.skipped_flat,
+        "train_pairs": int(pool.gt.shape[0]),
         "eval_images": list(ev.names), "inject_at": "encoder",
         "final_loss": {"baseline": _r(sum(loss_base[-50:]) / len(loss_base[-50:]), 5),
                        "plus": _r(sum(loss_plus[-50:]) / len(loss_plus[-50:]), 5)},
-        "unavailable": ev_res["unavailable"],
+        "unavailable": ev_res["unavailable"], "per_image_psnr": ev_res.get("per_image_psnr", {}),
     }
     for k in ev_res["fr"]:
         plus = [means[f"level{lv}"][k] for lv in levels]

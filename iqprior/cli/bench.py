@@ -235,7 +235,8 @@ def run_histogram(args) -> int:
 
 def run_control(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    from iqprior.bench.control import ControlConfig, run_control as _run
+    from iqprior.bench.control import ControlConfig
+    from iqprior.bench.control import run_control as _run
 
     kwargs = {k: v for k, v in (("steps", args.steps), ("pool", args.pool), ("eval_draws", args.eval_draws))
               if v is not None}
