@@ -1,6 +1,7 @@
 # Quick start (a fresh machine, nothing installed):
 #   make demo   -> installs into .venv, scores the bundled sample images
 #   make test   -> installs into .venv, runs the test suite
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu   -> CPU-only torch (no CUDA wheels)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
@@ -16,7 +17,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip wheel "setuptools<81"
-	$(PIP) install --quiet torchvision
+	$(PIP) install --quiet torchvision $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install --quiet --no-build-isolation basicsr
 	$(PIP) install --quiet -e ".[dev]"
 	touch $(STAMP)

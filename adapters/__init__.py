@@ -6,12 +6,25 @@
 
 Entries are ``"module:function"`` strings resolved on first use, so importing
 this package imports no model code.
+
+User adapters: declare them in the ``iqprior.adapters`` entry-point group of
+your package (``name = "module:function"``; the function returns an
+:class:`Adapter`) and every ``iqprior`` command sees them, e.g. in
+``pyproject.toml``::
+
+    [project.entry-points."iqprior.adapters"]
+    "rrdb+" = "my_package.rrdb:build_rrdb_plus"
+
+``register`` adds one for the current process only. Check an adapter with
+:func:`adapters.testing.check_adapter`.
 """
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -39,8 +52,37 @@ def register(name: str, target: str, **fields: Any) -> None:
     _USER[name] = AdapterSpec(name, target, **fields)
 
 
+ENTRY_POINT_GROUP = "iqprior.adapters"
+
+
+@functools.lru_cache(maxsize=1)
+def _entry_points() -> dict[str, AdapterSpec]:
+    """Adapters declared by installed packages in the ``iqprior.adapters`` entry-point group (read once)."""
+    from importlib.metadata import entry_points
+
+    out: dict[str, AdapterSpec] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+        if ep.name in SPECS:
+            warnings.warn(f"entry point {ep.name!r} of {dist} in {ENTRY_POINT_GROUP} is ignored: the name is a "
+                          f"built-in adapter", stacklevel=3)
+            continue
+        out[ep.name] = AdapterSpec(ep.name, ep.value, source=f"entry point of {dist}") if ":" in ep.value \
+            else _BrokenSpec(ep.name, f"entry point {ep.name} = {ep.value!r} ({dist}, group {ENTRY_POINT_GROUP}) "
+                                      f"is not 'module:function'")
+    return out
+
+
+class _BrokenSpec(AdapterSpec):
+    """A listed entry point whose value cannot be used; :func:`create` reports it in one line."""
+
+    def __init__(self, name: str, error: str):
+        super().__init__(name, "invalid:entry_point")
+        object.__setattr__(self, "source", error)
+
+
 def _table() -> dict[str, AdapterSpec]:
-    return {**SPECS, **_USER}
+    return {**SPECS, **_entry_points(), **_USER}
 
 
 def spec(name: str) -> AdapterSpec:
@@ -70,8 +112,19 @@ def _importable(name: str) -> bool:
 
 
 def _resolve(name: str) -> Callable[..., Adapter]:
-    module, func = spec(name).builder.split(":")
-    return getattr(importlib.import_module(module), func)
+    entry = spec(name)
+    if isinstance(entry, _BrokenSpec):
+        raise ImportError(entry.source)
+    module, func = entry.builder.split(":", 1)
+    where = f" ({entry.source})" if entry.source.startswith("entry point") else ""
+    try:
+        mod = importlib.import_module(module.strip())
+    except ImportError as e:
+        raise ImportError(f"adapter {name!r}{where}: cannot import {module!r}: {e}") from e
+    try:
+        return getattr(mod, func.strip())
+    except AttributeError:
+        raise AttributeError(f"adapter {name!r}{where}: module {module!r} has no {func!r}") from None
 
 
 def official_weights(name: str) -> tuple[str, ...]:
@@ -97,13 +150,41 @@ def files_used_by() -> dict[str, list[str]]:
     return out
 
 
+def _registered_file(checkpoint: Optional[str | os.PathLike]) -> Optional[str | os.PathLike]:
+    """``--checkpoint NAME``: a registered file name that is no path on disk -> its copy in the weights cache."""
+    if checkpoint is None or str(checkpoint) == "official" or Path(checkpoint).exists():
+        return checkpoint
+    from iqprior import weights
+
+    if str(checkpoint) in weights.REGISTRY:
+        return weights.resolve(str(checkpoint))
+    return checkpoint
+
+
+def _resolve_all(names: list[str]) -> dict[str, Path]:
+    """Local paths of registered files; one error names every file that is missing."""
+    from iqprior import weights
+
+    paths, missing = {}, []
+    for n in dict.fromkeys(names):
+        try:
+            paths[n] = weights.resolve(n)
+        except weights.WeightsUnavailableError as e:
+            missing.append(str(e))
+    if missing:
+        raise weights.WeightsUnavailableError(" | ".join(missing))
+    return paths
+
+
 def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options: Any) -> Adapter:
     """Build adapter ``name`` in eval mode.
 
     Args:
         name: one of :func:`list_adapters` (unknown names get a "did you mean").
         checkpoint: ``None`` (random init), the official released file as
-            downloaded, a directory written by ``save_pretrained``, or
+            downloaded, a directory written by ``save_pretrained``, a
+            registered file name (``"DAEFR_model.ckpt"``, found through
+            ``IQPRIOR_WEIGHTS`` and the cache when no such path exists), or
             ``"official"`` to fetch the official file(s) through
             :mod:`iqprior.weights` (cache, ``IQPRIOR_WEIGHTS``).
         **options: the adapter's options; ``None`` values are dropped so that
@@ -111,7 +192,15 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
     """
     options = {k: v for k, v in options.items() if v is not None}
     entry = spec(name)
-    builder = _resolve(name)
+    build = _resolve(name)
+    checkpoint = _registered_file(checkpoint)
+
+    def builder(**kwargs: Any) -> Adapter:
+        model = build(**kwargs)
+        if not isinstance(model, Adapter):
+            raise TypeError(f"adapter {name!r}: {entry.builder} returned a {type(model).__name__}, not an "
+                            f"adapters.Adapter")
+        return model
     if checkpoint is not None and Path(checkpoint).is_dir():
         config = read_config(checkpoint)
         if config["adapter"] != name:
@@ -119,14 +208,14 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
         model = builder(**{**config.get("options", {}), **options})
         model.load_pretrained_weights(checkpoint)
     elif checkpoint is not None and str(checkpoint) == "official":
-        from iqprior import weights
         files = entry.official_files
         if not files:
             raise ValueError(f"adapter {name!r} has no official weights registered")
+        paths = _resolve_all([files[0], *entry.official_options.values()])
         for opt, fname in entry.official_options.items():  # e.g. difface: {"estimator_checkpoint": file}
-            options.setdefault(opt, str(weights.resolve(fname)))
+            options.setdefault(opt, str(paths[fname]))
         model = builder(**options)
-        model.load_official(weights.resolve(files[0]))
+        model.load_official(paths[files[0]])
     else:
         model = builder(**options)
         if checkpoint is not None:

@@ -6,8 +6,11 @@ official ``state_dict`` keys, and maps the library's convention (RGB float
 
 A "+" adapter is the same adapter after :meth:`Adapter.enable_condition`: a
 zero-initialised :class:`iqprior.ScoreEmbedding` is injected at one internal
-feature through :func:`iqprior.condition`; ``net`` is not edited. The adapter's
-``state_dict`` is then ``net.*`` + ``score_embedding.weight``.
+feature by a forward hook (as :func:`iqprior.condition` does); ``net`` is not
+edited. The adapter's ``state_dict`` is then ``net.*`` + ``score_embedding.weight``
+(further injection points: ``score_embedding_1.weight``...), equal to its
+``named_parameters()`` names. Check any adapter with
+:func:`adapters.testing.check_adapter`.
 
 Saved checkpoints are directories (diffusers style): ``config.json`` with the
 adapter name and its constructor options, ``model.safetensors`` with the
@@ -24,7 +27,10 @@ import torch
 from torch import nn
 
 from iqprior.checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
-from iqprior.conditioning import ConditionedModule, ScoreEmbedding, condition
+from iqprior.conditioning import ConditionedModule, Injection, ScoreEmbedding
+from iqprior.conditioning.context import new_key
+from iqprior.conditioning.inject import attach, call_conditioned, free_embedding_name
+from iqprior.conditioning.modes import freeze_modes
 from iqprior.levels import ScoreLike
 
 CONFIG_NAME = "config.json"
@@ -56,40 +62,93 @@ class Adapter(nn.Module):
         super().__init__()
         self.adapter_name = name
         self.options: dict[str, Any] = dict(options or {})
-        object.__setattr__(self, "_conditioned", None)
+        object.__setattr__(self, "_iq_key", new_key())
+        object.__setattr__(self, "_iq_specs", ())
+        object.__setattr__(self, "_iq_default", None)
 
     # -- conditioning ("+" variants) ------------------------------------------------------
-    def enable_condition(self, at: str, shape: tuple[int, ...], levels: int = 10, mode: str = "add",
-                         default_score: ScoreLike = DEFAULT_SCORE) -> None:
-        """Turn this adapter into its "+" variant: a level embedding at ``net``'s submodule ``at``."""
-        emb = ScoreEmbedding.for_adain(levels, shape[0]) if mode == "adain" else ScoreEmbedding(levels, shape)
-        cond = condition(self.net, at=at, embedding=emb, mode=mode, default_score=default_score)
-        self.score_embedding = emb  # registered here; the wrapper itself is not (no duplicate keys)
-        object.__setattr__(self, "_conditioned", cond)
+    def enable_condition(self, at: str, shape: Optional[tuple[int, ...]] = None, levels: int = 10,
+                         mode: str = "add", default_score: ScoreLike = DEFAULT_SCORE, *,
+                         every_call: bool = False, channel_axis: Optional[int] = None) -> str:
+        """Add a level embedding at ``net``'s submodule ``at`` (this makes the "+" variant).
+
+        ``shape``: the embedding's shape (see :func:`iqprior.condition`);
+        ``None`` takes it from the feature on the first call (one value per
+        channel). Call again for further injection points: each gets its own
+        embedding, ``score_embedding``, ``score_embedding_1``... Returns the
+        embedding's attribute name (its ``state_dict`` prefix).
+        """
+        if mode == "adain":
+            emb = ScoreEmbedding.for_adain(levels, None if shape is None else shape[0])
+        else:
+            emb = ScoreEmbedding(levels, shape)
+        name = free_embedding_name(lambda n: hasattr(self, n))
+        spec = Injection(at, name, mode, every_call, channel_axis)
+        attach(self.net, self._iq_key, [spec], start=len(self._iq_specs))
+        setattr(self, name, emb)  # registered here: the adapter's keys are net.* + <name>.weight
+        object.__setattr__(self, "_iq_specs", self._iq_specs + (spec,))
+        if self._iq_default is None:
+            object.__setattr__(self, "_iq_default", default_score)
+        return name
+
+    @property
+    def injections(self) -> tuple[Injection, ...]:
+        """The conditioned submodules of ``net`` (empty for a base adapter)."""
+        return self._iq_specs
+
+    def embeddings(self) -> list[ScoreEmbedding]:
+        """The level embeddings, in the order of :attr:`injections`."""
+        return [getattr(self, s.name) for s in self._iq_specs]
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """The weights of :meth:`embeddings` (what an embedding-only fine-tune trains)."""
+        return [e.weight for e in self.embeddings()]
 
     @property
     def conditioned(self) -> Optional[ConditionedModule]:
-        """The :class:`ConditionedModule` of a "+" adapter, else ``None``."""
-        return self._conditioned
+        """``net`` with its embeddings as a :class:`ConditionedModule` (same objects), else ``None``."""
+        if not self._iq_specs:
+            return None
+        return ConditionedModule.view(self.net, self._iq_key, self._iq_specs, self.embeddings(), self._iq_default)
 
     @property
     def is_conditioned(self) -> bool:
-        return self._conditioned is not None
+        return bool(self._iq_specs)
 
     def run_net(self, *args, score: Optional[ScoreLike] = None, **kwargs):
         """Call ``self.net``; a "+" adapter injects ``score`` (default: level 9).
 
         A base adapter ignores ``score`` so that the same call works for both.
+        The level is passed per call, so threads, ``DataParallel`` replicas and
+        compiled or checkpointed calls each see their own.
         """
-        if self._conditioned is None:
+        if not self._iq_specs:
             return self.net(*args, **kwargs)
-        return self._conditioned(*args, score=score, **kwargs)
+        if score is None:
+            score = self._iq_default
+        return call_conditioned(self.net, self._iq_key, self.embeddings(), args, kwargs, score)
 
     def trainable_parameters(self, train_base: bool = False) -> list[nn.Parameter]:
-        """Parameters a fine-tune updates: the embedding, plus ``net``'s when ``train_base``."""
-        params = [self.score_embedding.weight] if self.is_conditioned else []
+        """Parameters a fine-tune updates: the embeddings, plus ``net``'s when ``train_base``."""
+        params = self.embedding_parameters()
         if train_base or not params:
             params += list(self.net.parameters())
+        return params
+
+    def prepare_finetune(self, train_base: bool = False) -> list[nn.Parameter]:
+        """Make :meth:`trainable_parameters` the only ones with ``requires_grad``, and return them.
+
+        Modes: every module whose parameters and buffers are all frozen is put in
+        ``eval()`` (BatchNorm running statistics, spectral-norm vectors and
+        dropout of the frozen base do not change); the rest is in ``train()``.
+        An embedding-only fine-tune thus changes nothing but the embedding rows.
+        """
+        params = self.trainable_parameters(train_base)
+        self.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        self.train()
+        freeze_modes(self)
         return params
 
     def finetune_losses(self, lq: torch.Tensor, gt: torch.Tensor, score: ScoreLike) -> dict[str, torch.Tensor]:

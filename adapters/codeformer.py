@@ -87,7 +87,7 @@ class CodeFormerAdapter(Adapter):
     def trainable_parameters(self, train_base: bool = False) -> list[torch.nn.Parameter]:
         """The level embedding; with ``train_base`` also the encoder, Transformer and fusion blocks
         (codebook and generator stay frozen, as upstream's ``fix_modules``)."""
-        params = [self.score_embedding.weight] if self.is_conditioned else []
+        params = self.embedding_parameters()
         if train_base or not params:
             params += [p for n, p in self.net.named_parameters() if n.split(".")[0] not in FROZEN_MODULES]
         return params

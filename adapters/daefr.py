@@ -88,7 +88,7 @@ class DAEFRAdapter(Adapter):
         """The level embedding; with ``train_base`` (or for plain DAEFR) also the parameters
         upstream's DAEFR stage trains (encoders, association, Transformer; not the
         decoder, codebooks or the fixed GT encoder)."""
-        params = [self.score_embedding.weight] if self.is_conditioned else []
+        params = self.embedding_parameters()
         if train_base or not params:
             params += [p for k, p in self.net.named_parameters() if k.startswith(_OFFICIAL_TRAINED)]
         return params

@@ -1,7 +1,24 @@
-"""Reading official checkpoint files and loading them strictly.
+"""Reading checkpoint files safely, and loading them strictly.
 
-Official ``.pth``/``.ckpt`` files are read with ``torch.load(weights_only=True)``
-only. Each upstream project wraps its state dict differently (``params_ema``,
+Every weight or state file iqprior reads goes through :func:`safe_load`:
+``torch.load(weights_only=True)`` (passed explicitly, so
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it off) plus a small explicit
+allowlist (:data:`ALLOWED_GLOBALS`):
+
+- numpy scalars and dtypes under their numpy-1 (``numpy.core...``) and numpy-2
+  (``numpy._core...``) names: training scripts save ``max_psnr`` and the like
+  as ``numpy.float64`` (UnderwaterRanker's ``NU2Net_ckpt.pth``);
+- training-only classes (PyTorch-Lightning callbacks, ``AttributeDict``), mapped
+  to inert stand-ins that run nothing and keep nothing: DAEFR's Lightning
+  checkpoint keys its ``callbacks`` dict by the ``ModelCheckpoint`` class.
+
+A file that needs any other global is refused with one line naming the file
+and the refused globals. TorchScript archives (CLIP's ``RN50.pt``, ARNIQA's
+regressor) are never executed: :mod:`iqprior.torchscript` reads their tensors.
+A file whose name carries torch hub's hash prefix (``name-<8 hex>.pth``) or
+whose registry entry has a sha256 is checked against it first.
+
+Each upstream project wraps its state dict differently (``params_ema``,
 ``params``, ``state_dict``, ``net``, raw) and some add a ``module.`` prefix;
 :func:`read_official_checkpoint` unwraps, :func:`match_prefix` maps keys onto a
 module's own, and :func:`load_strict` fails with one error that names the
@@ -9,42 +26,185 @@ missing, unexpected and mis-shaped keys.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "net", "model")
+_TORCH_LOAD = torch.load  # captured at import: iqprior.guarded may patch torch.load while building networks
+HUB_HASH = re.compile(r"-([a-f0-9]{8,64})\.[A-Za-z0-9]+$")  # torch hub: name-<sha256 prefix>.ext
 
 
 class CheckpointError(ValueError):
     """A checkpoint file cannot be read, or does not fit the network it is loaded into."""
 
 
-def read_official_checkpoint(path: str | os.PathLike, wrapper_keys: Sequence[str] = WRAPPER_KEYS
-                             ) -> dict[str, torch.Tensor]:
-    """Read ``path`` with ``weights_only=True`` and return its (unwrapped) tensor state dict.
+class CheckpointRefused(CheckpointError):
+    """A checkpoint needs globals outside the allowlist to unpickle (it could run code)."""
 
-    The first of ``wrapper_keys`` that holds a dict is unwrapped; entries that
-    are not tensors (epochs, optimizer scalars) are dropped.
+
+class TrainingOnly:
+    """Inert stand-in for a training-only class found in a checkpoint (a Lightning callback...).
+
+    It accepts any constructor arguments and any pickled state and keeps none:
+    nothing of it reaches a network.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class TrainingOnlyDict(dict):
+    """Inert stand-in for a training-only ``dict`` subclass (Lightning's ``AttributeDict``)."""
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+#: training-only classes (fully qualified names as pickled) -> inert stand-ins
+TRAINING_ONLY: dict[str, type] = {
+    **{f"pytorch_lightning.callbacks.{mod}.{cls}": TrainingOnly for mod, cls in [
+        ("model_checkpoint", "ModelCheckpoint"), ("early_stopping", "EarlyStopping"),
+        ("lr_monitor", "LearningRateMonitor"), ("progress", "ProgressBar"),
+        ("gpu_stats_monitor", "GPUStatsMonitor")]},
+    **{f"lightning.pytorch.callbacks.{mod}.{cls}": TrainingOnly for mod, cls in [
+        ("model_checkpoint", "ModelCheckpoint"), ("early_stopping", "EarlyStopping")]},
+    "pytorch_lightning.utilities.parsing.AttributeDict": TrainingOnlyDict,
+    "lightning.fabric.utilities.data.AttributeDict": TrainingOnlyDict,
+}
+
+_NUMPY_DTYPES = ("Float16DType", "Float32DType", "Float64DType", "Int8DType", "Int16DType", "Int32DType",
+                 "Int64DType", "UInt8DType", "UInt16DType", "UInt32DType", "UInt64DType", "BoolDType")
+
+
+def _numpy_globals() -> list[tuple[Any, str]]:
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
+    out: list[tuple[Any, str]] = []
+    for prefix in ("numpy.core", "numpy._core"):
+        out.append((core.multiarray.scalar, f"{prefix}.multiarray.scalar"))
+    out.append((np.dtype, "numpy.dtype"))
+    dtypes = getattr(np, "dtypes", None)
+    for name in _NUMPY_DTYPES:
+        if dtypes is not None and hasattr(dtypes, name):
+            out.append((getattr(dtypes, name), f"numpy.dtypes.{name}"))
+    return out
+
+
+def allowed_globals() -> list[tuple[Any, str]]:
+    """The allowlist added to ``weights_only=True`` loading: ``(object, "qualified.name")`` pairs."""
+    return _numpy_globals() + [(cls, name) for name, cls in TRAINING_ONLY.items()]
+
+
+# -- integrity: torch hub's name prefix and the registry's sha256 --------------------------------
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file (cached per path, size and mtime within the process)."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(chunk), b""):
+                h.update(block)
+        _VERIFIED[key] = h.hexdigest()
+    return _VERIFIED[key]
+
+
+def check_integrity(path: str | os.PathLike, sha256: Optional[str] = None) -> None:
+    """Raise :class:`CheckpointError` if ``path`` does not match ``sha256`` or its hub hash prefix.
+
+    ``sha256`` defaults to the weights registry's hash for the file's name.
+    """
+    path = Path(path)
+    if sha256 is None:
+        from . import weights  # lazy: the registry is a sibling core module
+        entry = weights.REGISTRY.get(path.name)
+        sha256 = entry.sha256 if entry is not None else None
+    m = HUB_HASH.search(path.name)
+    if sha256 is None and m is None:
+        return
+    digest = sha256_of(path)
+    if sha256 is not None and digest != sha256.lower():
+        raise CheckpointError(f"{path}: sha256 {digest} differs from the registered {sha256} "
+                              f"(a corrupt or different file; download it again)")
+    if m is not None and not digest.startswith(m.group(1)):
+        raise CheckpointError(f"{path}: sha256 {digest[:12]}... does not start with {m.group(1)!r} as its name says "
+                              f"(a corrupt or different file; download it again)")
+
+
+# -- the reader --------------------------------------------------------------------------------
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _refused_globals(path: Path) -> list[str]:
+    try:
+        with torch.serialization.safe_globals(allowed_globals()):
+            return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:  # not a zip checkpoint (legacy format): the names cannot be listed statically
+        return []
+
+
+def safe_load(path: str | os.PathLike, sha256: Optional[str] = None, check_hash: bool = True) -> Any:
+    """Load ``path`` with ``weights_only=True`` and the allowlist; never runs code from the file.
+
+    TorchScript archives give their tensors as a flat dict (see
+    :func:`iqprior.torchscript.read_scripted_tensors`). Raises
+    ``FileNotFoundError``, :class:`CheckpointRefused` (names the refused globals)
+    or :class:`CheckpointError` (empty, truncated, corrupt, hash mismatch).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): an interrupted download?")
+    if check_hash:
+        check_integrity(path, sha256)
+    from .torchscript import is_torchscript, read_scripted_tensors
+
+    if is_torchscript(path):
+        return read_scripted_tensors(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"cannot read {path} as a PyTorch checkpoint with weights_only=True (truncated, corrupt, "
-            f"or holds objects other than tensors): {first}") from None
-    return unwrap_state_dict(obj, wrapper_keys, source=str(path))
+        with torch.serialization.safe_globals(allowed_globals()):
+            return _TORCH_LOAD(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = _refused_globals(path) or re.findall(r"GLOBAL ([\w.]+) was not an allowed global", str(e))
+        if refused or "GLOBAL" in str(e):
+            names = ", ".join(dict.fromkeys(refused)) if refused else "globals outside the allowlist"
+            raise CheckpointRefused(
+                f"refused {path}: it needs {names} to unpickle, which weights_only=True loading does not "
+                f"allow (such objects can run code); iqprior reads only tensors and plain data") from None
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint (truncated or corrupt): "
+                              f"{_first_line(e)}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError,
+            TypeError, IndexError) as e:
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint with weights_only=True (truncated, "
+                              f"corrupt, or not a checkpoint): {_first_line(e)}") from None
+
+
+def read_official_checkpoint(path: str | os.PathLike, wrapper_keys: Sequence[str] = WRAPPER_KEYS
+                             ) -> dict[str, torch.Tensor]:
+    """Read ``path`` through :func:`safe_load` and return its (unwrapped) tensor state dict.
+
+    The first of ``wrapper_keys`` that holds a dict is unwrapped; entries that
+    are not tensors (epochs, optimizer states, callbacks, numpy scalars) are dropped.
+    """
+    return unwrap_state_dict(safe_load(path), wrapper_keys, source=str(path))
 
 
 def unwrap_state_dict(obj, wrapper_keys: Sequence[str] = WRAPPER_KEYS, source: str = "checkpoint"

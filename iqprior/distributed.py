@@ -63,6 +63,33 @@ def default_device(info: DistInfo | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(name: str | torch.device | None, flag: str = "--device") -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``None`` (CUDA when available) -> a usable device.
+
+    Raises ``ValueError`` (one line, naming ``flag``) for a name torch does not
+    know, and for a CUDA/MPS device this machine does not have.
+    """
+    if name is None or (isinstance(name, str) and not name.strip()):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name.strip() if isinstance(name, str) else name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{flag} {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{flag} {name}: no CUDA GPU is available here (torch {torch.__version__}, "
+                             f"CUDA build {torch.version.cuda or 'none'}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                             f"(0..{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"{flag} {name}: MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"{flag} {name!r} is not supported; use cpu, cuda or cuda:N")
+    return dev
+
+
 def shard(items: Sequence[T], info: DistInfo | None = None) -> list[T]:
     """This rank's share of ``items``: every ``world_size``-th item from ``rank``."""
     info = info or dist_info()

@@ -11,7 +11,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,10 @@ class ImageReadError(ValueError):
     """An image file cannot be used; the message says why."""
 
 
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or Inf where an image or a score is expected."""
+
+
 def check_image_batch(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """Validate a ``(B, 3, H, W)`` float RGB batch (nominally in [0, 1]); return it unchanged."""
     if not isinstance(x, torch.Tensor):
@@ -33,6 +37,14 @@ def check_image_batch(x: torch.Tensor, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name} must be (B, 3, H, W) RGB in [0, 1], got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
+    return x
+
+
+def check_finite(x: torch.Tensor, what: str = "x") -> torch.Tensor:
+    """Raise :class:`NonFiniteError` when ``x`` holds NaN or Inf (a broken input, model or checkpoint)."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        n = int((~torch.isfinite(x)).sum())
+        raise NonFiniteError(f"{what} has {n} NaN/Inf value(s) (a broken input, or NaN weights in the checkpoint)")
     return x
 
 
@@ -58,17 +70,50 @@ def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_
         raise ImageReadError(f"cannot read {path}: {e.strerror or e}") from None
     if not data:
         raise ImageReadError(f"{path} is empty (0 bytes)")
-    buf = np.frombuffer(data, np.uint8)
-    # Check the size from the header before decoding pixels.
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    # The size from the header first: a small file can declare a huge image (a decompression bomb).
+    size = header_size(data, path, max_pixels)
+    if size is not None:
+        _check_size(path, *size, max_pixels=max_pixels, min_side=min_side)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageReadError(f"{path} is not a decodable image (corrupt or truncated, or an unsupported format)")
     h, w = img.shape[:2]
+    _check_size(path, w, h, max_pixels=max_pixels, min_side=min_side)
+    return to_rgb_float(img, path)
+
+
+def _check_size(path: Path, w: int, h: int, max_pixels: int, min_side: int) -> None:
     if h * w > max_pixels:
         raise ImageReadError(f"{path} is {w}x{h} = {h * w / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP limit")
     if min(h, w) < min_side:
         raise ImageReadError(f"{path} is {w}x{h}, smaller than {min_side} px on a side")
-    return to_rgb_float(img, path)
+
+
+def header_size(data: bytes, source: str | os.PathLike = "image",
+                max_pixels: int = MAX_PIXELS) -> Optional[tuple[int, int]]:
+    """``(width, height)`` read from the file header without decoding pixels; ``None`` if PIL cannot parse it.
+
+    PIL refuses headers above twice its own ``Image.MAX_IMAGE_PIXELS`` as
+    decompression bombs; that is reported as an :class:`ImageReadError`.
+    """
+    import io
+    import re
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError as e:
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        declared = f"{int(m.group(1)) / 1e6:.0f} MP" if m else "a decompression bomb"
+        raise ImageReadError(f"{source} declares {declared} in its header, above the {max_pixels / 1e6:.0f} MP "
+                             f"limit") from None
+    except Exception:  # a format PIL does not know (or a header it cannot parse): OpenCV decides below
+        return None
 
 
 def to_rgb_float(img: np.ndarray, source: str | os.PathLike = "image") -> np.ndarray:
@@ -78,7 +123,10 @@ def to_rgb_float(img: np.ndarray, source: str | os.PathLike = "image") -> np.nda
     elif img.dtype == np.uint16:
         x = img.astype(np.float32) / 65535.0
     elif img.dtype in (np.float32, np.float64):
-        x = np.nan_to_num(img.astype(np.float32), nan=0.0)
+        x = img.astype(np.float32)
+        if not np.isfinite(x).all():
+            n = int((~np.isfinite(x)).sum())
+            raise ImageReadError(f"{source} has {n} NaN/Inf pixel value(s); fix or drop the file")
         if x.max() > 1.0 or x.min() < 0.0:  # HDR / unnormalised float: scale to the range
             lo, hi = float(x.min()), float(x.max())
             x = (x - lo) / max(hi - lo, 1e-12)
@@ -111,6 +159,7 @@ def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
         if x.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
         x = x[0]
+    check_finite(x, "image to write")
     arr = (x.detach().float().clamp(0, 1).cpu().permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
     return np.ascontiguousarray(arr[:, :, ::-1])
 

@@ -1,10 +1,14 @@
 """Registry of the official weight files, with a download cache.
 
-Each entry names one released file: where it is published, its sha256 when it
-is known (``None`` otherwise: we never invent one; a downloaded file without a
-known hash is accepted and its hash is printed so it can be pinned) and the
-licence. Which adapter reads which file is kept in the adapter table
-(``adapters.specs``), not here.
+Each entry names one file iqprior reads: the official models' files, the IQA
+members' files (pyiqa), the face detector and parser (facexlib), torchvision
+trunks (LPIPS, VGG19 perceptual loss) and CLIP RN50. It says where the file is
+published, its sha256 when it is known (``None`` otherwise: we never invent
+one; torch-hub and pyiqa names carry the first 8 hex of their sha256, which
+:func:`iqprior.checkpoint.check_integrity` checks on every read), the licence,
+and the dependency directory (``where``) the file is also looked for in.
+Which adapter reads which file is kept in the adapter table
+(``adapters.specs``), which IQA member reads which in ``iqprior.scoring.specs``.
 
 Where a file is looked for, in order:
 
@@ -12,7 +16,9 @@ Where a file is looked for, in order:
    file path given there directly;
 2. the cache, ``IQPRIOR_CACHE`` or ``$XDG_CACHE_HOME/iqprior/weights``
    (default ``~/.cache/iqprior/weights``);
-3. otherwise it is downloaded into the cache (progress bar, sha256 check,
+3. the dependency's own directory (``where``: torch hub's ``checkpoints``,
+   pyiqa's cache, ``clip``), where a file is also downloaded to;
+4. otherwise it is downloaded into the cache (progress bar, sha256 check,
    atomic rename). Without network access this fails with one message naming
    the file, its URL and where to put it.
 """
@@ -45,20 +51,20 @@ class WeightFile:
     sha256: Optional[str]     # hex digest, or None where not published / not verified
     licence: str
     note: str = ""
+    where: str = "iqprior"    # also looked for (and downloaded) in: "hub", "pyiqa", "clip"; "iqprior" = cache only
+    kind: str = "model"       # "model" (restoration), "iqa", "face", "trunk", "clip"
 
 
 _GH = "https://github.com"
+_PYIQA = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
+_NC_SA = "CC BY-NC-SA 4.0 (pyiqa weights)"
+_RN50_SHA = "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"  # in CLIP's own URL; clip.load checks it
 
 REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
     WeightFile("codeformer.pth", f"{_GH}/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
                None, "S-Lab License 1.0 (non-commercial)"),
     WeightFile("vqgan_code1024.pth", f"{_GH}/sczhou/CodeFormer/releases/download/v0.1.0/vqgan_code1024.pth",
                None, "S-Lab License 1.0 (non-commercial)", "CodeFormer's stage-I VQGAN"),
-    WeightFile("detection_Resnet50_Final.pth",
-               f"{_GH}/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",
-               None, "MIT (facexlib)", "RetinaFace ResNet-50 face detector"),
-    WeightFile("parsing_parsenet.pth", f"{_GH}/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
-               None, "MIT (facexlib)", "ParseNet face parsing for paste-back masks"),
     WeightFile("DAEFR_model.ckpt", "https://huggingface.co/LIAGM/DAEFR_pretrain_model/resolve/main/DAEFR_model.ckpt",
                None, "see LIAGM/DAEFR"),
     WeightFile("iddpm_ffhq512_ema500000.pth",
@@ -74,6 +80,36 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
                None, "CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)",
                "manual download: a Google Drive folder (or Baidu pan.baidu.com/s/1rImZRgmlRPvVIf7n9_rNTw, "
                "pwd fu7y) linked from the RQ-Wu/UnderwaterRanker README; no direct file URL is published"),
+    # face detection and parsing (facexlib), for whole photos
+    WeightFile("detection_Resnet50_Final.pth",
+               f"{_GH}/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",
+               None, "MIT (facexlib)", "RetinaFace ResNet-50 face detector", kind="face"),
+    WeightFile("parsing_parsenet.pth", f"{_GH}/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
+               None, "MIT (facexlib)", "ParseNet face parsing for paste-back masks", kind="face"),
+    # IQA members (pyiqa's weight store; names carry their sha256 prefix where pyiqa gives one)
+    *[WeightFile(n, f"{_PYIQA}/{n}", None, lic, note, where=where, kind="iqa") for n, lic, note, where in [
+        ("topiq_nr_gfiqa_res50-d76bf1ae.pth", _NC_SA, "TOPIQ on GFIQA-20k (topiq_nr-face-v1)", "pyiqa"),
+        ("topiq_nr_cgfiqa_res50-0a8b8e4f.pth", _NC_SA, "TOPIQ on CGFIQA-40k (topiq_nr-face)", "pyiqa"),
+        ("musiq_koniq_ckpt-e95806b9.pth", "Apache-2.0 (MUSIQ)", "MUSIQ-KonIQ", "pyiqa"),
+        ("musiq_ava_ckpt-e8d3f067.pth", "Apache-2.0 (MUSIQ)", "MUSIQ-AVA", "pyiqa"),
+        ("URanker_ckpt-450eb36d.pth", "CC BY-NC 4.0 (UnderwaterRanker)", "URanker", "pyiqa"),
+        ("ARNIQA.pth", "CC BY-NC 4.0 (ARNIQA)", "ARNIQA encoder (torch hub location)", "hub"),
+        ("regressor_koniq10k.pth", "CC BY-NC 4.0 (ARNIQA)", "ARNIQA KonIQ regressor (TorchScript, read as tensors)",
+         "pyiqa"),
+        ("LPIPS_v0.1_alex-df73285e.pth", "BSD-2-Clause (LPIPS)", "LPIPS linear layers (AlexNet)", "pyiqa"),
+        ("LPIPS_v0.1_vgg-a78928a0.pth", "BSD-2-Clause (LPIPS)", "LPIPS linear layers (VGG16)", "pyiqa"),
+    ]],
+    # torchvision trunks: LPIPS (AlexNet / VGG16) and the VGG19 perceptual loss
+    *[WeightFile(n, f"https://download.pytorch.org/models/{n}", None, "BSD-3-Clause (torchvision)", note,
+                 where="hub", kind="trunk") for n, note in [
+        ("alexnet-owt-7be5be79.pth", "AlexNet trunk of LPIPS"),
+        ("vgg16-397923af.pth", "VGG16 trunk of LPIPS-VGG"),
+        ("vgg19-dcbb9e9d.pth", "VGG19 of the perceptual loss (training)"),
+        ("resnet50-0676ba61.pth", "ResNet-50 ImageNet (pyiqa's ARNIQA init; iqprior does not need it)"),
+    ]],
+    WeightFile("RN50.pt", f"https://openaipublic.azureedge.net/clip/models/{_RN50_SHA}/RN50.pt", _RN50_SHA,
+               "MIT (OpenAI CLIP)", "CLIP RN50 for CLIP-IQA (TorchScript, read as tensors, never run)",
+               where="clip", kind="clip"),
 ]}
 
 
@@ -91,6 +127,16 @@ def search_paths() -> list[Path]:
     return extra + [cache_dir()]
 
 
+def dependency_dir(where: str) -> Optional[Path]:
+    """The directory a dependency keeps its files in (torch hub ``checkpoints``, pyiqa, CLIP), or ``None``."""
+    if where == "iqprior":
+        return None
+    import torch  # torch hub's directory follows TORCH_HOME
+
+    hub = Path(torch.hub.get_dir())
+    return {"hub": hub / "checkpoints", "pyiqa": hub / "pyiqa", "clip": hub / "clip"}[where]
+
+
 def get(name: str) -> WeightFile:
     if name not in REGISTRY:
         import difflib
@@ -102,7 +148,10 @@ def get(name: str) -> WeightFile:
 
 def find(name: str) -> Optional[Path]:
     """The local path of file ``name`` if it is on disk, else ``None``."""
-    for p in search_paths():
+    paths = search_paths()
+    entry = REGISTRY.get(name)
+    dep = dependency_dir(entry.where) if entry is not None else None
+    for p in paths + ([dep] if dep is not None else []):
         if p.is_file() and p.name == name:
             return p
         if (p / name).is_file():
@@ -111,11 +160,10 @@ def find(name: str) -> Optional[Path]:
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Hex sha256 of a file."""
+    from .checkpoint import sha256_of as cached
+
+    return cached(path, chunk)
 
 
 def download(url: str, dest: str | os.PathLike, sha256: Optional[str] = None, progress: bool = True,
@@ -162,7 +210,7 @@ def resolve(name: str, download_missing: bool = True, progress: bool = True) -> 
     found = find(name)
     if found is not None:
         return found
-    dest = cache_dir() / name
+    dest = (dependency_dir(entry.where) or cache_dir()) / name
     if not download_missing:
         raise WeightsUnavailableError(_missing_message(entry, dest, "downloads are disabled"))
     try:
@@ -178,13 +226,22 @@ def _missing_message(entry: WeightFile, dest: Path, reason: str) -> str:
 
 
 def verify(name: str) -> tuple[Path, str, Optional[bool]]:
-    """``(path, sha256, ok)`` for a local file; ``ok`` is ``None`` when no hash is registered."""
+    """``(path, sha256, ok)`` for a local file.
+
+    ``ok`` checks the registered sha256, else the hash prefix in the file's
+    name (torch hub / pyiqa), and is ``None`` when neither exists.
+    """
+    from .checkpoint import HUB_HASH
+
     entry = get(name)
     path = find(name)
     if path is None:
         raise WeightsUnavailableError(_missing_message(entry, cache_dir() / name, "not found locally"))
     digest = sha256_of(path)
-    return path, digest, (None if entry.sha256 is None else digest == entry.sha256.lower())
+    if entry.sha256 is not None:
+        return path, digest, digest == entry.sha256.lower()
+    m = HUB_HASH.search(name)
+    return path, digest, (None if m is None else digest.startswith(m.group(1)))
 
 
 def copy_into_cache(path: str | os.PathLike) -> Path:

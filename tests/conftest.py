@@ -49,3 +49,14 @@ def small_topiq_spec():
     from iqprior.scoring import SPECS
     spec = SPECS["topiq_nr-face-v1"]
     return replace(spec, create_kwargs={**spec.create_kwargs, "test_img_size": 128})
+
+
+@pytest.fixture(scope="session")
+def layouts():
+    """tests/checkpoint_layouts.py: writers of the released files' real layouts and of hostile pickles."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("checkpoint_layouts", Path(__file__).parent / "checkpoint_layouts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

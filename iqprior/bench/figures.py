@@ -17,19 +17,10 @@ from .runner import build_model, checkpoint_for, find_gt, image_items, output_pa
 
 
 def parse_levels(text: str, levels: int = 10) -> list[int]:
-    """``"0-9"`` or ``"0,3,6,9"`` -> sorted unique levels in ``0 .. levels-1``."""
-    out: set[int] = set()
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        lo, sep, hi = part.partition("-")
-        try:
-            rng = range(int(lo), int(hi) + 1) if sep else [int(part)]
-        except ValueError:
-            raise ValueError(f"levels are like 0-9 or 0,3,6,9, got {text!r}") from None
-        out.update(rng)
-    bad = [v for v in out if not 0 <= v < levels]
-    if not out or bad:
-        raise ValueError(f"levels must be in 0..{levels - 1}, got {text!r}")
-    return sorted(out)
+    """``"0-9"``, ``"0..9"`` or ``"0,3,6,9"`` -> sorted unique levels (see :func:`iqprior.levels.parse_levels`)."""
+    from iqprior.levels import parse_levels as _parse
+
+    return _parse(text, levels, flag="--levels")
 
 
 def _fit(x: torch.Tensor, height: int) -> torch.Tensor:
@@ -38,6 +29,18 @@ def _fit(x: torch.Tensor, height: int) -> torch.Tensor:
     size = (height, max(1, round(w * height / h)))
     return torch.nn.functional.interpolate(x[None], size=size, mode="bicubic", align_corners=False,
                                            antialias=True)[0].clamp(0, 1)
+
+
+def _random_outputs(out_dir: Path) -> bool:
+    """Were the cached outputs in ``out_dir`` made with random weights (``bench_meta.json`` says so)?"""
+    import json
+
+    from .runner import META_NAME
+
+    try:
+        return json.loads((out_dir / META_NAME).read_text()).get("checkpoint", "") is None
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def comparison_grid(results: Path, models: Sequence[str], data: Path, gt: Optional[Path],
@@ -66,7 +69,8 @@ def comparison_grid(results: Path, models: Sequence[str], data: Path, gt: Option
             g = find_gt(Path(gt), rel)
             row.append(_fit(read_image(g), size) if g is not None else None)
         rows.append(row)
-    cols = ["Input", *models] + (["GT"] if gt is not None else [])
+    cols = ["Input", *[m + (" (RANDOM weights)" if _random_outputs(Path(results) / m) else "") for m in models]]
+    cols += ["GT"] if gt is not None else []
     return image_grid(rows, out, row_labels=chosen, col_labels=cols)
 
 
@@ -80,15 +84,20 @@ def level_sweeps(models: Sequence[str], image: Path, out_dir: Path, levels: Sequ
         raise ValueError("give at least one '+' model (--models)")
     x = read_image(image)[None].to(device)
     paths = []
+    from iqprior.levels import format_levels
+
     for name in models:
-        model = build_model(name, checkpoint_for(name, checkpoints, random_init), device)
+        ckpt = checkpoint_for(name, checkpoints, random_init)
+        model = build_model(name, ckpt, device)
         if not getattr(model, "is_conditioned", False):
             raise ValueError(f"{name} has no score condition; the level sweep needs a '+' model (e.g. {name}+)")
         inp = prepare_input(model, x)
         with torch.inference_mode():
             outs = {lv: model(inp, score=lv)[0].float().cpu().clamp(0, 1) for lv in levels}
         path = Path(out_dir) / f"sweep_{name.replace('+', 'plus')}.png"
-        paths.append(level_sweep(outs, path, title=f"{name}: condition levels {levels[0]}..{levels[-1]}",
+        title = f"{name}: condition levels {format_levels(list(levels))}" + (" (RANDOM weights)" if ckpt is None
+                                                                           else "")
+        paths.append(level_sweep(outs, path, title=title,
                                  input_image=inp[0].cpu()))
     return paths
 

@@ -19,6 +19,7 @@ How to read it: benchmarks/README.md, "Over-optimisation monitor".
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -75,6 +76,7 @@ class OverOptReport:
     diverged: bool
     verdict: str
     unavailable: Mapping[str, str] = field(default_factory=dict)
+    random_weights: tuple[str, ...] = ()   # models run with random weights: the numbers are meaningless
 
 
 def _mean(v: Sequence[float]) -> Optional[float]:
@@ -134,7 +136,8 @@ def report_markdown(r: OverOptReport) -> str:
     def f(v: Optional[float], fmt: str = "+.4f") -> str:
         return "—" if v is None else format(v, fmt)
 
-    lines = [f"### Over-optimisation monitor: {r.model} vs {r.reference} ({r.n_images} images)", "",
+    random = (f" (RANDOM weights: {', '.join(r.random_weights)})" if r.random_weights else "")
+    lines = [f"### Over-optimisation monitor: {r.model} vs {r.reference} ({r.n_images} images){random}", "",
              "| Member | Group | Range | Reference | Model | Gain (fraction of range) |", "|---|---|---|---:|---:|---:|"]
     for g in r.gains:
         lines.append(f"| {g.label} | {g.group} | {g.score_range[0]:g}..{g.score_range[1]:g} | "
@@ -145,6 +148,9 @@ def report_markdown(r: OverOptReport) -> str:
               f"- images where optimised members rose and held-out fell: "
               f"{'—' if r.disagreement is None else format(r.disagreement, '.0%')}",
               "", f"**{r.verdict}**"]
+    if r.random_weights:
+        lines += ["", f"**{', '.join(r.random_weights)} ran with RANDOM weights (--random-init): "
+                      f"these numbers are meaningless.**"]
     if r.unavailable:
         lines += ["", "Unavailable members:"] + [f"- {k}: {v}" for k, v in r.unavailable.items()]
     return "\n".join(lines) + "\n"
@@ -200,6 +206,9 @@ def run_overopt(cfg: OverOptConfig) -> tuple[OverOptReport, dict[str, Path]]:
     report = overopt_report(cfg.model, cfg.reference, scores[cfg.model], scores[ref_row],
                             [m for m in optimised if m.label not in unavailable],
                             [m for m in held_out if m.label not in unavailable], cfg.threshold, unavailable)
+    random = tuple(n for n in rows if n != INPUT_ROW and checkpoint_for(n, cfg.checkpoints, cfg.random_init) is None)
+    if random:
+        report = dataclasses.replace(report, random_weights=random)
     files = {"json": out / "overopt.json", "markdown": out / "overopt.md"}
     atomic_write_text(files["json"], json.dumps(asdict(report), indent=1))
     atomic_write_text(files["markdown"], report_markdown(report))

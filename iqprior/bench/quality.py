@@ -234,6 +234,9 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
             r.values[m.key] = sum(vals) / len(vals) if vals else None
             r.counts[m.key] = len(vals)
         res = restore.get(row)
+        if res is not None:
+            ckpt = checkpoint_for(row, cfg.checkpoints, cfg.random_init)
+            r.weights = "random" if ckpt is None else str(ckpt)
         if res is not None and res.model_error:
             r.note = "not run"
         elif res is not None and res.errors:
@@ -261,13 +264,20 @@ def _run(cfg: QualityConfig, out: Path) -> QualityResult:
         "config": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(cfg).items()},
         "metrics": [{"key": m.key, "label": m.label, "lower_better": m.lower_better,
                      "available": m.key not in unavailable, "reason": unavailable.get(m.key, "")} for m in metrics],
-        "rows": [{"name": r.name, "values": r.values, "counts": r.counts, "note": r.note} for r in rows],
+        "rows": [{"name": r.name, "values": r.values, "counts": r.counts, "note": r.note, "weights": r.weights}
+                 for r in rows],
+        "random_weights": [r.name for r in rows if r.weights == "random"],
         "models": {n: {"restored": r.restored, "reused": r.reused, "errors": r.errors, "model_error": r.model_error}
                    for n, r in restore.items()},
         "per_image": scores,
     }
     atomic_write_text(files["json"], json.dumps(summary, indent=1, default=str))
     log.info("wrote %s and %s", files["markdown"], files["csv"])
+    failed = {n: r.model_error for n, r in restore.items() if r.model_error}
+    if len(failed) == len(restore):
+        name, why = next(iter(failed.items()))
+        raise ValueError(f"no model could be run ({name}: {why}); give --checkpoints NAME=PATH, fetch the "
+                         f"official files (`iqprior weights download`), or pass --random-init for a smoke test")
     return QualityResult(rows, metrics, unavailable, scores, restore, files)
 
 
@@ -302,8 +312,8 @@ def combine_runs(runs: Sequence[Path], out: Path, names: Sequence[str] = (), tit
                 metrics.append(get_metric(m["key"]))
             if not m["available"]:
                 unavailable.setdefault(m["key"], m["reason"])
-        rows = [TableRow(r["name"], r["values"], r["counts"], ranked=r["name"] != INPUT_ROW, note=r["note"])
-                for r in data["rows"]]
+        rows = [TableRow(r["name"], r["values"], r["counts"], ranked=r["name"] != INPUT_ROW, note=r["note"],
+                         weights=r.get("weights", "")) for r in data["rows"]]
         tables.append((dataset, rows))
         notes.append(f"{dataset}: `{run}`")
     # a metric computed on some dataset is not "unavailable" for the whole table
@@ -315,10 +325,10 @@ def combine_runs(runs: Sequence[Path], out: Path, names: Sequence[str] = (), tit
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for i, (dataset, rows) in enumerate(tables):
-        lines = list(csv.reader(io.StringIO(to_csv(rows, metrics, unavailable if i == len(tables) - 1 else None))))
+        lines = list(csv.reader(io.StringIO(to_csv(rows, metrics))))
         if i == 0:
             writer.writerow(["dataset", *lines[0]])
         for line in lines[1:]:
-            writer.writerow(["" if line[0] == "#unavailable" else dataset, *line])
+            writer.writerow([dataset, *line])
     atomic_write_text(files["csv"], buf.getvalue())
     return files

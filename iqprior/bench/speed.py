@@ -272,7 +272,7 @@ def _measure(built: dict, size: int, batch: int, cfg: SpeedConfig, device: torch
         row.latency_ms = statistics.median(times[name])
         row.images_per_s = batch / (row.latency_ms / 1000.0)
         row.peak_mem_mb = max(mems[name]) if mems[name] else None
-        log.info("speed: %s %d² x%d: %.1f ms", name, size, size, batch, row.latency_ms)
+        log.info("speed: %s %dx%d batch %d: %.1f ms", name, size, size, batch, row.latency_ms)
     return list(rows.values())
 
 
@@ -308,7 +308,9 @@ def speed_markdown(rows: list[SpeedRow], cfg: SpeedConfig) -> str:
                      f"{_f(r.ratio_to_base, '.3f')}{'x' if r.ratio_to_base is not None else ''} | "
                      f"{_f(r.peak_mem_mb, '.0f')} | {_f(r.params_m, '.2f')} |")
     lines += ["", f"Median of {cfg.iters} timed calls after {cfg.warmup} warm-up call(s); "
-              "\"vs base\": latency of a \"+\" model over its base's, their calls interleaved in the same run."]
+              "\"vs base\": latency of a \"+\" model over its base's, their calls interleaved in the same run.",
+              "Weights: random unless --checkpoints names a file (timing does not depend on them): "
+              + (", ".join(f"{m}={c}" for m, c in cfg.checkpoints.items()) or "all models RANDOM") + "."]
     return "\n".join(lines) + "\n"
 
 

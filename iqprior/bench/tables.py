@@ -29,6 +29,7 @@ class TableRow:
     counts: dict[str, int] = field(default_factory=dict)
     ranked: bool = True        # the Input row is shown but not ranked
     note: str = ""             # e.g. why a model did not run
+    weights: str = ""          # "random", "official" or the checkpoint path ("" for the Input row)
 
 
 def base_of(name: str, names: Sequence[str]) -> Optional[str]:
@@ -100,7 +101,8 @@ def _body(rows: Sequence[TableRow], metrics: Sequence[BenchMetric], unavailable:
                 if (r.name, m.key) in dl:
                     text += " " + _fmt_delta(dl[(r.name, m.key)], m.decimals)
             cells.append(text)
-        out.append((r.name + (f" ({r.note})" if r.note else ""), cells))
+        notes = (["RANDOM weights"] if r.weights == "random" else []) + ([r.note] if r.note else [])
+        out.append((r.name + (f" ({'; '.join(notes)})" if notes else ""), cells))
     return out
 
 
@@ -144,31 +146,29 @@ def to_markdown_by_dataset(tables: Sequence[tuple[str, Sequence[TableRow]]], met
 
 def to_csv(rows: Sequence[TableRow], metrics: Sequence[BenchMetric],
            unavailable: Optional[Mapping[str, str]] = None) -> str:
-    """The table as CSV: per metric a value column (full precision), a delta and a rank column.
+    """The table as CSV for ``pandas.read_csv``: one header line, one line per method, nothing else.
 
-    Unavailable metrics have empty cells; their reasons are in a trailing
-    ``unavailable`` column of a last row named ``#unavailable``.
+    Per metric a value column named by the metric's label (full precision),
+    ``<label> delta`` (improvement of a "+" model over its base, positive =
+    better) and ``<label> rank`` (1 best, 2 second). Directions (higher or
+    lower is better) and the reasons for unavailable metrics (empty columns)
+    are in the Markdown table and ``quality.json``. ``weights`` is ``random``
+    for rows computed with random weights.
     """
-    unavailable = dict(unavailable or {})
     rk, dl = ranks(rows, metrics), deltas(rows, metrics)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    header = ["method", "n_images"]
+    header = ["method", "n_images", "weights"]
     for m in metrics:
-        header += [m.title, f"{m.title} delta", f"{m.title} rank"]
+        header += [m.label, f"{m.label} delta", f"{m.label} rank"]
     w.writerow(header + ["note"])
     for r in rows:
         n = max(r.counts.values(), default=0)
-        line: list[object] = [r.name, n]
+        line: list[object] = [r.name, n, r.weights]
         for m in metrics:
             v = r.values.get(m.key)
             line += ["" if v is None else repr(float(v)),
                      "" if (r.name, m.key) not in dl else repr(float(dl[(r.name, m.key)])),
                      rk.get((r.name, m.key), "")]
         w.writerow(line + [r.note])
-    if unavailable:
-        line = ["#unavailable", ""]
-        for m in metrics:
-            line += [unavailable.get(m.key, ""), "", ""]
-        w.writerow(line + [""])
     return buf.getvalue()

@@ -102,7 +102,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     w.add_argument("--checkpoints", default="")
     w.add_argument("--random-init", action="store_true")
     w.add_argument("--image", required=True, help="one input image")
-    w.add_argument("--levels", default="0-9", help="levels, e.g. 0-9 or 0,3,6,9 (default 0-9)")
+    w.add_argument("--levels", default="0-9", help="levels, e.g. 0-9, 0..9 or 0,3,6,9 (default 0-9)")
     w.add_argument("--device", default=None)
     w.add_argument("--out", default="results/figures", help="output folder: sweep_<model>.png")
     w.add_argument("--debug", action="store_true")
@@ -138,10 +138,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _setup(args) -> None:
+    """Check the arguments every benchmark shares, before any model is built or file written."""
+    from iqprior.bench.runner import parse_checkpoints
+
+    from .checks import check_checkpoint, check_out
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    if getattr(args, "device", None) is None and hasattr(args, "device"):
-        import torch
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if hasattr(args, "device"):
+        from iqprior.distributed import resolve_device
+
+        args.device = str(resolve_device(args.device))
+    if hasattr(args, "score") and not 0 <= args.score <= 9:
+        raise ValueError(f"--score must be a level in 0..9, got {args.score}")
+    for name, ckpt in parse_checkpoints(getattr(args, "checkpoints", "")).items():
+        check_checkpoint(ckpt, f"--checkpoints {name}=")
+    if hasattr(args, "models"):
+        import adapters
+        from iqprior.bench.runner import parse_list
+
+        for name in parse_list(args.models):
+            adapters.spec(name)  # unknown names fail now, with a "did you mean"
+    if getattr(args, "out", None):
+        check_out(args.out, "--out")
 
 
 def run_quality(args) -> int:
@@ -158,10 +176,18 @@ def run_quality(args) -> int:
     res = _run(cfg)
     print(res.files["markdown"].read_text())
     print(f"tables: {res.files['markdown']}  {res.files['csv']}")
+    failed = {n: r.model_error for n, r in res.restore.items() if r.model_error}
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(res.restore)} models not run ("
+                         + "; ".join(f"{n}: {why}" for n, why in failed.items())
+                         + "); give --checkpoints NAME=PATH or fetch the files (`iqprior weights download`)")
     return 0
 
 
 def run_table(args) -> int:
+    from .checks import check_out
+
+    check_out(args.out, "--out")
     from iqprior.bench.quality import combine_runs
     from iqprior.bench.runner import parse_list
 
@@ -171,6 +197,18 @@ def run_table(args) -> int:
     return 0
 
 
+def _positive_ints(text: str, flag: str) -> tuple[int, ...]:
+    from iqprior.bench.runner import parse_list
+
+    try:
+        values = tuple(int(v) for v in parse_list(text))
+    except ValueError:
+        raise ValueError(f"{flag} expects comma-separated positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"{flag} expects comma-separated positive integers, got {text!r}")
+    return values
+
+
 def run_speed(args) -> int:
     _setup(args)
     from iqprior.bench.runner import parse_checkpoints, parse_list
@@ -178,8 +216,8 @@ def run_speed(args) -> int:
     from iqprior.bench.speed import run_speed as _run
 
     cfg = SpeedConfig(models=tuple(parse_list(args.models)),
-                      sizes=tuple(int(v) for v in parse_list(args.sizes)),
-                      batch_sizes=tuple(int(v) for v in parse_list(args.batch_sizes)),
+                      sizes=_positive_ints(args.sizes, "--sizes"),
+                      batch_sizes=_positive_ints(args.batch_sizes, "--batch-sizes"),
                       device=args.device, amp=args.amp, warmup=args.warmup, iters=args.iters,
                       checkpoints=parse_checkpoints(args.checkpoints), score=args.score, out=Path(args.out))
     res = _run(cfg)
@@ -214,11 +252,12 @@ def run_grid(args) -> int:
 
 
 def run_sweep(args) -> int:
-    _setup(args)
     from iqprior.bench.figures import level_sweeps, parse_levels
     from iqprior.bench.runner import parse_checkpoints, parse_list
 
-    paths = level_sweeps(parse_list(args.models), Path(args.image), Path(args.out), parse_levels(args.levels),
+    levels = parse_levels(args.levels)
+    _setup(args)
+    paths = level_sweeps(parse_list(args.models), Path(args.image), Path(args.out), levels,
                          parse_checkpoints(args.checkpoints), args.random_init, args.device)
     for p in paths:
         print(f"wrote {p}")

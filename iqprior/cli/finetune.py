@@ -8,6 +8,7 @@ runs data-parallel.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -47,8 +48,31 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from ..distributed import resolve_device
     from ..training.finetune import FinetuneConfig, finetune
+    from .checks import check_checkpoint, check_out, check_positive
     from .restore import parse_options
+
+    # every argument is checked before any model is built or any file written
+    check_positive(args.steps, "--steps", minimum=0)
+    check_positive(args.batch_size, "--batch-size")
+    check_positive(args.save_every, "--save-every", minimum=0)
+    check_positive(args.log_every, "--log-every", minimum=0)
+    check_positive(args.num_workers, "--num-workers", minimum=0)
+    if args.size is not None:
+        check_positive(args.size, "--size", minimum=8)
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if args.default_level is not None and not 0 <= args.default_level <= 9:
+        raise ValueError(f"--default-level must be a level in 0..9, got {args.default_level}")
+    for flag, folder in (("--data", args.data), ("--lq", args.lq)):
+        if folder is not None and not Path(folder).exists():
+            raise FileNotFoundError(f"{flag} {folder}: no such folder")
+    if args.scores is not None and not Path(args.scores).is_file():
+        raise FileNotFoundError(f"--scores {args.scores}: no such manifest (write one with `iqprior score`)")
+    check_out(args.out, "--out")
+    check_checkpoint(args.checkpoint)
+    resolve_device(args.device)
 
     cfg = FinetuneConfig(model=args.model, data=args.data, out=args.out, checkpoint=args.checkpoint,
                          scores=args.scores, lq=args.lq, train_base=args.train_base, steps=args.steps,

@@ -39,8 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--upscale", type=float, default=1, help="whole photos: output scale (default 1)")
     p.add_argument("--only-center-face", action="store_true", help="whole photos: restore only the central face")
-    p.add_argument("--sweep", default=None, metavar="A..B",
-                   help="write one comparison grid per input with the result at levels A..B (e.g. 0..9)")
+    p.add_argument("--sweep", default=None, metavar="LEVELS",
+                   help="write one comparison grid per input with the result at these levels "
+                        "(0..9, 0-9 or 2,5,9)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("--no-progress", action="store_true")
@@ -63,30 +64,17 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def parse_score(text: str):
-    """``"9"`` -> level 9 (int); ``"0.93"`` -> score 0.93 (float)."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"--score must be a level 0..9 or a score in [0, 1], got {text!r}") from None
+    """``"9"`` -> level 9 (int); ``"0.93"`` -> score 0.93 (float); out of range is a ``ValueError``."""
+    from ..levels import parse_condition
+
+    return parse_condition(text, flag="--score")
 
 
 def parse_sweep(text: str) -> list[int]:
-    """``"0..9"`` -> [0, ..., 9]; ``"2,5,9"`` -> [2, 5, 9]."""
-    try:
-        if ".." in text:
-            a, b = (int(t) for t in text.split("..", 1))
-            levels = list(range(a, b + 1))
-        else:
-            levels = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ValueError(f"--sweep expects A..B or a comma list of levels, got {text!r}") from None
-    if not levels or min(levels) < 0 or max(levels) > 9:
-        raise ValueError(f"--sweep levels must lie in 0..9, got {text!r}")
-    return levels
+    """``"0..9"`` or ``"0-9"`` -> [0, ..., 9]; ``"2,5,9"`` -> [2, 5, 9] (see :func:`iqprior.levels.parse_levels`)."""
+    from ..levels import parse_levels
+
+    return parse_levels(text, flag="--sweep")
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -107,25 +95,34 @@ def _output_name(path: Path, used: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     import adapters
 
+    from ..distributed import resolve_device
     from ..faces.restorer import Restorer
-    from ..io import read_image, write_image
+    from ..io import check_finite, read_image, write_image
+    from .checks import check_checkpoint, check_out, check_positive
 
+    # every argument is checked before any model is built or any file written
     files = collect_inputs(args.inputs)
     if not files:
         raise ValueError(f"no images found in {args.inputs}")
-    if args.batch_size < 1:
-        raise ValueError("--batch-size must be >= 1")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    check_positive(args.batch_size, "--batch-size")
+    if args.upscale <= 0:
+        raise ValueError(f"--upscale must be > 0, got {args.upscale}")
+    if args.fidelity is not None and not 0.0 <= args.fidelity <= 1.0:
+        raise ValueError(f"--fidelity must lie in [0, 1], got {args.fidelity}")
+    score = parse_score(args.score)
+    levels = parse_sweep(args.sweep) if args.sweep else None
+    device = resolve_device(args.device)
+    check_out(args.out, "--out")
+    check_checkpoint(args.checkpoint)
+    if args.model not in adapters.list_adapters():
+        adapters.spec(args.model)  # raises the registry's "unknown adapter ... did you mean" error
     options = parse_options(args.option)
     options.setdefault("fidelity", args.fidelity)
     model = adapters.create(args.model, checkpoint=args.checkpoint, **options).to(device)
     if args.checkpoint is None:
         print(f"note: {args.model} has random weights (no --checkpoint): outputs are meaningless", file=sys.stderr)
-    levels = parse_sweep(args.sweep) if args.sweep else None
     if levels is not None and not model.is_conditioned:
         print(f"note: {args.model} is not conditioned; every level gives the same image", file=sys.stderr)
     restorer = Restorer(model, device, batch_size=args.batch_size, aligned=args.aligned,
@@ -134,7 +131,6 @@ def run(args: argparse.Namespace) -> int:
         _ = restorer.pipeline  # build the face detector now: missing weights fail once, not per file
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    score = parse_score(args.score)
 
     names: dict[str, int] = {}
     jobs = [(f, out_dir / (_output_name(f, names) + ("_sweep.png" if levels else ".png"))) for f in files]
@@ -159,24 +155,33 @@ def run(args: argparse.Namespace) -> int:
                     raise
         try:
             if levels is not None:
-                for (f, o), img in zip(ok, images):
+                results = []
+                for img in images:
                     by_level, n = restorer.sweep(img, levels)
-                    _write_sweep(by_level, o, f, args.model, restorer.input_view(img))
-                    if n == 0:
-                        no_face.append(f)
-                    done += 1
+                    results.append(((by_level, restorer.input_view(img)), n))
             else:
                 results = restorer.restore(images, score)
-                for (f, o), (img, n) in zip(ok, results):
-                    write_image(o, img)
-                    if n == 0:
-                        no_face.append(f)
-                    done += 1
         except Exception as e:
             if args.debug:
                 raise
-            for f, _ in ok:
+            failed += [(f, e) for f, _ in ok]
+            results = []
+        for (f, o), (img, n) in zip(ok, results):
+            try:  # a NaN/Inf output (NaN weights, a broken input) is an error, never a written image
+                if levels is not None:
+                    for lv, y in img[0].items():
+                        check_finite(y, f"the output at level {lv}")
+                    _write_sweep(img[0], o, f, args.model, img[1], levels)
+                else:
+                    write_image(o, check_finite(img, "the output"))
+            except Exception as e:
+                if args.debug:
+                    raise
                 failed.append((f, e))
+                continue
+            if n == 0:
+                no_face.append(f)
+            done += 1
         bar.update(len(chunk))
     bar.close()
 
@@ -189,10 +194,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _write_sweep(by_level: dict, out: Path, source: Path, model: str, input_image: Optional[Any]) -> None:
+def _write_sweep(by_level: dict, out: Path, source: Path, model: str, input_image: Optional[Any],
+                 levels: list[int]) -> None:
     from ..figures import level_sweep  # lazy: matplotlib
     from ..io import atomic_path
+    from ..levels import format_levels
 
+    title = f"{model}: {source.name}, levels {format_levels(levels)}"
     with atomic_path(out) as tmp:
-        level_sweep(by_level, tmp.with_suffix(".png"), title=f"{model}: {source.name}", input_image=input_image)
+        level_sweep(by_level, tmp.with_suffix(".png"), title=title, input_image=input_image)
         tmp.with_suffix(".png").replace(tmp)

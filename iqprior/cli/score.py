@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -15,7 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("dir", help="folder of images (or one image)")
     p.add_argument("--members", default="paper",
                    help="preset (paper, offline, underwater) or comma-separated member names (default: paper)")
-    p.add_argument("--out", required=True, help="manifest to write/append (JSONL)")
+    p.add_argument("--out", default=None, help="manifest to write/append (JSONL); required unless --list-members")
     p.add_argument("--calibrate", action="store_true",
                    help="fit the dataset min-max calibration over the manifest and write it beside --out")
     p.add_argument("--calibration", help="calibration JSON to apply (or, with --calibrate, where to write it)")
@@ -32,9 +33,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..distributed import default_device, init_distributed
+    from ..distributed import default_device, init_distributed, resolve_device
     from ..scoring import SPECS, create_scorer, member_available
+    from ..scoring.ensemble import preset_members
     from ..scoring.job import score_directory
+    from .checks import check_out, check_positive
 
     if args.list_members:
         for name, spec in SPECS.items():
@@ -44,12 +47,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:18s} {'ok ' if ok else '-- '} {'lower' if spec.lower_better else 'higher'} is better, "
                   f"range {spec.score_range}{'' if ok else '  [' + why + ']'}")
         return 0
+    # every argument is checked before any model is built or any file written
+    if args.out is None:
+        raise ValueError("the following arguments are required: --out (the manifest to write, e.g. scores.jsonl)")
+    check_out(args.out, "--out", is_file=True)
+    check_out(args.plot, "--plot", is_file=True)
+    check_positive(args.batch_size, "--batch-size")
+    if not 0.0 <= args.hq_threshold <= 1.0:
+        raise ValueError(f"--hq-threshold must lie in [0, 1], got {args.hq_threshold}")
+    if args.calibration and not args.calibrate and not Path(args.calibration).is_file():
+        raise FileNotFoundError(f"--calibration {args.calibration}: no such file (write one with --calibrate)")
+    preset_members(args.members)  # unknown member names fail here, in one line
+    resolve_device(args.device)
     dist = init_distributed(args.device)
     device = args.device or default_device(dist)
     if dist.enabled and args.device in (None, "cuda"):
         device = default_device(dist)
     scorer = create_scorer(args.members, calibration=None if args.calibrate else args.calibration, device=device,
                            pretrained=not args.random_weights, batch_size=args.batch_size)
+    if args.random_weights:
+        print("note: --random-weights: learned members have random weights; scores are meaningless",
+              file=sys.stderr)
     result = score_directory(args.dir, scorer, args.out, calibrate=args.calibrate, calibration=args.calibration,
                              hq_threshold=args.hq_threshold, plot=args.plot, progress=not args.no_progress, dist=dist)
     if result.summary is None:  # non-zero rank under torchrun

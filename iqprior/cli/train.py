@@ -11,6 +11,7 @@ override the file; ``--set section.key=value`` overrides anything else.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -35,14 +36,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from ..distributed import resolve_device
     from ..training.config import load_config
     from ..training.trainer import Trainer
+    from .checks import check_out, check_positive
 
+    check_positive(args.steps, "--steps", minimum=0)
+    check_positive(args.batch_size, "--batch-size")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    check_out(args.out, "--out")
+    if args.init is not None and not Path(args.init).exists():
+        raise FileNotFoundError(f"--init {args.init}: no such run directory (the previous stage's --out)")
     flags = {"data.root": args.data, "data.scores": args.scores, "train.steps": args.steps,
              "train.batch_size": args.batch_size, "train.lr": args.lr, "train.device": args.device,
              "train.vqgan_checkpoint": args.vqgan_checkpoint}
     overrides = list(args.set) + [f"{k}={v}" for k, v in flags.items() if v is not None]
     config = load_config(args.config or f"iqpfr_stage{args.stage}", overrides, stage=args.stage)
+    resolve_device(config.train.device, "--device" if args.device else "train.device")
     out = args.out or f"runs/iqpfr_stage{args.stage}"
     trainer = Trainer(config, out, init=args.init, resume=args.resume)
     trainer.run()

@@ -9,10 +9,14 @@ the inverse transform and blended with a ParseNet face mask (blurred twice
 with a 101-px Gaussian, 10-px border cleared). Without the parsing model a
 square soft mask is used (facexlib's fallback).
 
-facexlib's networks load ``detection_Resnet50_Final.pth`` and
-``parsing_parsenet.pth`` from ``model_rootpath``; here that directory comes
-from :mod:`iqprior.weights` (cache, ``IQPRIOR_WEIGHTS``), so offline use gives
-a :class:`iqprior.weights.WeightsUnavailableError` naming the files.
+facexlib's own loaders (``init_detection_model``, ``init_parsing_model``)
+unpickle ``detection_Resnet50_Final.pth`` and ``parsing_parsenet.pth`` with
+``torch.load`` and no ``weights_only``; here the two networks are built from
+facexlib's classes (:func:`build_detector`, :func:`build_parser`) and their
+files read through :func:`iqprior.checkpoint.read_official_checkpoint`
+(``weights_only=True``, strict). The files' directory comes from
+:mod:`iqprior.weights` (cache, ``IQPRIOR_WEIGHTS``), so offline use gives a
+:class:`iqprior.weights.WeightsUnavailableError` naming the files.
 ``FacePipeline(load_models=False)`` skips both networks: alignment and
 paste-back then work on landmarks the caller supplies (used by the tests).
 
@@ -29,7 +33,8 @@ from unittest import mock
 import numpy as np
 import torch
 
-__all__ = ["FacePipeline", "FaceCrops", "FFHQ_TEMPLATE_512", "DETECTOR_FILE", "PARSER_FILE", "model_rootpath"]
+__all__ = ["FacePipeline", "FaceCrops", "FFHQ_TEMPLATE_512", "DETECTOR_FILE", "PARSER_FILE", "model_rootpath",
+           "build_detector", "build_parser"]
 
 DETECTOR_FILE = "detection_Resnet50_Final.pth"
 PARSER_FILE = "parsing_parsenet.pth"
@@ -63,6 +68,32 @@ def model_rootpath(files: Sequence[str] = (DETECTOR_FILE, PARSER_FILE), download
                 import shutil
                 shutil.copyfile(p, link)
     return root
+
+
+def build_detector(path: Optional[str | os.PathLike] = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """facexlib's RetinaFace (ResNet-50), loaded from ``path`` (``module.`` prefix stripped) or random."""
+    from facexlib.detection.retinaface import RetinaFace
+
+    from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
+
+    net = RetinaFace(network_name="resnet50", half=False, device=torch.device(device))
+    if path is not None:
+        state = match_prefix(read_official_checkpoint(path, ()), net.state_dict().keys(), ("module.",))
+        load_strict(net, state, source=str(path))
+    return net.eval().to(device)
+
+
+def build_parser(path: Optional[str | os.PathLike] = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """facexlib's ParseNet (512², 19 classes), loaded from ``path`` or random."""
+    from facexlib.parsing.parsenet import ParseNet
+
+    from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
+
+    net = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+    if path is not None:
+        state = match_prefix(read_official_checkpoint(path, ()), net.state_dict().keys(), ("module.",))
+        load_strict(net, state, source=str(path))
+    return net.eval().to(device)
 
 
 def _to_bgr_uint8(image: torch.Tensor) -> np.ndarray:
@@ -115,13 +146,16 @@ class FacePipeline:
         self.load_models = load_models
         kwargs = dict(face_size=self.face_size, crop_ratio=(1, 1), det_model="retinaface_resnet50",
                       save_ext="png", use_parse=use_parse and load_models, device=self.device)
+        # facexlib's loaders are bypassed: the networks are built and loaded below (safe reader)
+        with mock.patch.object(frh, "init_detection_model", lambda *a, **k: None), \
+                mock.patch.object(frh, "init_parsing_model", lambda *a, **k: None):
+            self.helper = frh.FaceRestoreHelper(upscale, **kwargs)
         if load_models:
-            rootpath = Path(root) if root is not None else model_rootpath()
-            self.helper = frh.FaceRestoreHelper(upscale, model_rootpath=str(rootpath), **kwargs)
-        else:  # alignment and paste-back only: the two networks are not built
-            with mock.patch.object(frh, "init_detection_model", lambda *a, **k: None), \
-                    mock.patch.object(frh, "init_parsing_model", lambda *a, **k: None):
-                self.helper = frh.FaceRestoreHelper(upscale, **kwargs)
+            files = (DETECTOR_FILE, PARSER_FILE) if use_parse else (DETECTOR_FILE,)
+            rootpath = Path(root) if root is not None else model_rootpath(files)
+            self.helper.face_det = build_detector(rootpath / DETECTOR_FILE, self.device)
+            if use_parse:
+                self.helper.face_parse = build_parser(rootpath / PARSER_FILE, self.device)
 
     @property
     def template(self) -> np.ndarray:

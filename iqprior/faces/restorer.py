@@ -2,7 +2,9 @@
 
 Used by ``iqprior restore``; the library-level counterpart of CodeFormer's
 ``inference_codeformer.py`` loop. Inputs and outputs are ``(3, H, W)`` RGB
-tensors in [0, 1]; outputs are clamped to [0, 1] (they are written as images).
+tensors in [0, 1]; outputs are clamped to [0, 1] (they are written as images),
+except that a non-finite model output (NaN weights, a broken input) stays NaN
+for the caller to refuse (:func:`iqprior.io.check_finite`), never a black image.
 """
 from __future__ import annotations
 
@@ -14,6 +16,12 @@ import torch.nn.functional as F
 from ..levels import ScoreLike
 
 __all__ = ["Restorer", "resize_square"]
+
+
+def _clamp(y: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1], keeping NaN and turning ±Inf into NaN (clamp alone would hide an Inf)."""
+    y = y.float()
+    return torch.where(torch.isfinite(y), y, torch.full_like(y, float("nan"))).clamp(0, 1)
 
 
 def resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -62,7 +70,7 @@ class Restorer:
         outs = []
         for i in range(0, faces.shape[0], self.batch_size):
             x = faces[i:i + self.batch_size].to(self.device)
-            outs.append(self.model(x, score=score).float().clamp(0, 1).cpu())
+            outs.append(_clamp(self.model(x, score=score)).cpu())
         return torch.cat(outs) if outs else faces.clone()
 
     def input_view(self, image: torch.Tensor) -> torch.Tensor:
@@ -75,7 +83,7 @@ class Restorer:
         """Restore each image; returns ``(result, number of faces)`` pairs (``-1`` = not a face task)."""
         if self.task == "image":
             with torch.no_grad():
-                return [(self.model(img[None].to(self.device), score=score)[0].float().clamp(0, 1).cpu(), -1)
+                return [(_clamp(self.model(img[None].to(self.device), score=score)[0]).cpu(), -1)
                         for img in images]
         if self.aligned:
             batch = torch.cat([resize_square(img[None], self.size) for img in images]) if images else None

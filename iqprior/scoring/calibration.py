@@ -83,8 +83,9 @@ class Calibration:
                 raise ValueError(f"calibration of {n!r} has an invalid range [{m.min}, {m.max}]")
         return cls(members, eps)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+    def save(self, path: str | os.PathLike, extra: Optional[Mapping] = None) -> Path:
+        """Write the JSON file; ``extra`` keys (e.g. a random-weights note) are stored beside, ignored on load."""
+        return atomic_write_text(path, json.dumps({**self.to_dict(), **dict(extra or {})}, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Calibration:

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..io import check_image_batch
 from .calibration import Calibration
-from .members import Member, build_member, member_available
+from .members import Member, build_member, ensure_all_weights, member_available
 from .specs import OPTIONAL_IN_PRESET, PRESETS, MetricSpec, get_spec
 
 
@@ -32,7 +32,10 @@ class EnsembleScorer(nn.Module):
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
         self.calibration = calibration
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
+        self.random_weights: tuple[str, ...] = ()  # members built with random weights (create_scorer sets it)
 
     @property
     def names(self) -> list[str]:
@@ -138,5 +141,10 @@ def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
     if batch_size is None:
         batch_size = 8 if torch.device(device).type == "cuda" else 1
     specs = preset_members(members)
+    if pretrained:
+        ensure_all_weights(specs)
     built = [build_member(s, device=device, pretrained=pretrained) for s in specs]
-    return EnsembleScorer(built, calibration, batch_size=batch_size).eval()
+    scorer = EnsembleScorer(built, calibration, batch_size=batch_size).eval()
+    if not pretrained:
+        scorer.random_weights = tuple(s.name for s in specs if s.backend == "pyiqa" and s.weights)
+    return scorer

@@ -2,13 +2,16 @@
 
 PSNR (RGB) and SSIM (Y channel) are pyiqa's defaults and need no file.
 LPIPS (AlexNet, v0.1; Zhang et al. 2018) needs torchvision's AlexNet file,
-which torchvision loads from the torch hub cache, and the LPIPS linear
-layers, which pyiqa would unpickle with ``weights_only=False``: it is built
-with ``pretrained=False`` and that file (``load=True`` in its spec) is
-loaded here with ``weights_only=True`` and a strict key check.
+which pyiqa's trunk always asks torchvision for (``load_state_dict_from_url``,
+``weights_only=False``), and the LPIPS linear layers, which pyiqa would
+unpickle with ``weights_only=False``. The network is built with
+``pretrained=False`` inside :func:`iqprior.guarded.guarded_loads`, so the
+trunk's file is found through the weights registry, hash-prefix checked and
+read by :func:`iqprior.checkpoint.safe_load`; the linear layers (``load=True``
+in the spec) are loaded here through the same reader with a strict key check.
 
-Weight files are looked for where :func:`iqprior.scoring.members.weight_dir`
-says, as for the no-reference members.
+Weight files are looked for where :func:`iqprior.scoring.members.weight_path`
+says (the weights registry first), as for the no-reference members.
 """
 from __future__ import annotations
 
@@ -17,10 +20,10 @@ from typing import Callable, Optional
 
 import torch
 
-from .members import missing_weights, weight_dir
+from .members import missing_weights, weight_dir, weight_path
 from .specs import MetricSpec, get_spec
 
-__all__ = ["fullref_available", "build_fullref"]
+__all__ = ["fullref_available", "build_fullref", "build_fullref_net", "check_lpips_layers"]
 
 FullRefFn = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 
@@ -53,15 +56,13 @@ def build_fullref(spec: MetricSpec | str, device: torch.device | str = "cpu") ->
     Direction and range are the spec's (``lower_better``, ``score_range``).
     Call :func:`fullref_available` first; this raises whatever pyiqa raises.
     """
-    import pyiqa
-
     spec = _full_reference_spec(spec)
     device = torch.device(device)
     kwargs = dict(spec.create_kwargs)
-    own = [weight_dir(w) / w.file for w in spec.weights if w.load]
+    own = [weight_path(w) for w in spec.weights if w.load]
     if own:
         kwargs["pretrained"] = False
-    net = pyiqa.create_metric(spec.pyiqa_name, device=torch.device("cpu"), **kwargs).net
+    net = build_fullref_net(spec.pyiqa_name, **kwargs)
     for path in own:
         _load_lpips_layers(net, path)
     net = net.to(device).eval()
@@ -74,6 +75,16 @@ def build_fullref(spec: MetricSpec | str, device: torch.device | str = "cpu") ->
         return torch.as_tensor(out).detach().float().cpu().reshape(x.shape[0])
 
     return score
+
+
+def build_fullref_net(pyiqa_name: str, **kwargs) -> torch.nn.Module:
+    """pyiqa's network for ``pyiqa_name``, built with every file it reads going through the safe reader."""
+    import pyiqa
+
+    from iqprior.guarded import guarded_loads
+
+    with guarded_loads():
+        return pyiqa.create_metric(pyiqa_name, device=torch.device("cpu"), **kwargs).net
 
 
 def _load_lpips_layers(net: torch.nn.Module, path: Path) -> None:
@@ -95,3 +106,22 @@ def _load_lpips_layers(net: torch.nn.Module, path: Path) -> None:
             if f"lin{i}.{rest}" in state:
                 full[k] = state[f"lin{i}.{rest}"]
     load_strict(net, full, source=str(path))
+
+
+#: LPIPS trunk channels per layer (pyiqa's ``LPIPS.chns``), keyed by the net in the file name
+LPIPS_CHANNELS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512)}
+
+
+def check_lpips_layers(path: Path) -> None:
+    """Strict key/shape check of an ``LPIPS_v0.1_<net>-*.pth`` file against pyiqa's linear layers."""
+    from pyiqa.archs.lpips_arch import NetLinLayer
+
+    from iqprior.checkpoint import CheckpointError, load_strict, read_official_checkpoint
+
+    net = path.name.split("_")[2].split("-")[0] if path.name.count("_") >= 2 else ""
+    if net not in LPIPS_CHANNELS:
+        raise CheckpointError(f"{path.name}: cannot tell the LPIPS trunk ({', '.join(LPIPS_CHANNELS)}) from the name")
+    layers = torch.nn.Module()
+    for i, c in enumerate(LPIPS_CHANNELS[net]):
+        layers.add_module(f"lin{i}", NetLinLayer(c, use_dropout=True))
+    load_strict(layers, read_official_checkpoint(path, ()), source=str(path))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -69,6 +70,23 @@ def _score_batch(scorer: EnsembleScorer, batch: list[tuple[str, torch.Tensor]], 
     return records
 
 
+def done_paths(previous: dict[str, dict], members: Sequence[str]) -> set[str]:
+    """Paths a run may skip: scored without error by every one of ``members``.
+
+    Error records are retried (the cause may be fixed: a file replaced, a bad
+    flag corrected), and records made with other members get the missing ones.
+    """
+    return {path for path, rec in previous.items()
+            if not rec.get("error") and isinstance(rec.get("raw"), dict) and all(m in rec["raw"] for m in members)}
+
+
+def keep_other_members(rec: dict, old: Optional[dict]) -> dict:
+    """A re-scored record keeps the raw scores of members this run did not compute."""
+    if rec.get("error") or not old or old.get("error") or not isinstance(old.get("raw"), dict):
+        return rec
+    return {**rec, "raw": {**old["raw"], **rec["raw"]}}
+
+
 def apply_scores(records: Sequence[dict], scorer_or_specs, calibration: Optional[Calibration],
                  levels: int = 10) -> list[dict]:
     """Add ``score``/``level``/``normalised_by`` to error-free records."""
@@ -76,7 +94,11 @@ def apply_scores(records: Sequence[dict], scorer_or_specs, calibration: Optional
     out = []
     for rec in records:
         rec = dict(rec)
-        if not rec.get("error") and rec.get("raw"):
+        missing = [spec.name for spec in specs if spec.name not in (rec.get("raw") or {})]
+        if not rec.get("error") and rec.get("raw") and missing:  # scored by other members: no score from these
+            for k in ("score", "level", "normalised_by"):
+                rec.pop(k, None)
+        elif not rec.get("error") and rec.get("raw"):
             parts = []
             for spec in specs:
                 v = torch.tensor(rec["raw"][spec.name], dtype=torch.float64)
@@ -137,7 +159,8 @@ def score_directory(root: str | os.PathLike, scorer: EnsembleScorer, out: str | 
     if not files:
         raise FileNotFoundError(f"no images under {root}")
     part = out if not dist.enabled else out.with_name(f"{out.name}.rank{dist.rank}")
-    done = set(latest_by_path(read_manifest(out))) | set(latest_by_path(read_manifest(part)))
+    previous = {**latest_by_path(read_manifest(out)), **latest_by_path(read_manifest(part))}
+    done = done_paths(previous, scorer.names)
     rel = lambda p: (p.relative_to(root).as_posix() if root.is_dir() else p.name)  # noqa: E731
     todo = [p for p in shard(files, dist) if rel(p) not in done]
     skipped = len(shard(files, dist)) - len(todo)
@@ -150,6 +173,7 @@ def score_directory(root: str | os.PathLike, scorer: EnsembleScorer, out: str | 
         def flush():
             nonlocal n_ok, n_err
             for rec in _score_batch(scorer, batch, device):
+                rec = keep_other_members(rec, previous.get(rec["path"]))
                 writer.write(rec)
                 n_err += bool(rec.get("error"))
                 n_ok += not rec.get("error")
@@ -192,6 +216,15 @@ def score_directory(root: str | os.PathLike, scorer: EnsembleScorer, out: str | 
     return finalise(out, scorer, calibrate, calibration, hq_threshold, plot, n_ok, n_err, skipped)
 
 
+def random_note(scorer: EnsembleScorer) -> dict:
+    """``{"random_weights": [...], "note": ...}`` when members have random weights, else ``{}``."""
+    names = list(getattr(scorer, "random_weights", ()))
+    if not names:
+        return {}
+    return {"random_weights": names,
+            "note": f"RANDOM weights for {', '.join(names)} (--random-weights): these scores are meaningless"}
+
+
 def finalise(out: Path, scorer: EnsembleScorer, calibrate: bool, calibration, hq_threshold: float, plot,
              n_ok: int = 0, n_err: int = 0, skipped: int = 0) -> ScoreSummary:
     """Calibrate (optionally), add scores and levels, write summary and histogram."""
@@ -201,9 +234,14 @@ def finalise(out: Path, scorer: EnsembleScorer, calibrate: bool, calibration, hq
     cal = None
     if calibrate:
         raw = raw_by_member(records, scorer.names)
+        n_cal = min((len(v) for v in raw.values()), default=0)
+        if 0 < n_cal < 2:
+            warnings.warn(f"--calibrate over {n_cal} image: min-max over one image is meaningless (every score "
+                          f"becomes 0); calibrate on the whole data set, or pass --calibration FILE from one",
+                          stacklevel=2)
         if raw:
             cal = Calibration.fit(raw)
-            cal.save(cal_path)
+            cal.save(cal_path, random_note(scorer))
     elif calibration:
         cal = Calibration.load(calibration)
     elif scorer.calibration is not None:
@@ -213,10 +251,14 @@ def finalise(out: Path, scorer: EnsembleScorer, calibrate: bool, calibration, hq
     summary = summarise(records, hq_threshold)
     summary["members_used"] = scorer.names
     summary["normalised_by"] = "calibration" if cal else "range"
+    summary.update(random_note(scorer))
+    if calibrate and cal is not None and min(r.count for r in cal.members.values()) < 2:
+        summary["warning"] = "calibrated over one image: min-max over one image is meaningless"
     atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
     hist = None
     if plot and summary["count"]:
         from ..figures import score_histogram
         hist = score_histogram([r["score"] for r in records if r.get("score") is not None], plot,
-                               threshold=hq_threshold, title=f"{out.name}: {summary['count']} images")
+                               threshold=hq_threshold, title=f"{out.name}: {summary['count']} images"
+                               + (" (RANDOM weights)" if getattr(scorer, "random_weights", ()) else ""))
     return ScoreSummary(out, n_ok, n_err, skipped, cal_path if cal and calibrate else None, paths["summary"], hist)

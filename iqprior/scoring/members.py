@@ -1,9 +1,11 @@
 """Building one ensemble member from its :class:`MetricSpec`.
 
-pyiqa members are built with ``pretrained=False`` and their weight file is
-loaded here with ``torch.load(weights_only=True)`` and strict key checks
-(pyiqa itself unpickles with ``weights_only=False`` and, for some networks,
-loads non-strictly). A member is frozen and stays in eval mode even inside a
+pyiqa members are built with ``pretrained=False`` (or by the spec's
+``builder``) and their weight files are loaded here through
+:func:`iqprior.checkpoint.safe_load` with strict key checks (pyiqa itself
+unpickles with ``weights_only=False`` and, for some networks, loads
+non-strictly); whatever pyiqa still loads while a network is built goes through
+:func:`iqprior.guarded.guarded_loads`. A member is frozen and stays in eval mode even inside a
 module put in ``train()``: TOPIQ changes behaviour and MUSIQ crashes otherwise.
 
 Before anything is built, the files a member needs are looked for; when one
@@ -50,10 +52,18 @@ def weight_dir(w: WeightSpec) -> Path:
     raise ValueError(f"unknown weight location {w.where!r}")
 
 
+def weight_path(w: WeightSpec) -> Path:
+    """The file of ``w``: found through the weights registry (``IQPRIOR_WEIGHTS``, cache), else its own place."""
+    from .. import weights
+
+    found = weights.find(w.file) if w.file in weights.REGISTRY else None
+    return found if found is not None else weight_dir(w) / w.file
+
+
 def weight_present(w: WeightSpec) -> bool:
     if w.where == HF:
         return (weight_dir(w) / ("models--" + w.file.replace("/", "--"))).is_dir()
-    return (weight_dir(w) / w.file).is_file()
+    return weight_path(w).is_file()
 
 
 def missing_weights(spec: MetricSpec) -> list[WeightSpec]:
@@ -86,6 +96,7 @@ def member_available(name: str) -> tuple[bool, str]:
 
 def _missing_message(spec: MetricSpec, missing: list[WeightSpec], reason: str) -> str:
     files = "; ".join(f"{w.file} -> {weight_dir(w)}" for w in missing)
+    reason = reason if len(reason) < 400 else reason[:400] + "..."
     return (f"IQA member {spec.name!r} needs weight files that are not on disk ({reason}): {files}. "
             f"Download them on a machine with network access (e.g. `python -c \"import pyiqa; "
             f"pyiqa.create_metric('{spec.pyiqa_name or spec.name}')\"`) and copy them there; pyiqa's cache "
@@ -103,16 +114,49 @@ def _fetch_pyiqa_file(spec: MetricSpec, w: WeightSpec) -> None:
 
 
 def ensure_weights(spec: MetricSpec) -> None:
-    """Make sure every file of ``spec`` is on disk, downloading pyiqa's own files when possible."""
+    """Make sure every file of ``spec`` is on disk, downloading registered files when possible.
+
+    One :class:`MemberWeightsMissing` names every file that is still missing.
+    """
+    from .. import weights
+
     missing = missing_weights(spec)
     if not missing:
         return
     if offline():
         raise MemberWeightsMissing(_missing_message(spec, missing, "offline"))
+    failed, reasons = [], []
     for w in missing:
-        if w.where == PYIQA:
-            _fetch_pyiqa_file(spec, w)
-    # other locations are fetched by the backend itself while building; failures are wrapped there
+        try:
+            if w.file in weights.REGISTRY:
+                weights.resolve(w.file)
+            elif w.where == PYIQA:
+                _fetch_pyiqa_file(spec, w)
+        except (WeightsUnavailableError, ValueError) as e:
+            failed.append(w)
+            reasons.append(str(e).split(";")[0])
+    if failed:
+        raise MemberWeightsMissing(_missing_message(spec, failed, "download failed: " + " | ".join(reasons)))
+    # files in no registry (the HF hub) are fetched by the backend while building; failures are wrapped there
+
+
+def ensure_all_weights(specs: list[MetricSpec]) -> None:
+    """:func:`ensure_weights` for every member; one error names every missing file of every member."""
+    failed = []
+    for spec in specs:
+        try:
+            ensure_weights(spec)
+        except MemberWeightsMissing:
+            failed.append(spec)
+    if not failed:
+        return
+    files = "; ".join(f"{w.file} (for {s.name}) -> {weight_dir(w)}" for s in failed for w in missing_weights(s))
+    n = sum(len(missing_weights(s)) for s in failed)
+    why = "offline" if offline() else "download failed"
+    raise MemberWeightsMissing(
+        f"{n} weight file(s) of members {', '.join(s.name for s in failed)} are not on disk ({why}): {files}. "
+        f"`iqprior weights download NAME` fetches them on a machine with network access; copy them to the "
+        f"directories shown or to a directory named by IQPRIOR_WEIGHTS.")
 
 
 class Member(nn.Module):
@@ -168,11 +212,23 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
                          f"{', '.join(w.file for w in spec.weights if not w.load)} itself")
     import pyiqa
 
+    from ..checkpoint import CheckpointError
+    from ..guarded import guarded_loads
+
+    if spec.builder is not None:
+        module, func = spec.builder.split(":")
+        build = getattr(importlib.import_module(module), func)
+        with guarded_loads():
+            net = build({w.file: weight_path(w) for w in spec.weights} if pretrained else None)
+        return Member(spec, net).to(device)
     kwargs = dict(spec.create_kwargs)
     if own_files:
         kwargs["pretrained"] = False
     try:
-        metric = pyiqa.create_metric(spec.pyiqa_name, device=torch.device("cpu"), **kwargs)
+        with guarded_loads():
+            metric = pyiqa.create_metric(spec.pyiqa_name, device=torch.device("cpu"), **kwargs)
+    except CheckpointError:
+        raise
     except (OSError, RuntimeError, ValueError) as e:
         if pretrained and missing_weights(spec):
             raise MemberWeightsMissing(_missing_message(spec, missing_weights(spec), f"{type(e).__name__}: {e}")
@@ -181,7 +237,7 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
     net = metric.net
     if pretrained:
         for w in own_files:
-            _load_own(net, weight_dir(w) / w.file, w.key)
+            _load_own(net, weight_path(w), w.key)
     return Member(spec, net).to(device)
 
 

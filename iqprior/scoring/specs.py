@@ -9,9 +9,11 @@ branches on a metric's name.
 No-reference metrics are the ensemble members (:mod:`iqprior.scoring.members`);
 full-reference ones (PSNR, SSIM, LPIPS, ``full_reference=True``) are built by
 :mod:`iqprior.scoring.fullref` and score an image against its ground truth.
-Files marked ``load=True`` are loaded by iqprior with
-``torch.load(weights_only=True)`` and strict key checking; the network is
-built with ``pretrained=False`` so pyiqa never unpickles them itself.
+Files marked ``load=True`` are loaded by iqprior through
+:func:`iqprior.checkpoint.safe_load` with strict key checking; the network is
+built with ``pretrained=False`` (or by a ``builder``) so pyiqa never unpickles
+a file itself. File names are those of the weights registry
+(:data:`iqprior.weights.REGISTRY`), which holds their URLs and hashes.
 """
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ class MetricSpec:
         name: our name (the key of :data:`SPECS`).
         backend: ``"pyiqa"`` or ``"module:Class"`` of an ``nn.Module`` whose
             ``forward(x)`` maps ``(B, 3, H, W)`` RGB [0, 1] to ``(B,)`` raw scores.
+        builder: ``"module:function"`` that builds the pyiqa network itself,
+            ``build(files or None)``, where pyiqa's constructor would read
+            files on its own (see :mod:`iqprior.scoring.builders`).
         pyiqa_name: the pyiqa metric name (pyiqa backend).
         full_reference: scores ``x`` against a ground truth ``gt`` (as pyiqa's
             ``metric_mode="FR"``); such a metric is no ensemble member.
@@ -60,6 +65,7 @@ class MetricSpec:
     name: str
     backend: str = "pyiqa"
     pyiqa_name: Optional[str] = None
+    builder: Optional[str] = None
     full_reference: bool = False
     lower_better: bool = False
     score_range: tuple[float, float] = (0.0, 1.0)
@@ -109,14 +115,18 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         paper_name="MUSIQ-AVA", note="aesthetic quality (AVA), 1..10"),
     MetricSpec(
         "clipiqa", pyiqa_name="clipiqa", score_range=(0.0, 1.0),
-        weights=(WeightSpec("RN50.pt", where=CLIP),), licence="MIT (OpenAI CLIP)", paper_name="CLIP-IQA",
-        note="needs pkg_resources (setuptools<81)"),
+        builder="iqprior.scoring.builders:build_clipiqa",
+        weights=(WeightSpec("RN50.pt", where=CLIP, load=True),), licence="MIT (OpenAI CLIP)",
+        paper_name="CLIP-IQA",
+        note="needs pkg_resources (setuptools<81); CLIP's TorchScript file is read as tensors, never run"),
     MetricSpec(
         "arniqa", pyiqa_name="arniqa", score_range=(0.0, 1.0),
-        weights=(WeightSpec("resnet50-0676ba61.pth", where=HUB_CHECKPOINTS),
-                 WeightSpec("ARNIQA.pth", where=HUB_CHECKPOINTS),
-                 WeightSpec("regressor_koniq10k.pth")),
-        licence="CC BY-NC 4.0 (ARNIQA)", paper_name="ARNIQA"),
+        builder="iqprior.scoring.builders:build_arniqa",
+        weights=(WeightSpec("ARNIQA.pth", where=HUB_CHECKPOINTS, load=True),
+                 WeightSpec("regressor_koniq10k.pth", load=True)),
+        licence="CC BY-NC 4.0 (ARNIQA)", paper_name="ARNIQA",
+        note="built by iqprior: the ResNet-50 ImageNet file pyiqa fetches is fully overwritten by "
+             "ARNIQA.pth, so it is not needed"),
     MetricSpec(
         "qalign", pyiqa_name="qalign", score_range=(1.0, 5.0), differentiable=False,
         weights=(WeightSpec("q-future/one-align", where=HF),), licence="see q-future/one-align",

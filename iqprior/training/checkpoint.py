@@ -6,11 +6,15 @@ A checkpoint directory ``step_000123/`` holds
 - ``training_state.pt``: step, optimizer/scheduler/scaler states and the RNG
   states of Python, NumPy and torch (CPU and CUDA), so ``--resume`` continues
   bit-exactly. It is our own file, written with ``torch.save`` and read back
-  with ``weights_only=True`` (tensors, numbers, strings, lists and dicts only).
+  through :func:`iqprior.checkpoint.safe_load` (``weights_only=True``: tensors,
+  numbers, strings, lists and dicts only).
 
 Each file is written to a temporary name and renamed, and the directory is
 completed by a ``DONE`` marker last, so a crash never leaves a checkpoint that
-looks complete but is not.
+looks complete but is not. A checkpoint that is complete but unreadable
+(corrupt, truncated, hostile) is skipped by :func:`resume`, which names it in
+one line and falls back to the previous complete one (trainers keep at least
+the last two).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -88,45 +92,110 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, step: int,
     return out
 
 
-def latest_checkpoint(directory: str | os.PathLike) -> Optional[Path]:
-    """The complete ``step_*`` directory with the highest step, or ``None``."""
+def complete_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Complete ``step_*`` directories (with ``DONE``), newest first; ``directory`` itself if it is one."""
     directory = Path(directory)
     if (directory / DONE_FILE).is_file():
-        return directory
-    best = None
+        return [directory]
+    found = []
     if directory.is_dir():
         for p in directory.iterdir():
             m = _STEP_DIR.match(p.name)
-            if m and (p / DONE_FILE).is_file() and (best is None or int(m.group(1)) > best[0]):
-                best = (int(m.group(1)), p)
-    return best[1] if best else None
+            if m and (p / DONE_FILE).is_file():
+                found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Optional[Path]:
+    """The complete ``step_*`` directory with the highest step, or ``None``."""
+    found = complete_checkpoints(directory)
+    return found[0] if found else None
+
+
+def read_model_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors`` in a checkpoint directory (or the file itself)."""
+    from safetensors.torch import load_file
+
+    from iqprior.checkpoint import CheckpointError
+
+    path = Path(path)
+    file = path / MODEL_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} is missing")
+    try:
+        return load_file(str(file))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"cannot read {file} (truncated or corrupt safetensors): "
+                              f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
 
 
 def load_model_weights(path: str | os.PathLike, model: nn.Module, strict: bool = True) -> None:
     """Load ``model.safetensors`` from a checkpoint directory (or the file itself)."""
-    from safetensors.torch import load_file
-
     from iqprior.checkpoint import load_strict
 
     path = Path(path)
     file = path / MODEL_FILE if path.is_dir() else path
     module = model.module if hasattr(model, "module") else model
-    state = load_file(str(file))
+    state = read_model_weights(file)
     if strict:
         load_strict(module, state, source=str(file))
     else:
         module.load_state_dict(state, strict=False)
 
 
+def read_training_state(path: str | os.PathLike) -> dict[str, Any]:
+    """``training_state.pt`` of a checkpoint directory, read through the safe reader."""
+    from iqprior.checkpoint import CheckpointError, safe_load
+
+    file = Path(path) / STATE_FILE
+    state = safe_load(file)
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "rng" not in state:
+        raise CheckpointError(f"{file} is not an iqprior training state (no step / rng)")
+    return state
+
+
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizers: Optional[dict[str, Any]] = None,
                     restore_rng: bool = True) -> dict[str, Any]:
-    """Restore weights, optimizer states and RNG from a checkpoint directory; return its state dict."""
+    """Restore weights, optimizer states and RNG from a checkpoint directory; return its state dict.
+
+    Both files are read (and checked) before anything is changed, so a bad
+    checkpoint leaves ``model`` and the optimizers as they were.
+    """
+    from iqprior.checkpoint import load_strict
+
     path = Path(path)
-    load_model_weights(path, model)
-    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+    tensors = read_model_weights(path)
+    state = read_training_state(path)
+    module = model.module if hasattr(model, "module") else model
+    load_strict(module, tensors, source=str(path / MODEL_FILE))
     for name, obj in (optimizers or {}).items():
         if obj is not None and name in state:
             obj.load_state_dict(state[name])
     if restore_rng:
         set_rng_state(state["rng"])
     return state
+
+
+def resume(directory: str | os.PathLike, model: nn.Module, optimizers: Optional[dict[str, Any]] = None,
+           log: Callable[[str], None] = print) -> Optional[tuple[Path, dict[str, Any]]]:
+    """Load the newest checkpoint in ``directory`` that reads; ``None`` when there is none.
+
+    An unreadable one (corrupt, truncated, refused, missing file) is named in one
+    line through ``log`` and the previous complete one is tried. When none reads,
+    one :class:`iqprior.checkpoint.CheckpointError` names them all.
+    """
+    from iqprior.checkpoint import CheckpointError
+
+    candidates = complete_checkpoints(directory)
+    problems = []
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path, model, optimizers)
+        except (CheckpointError, FileNotFoundError, KeyError) as e:
+            line = f"skipping checkpoint {path}: {e}"
+            log(line if len(line) < 500 else line[:500] + "...")
+            problems.append(path.name)
+    if problems:
+        raise CheckpointError(f"no checkpoint in {directory} can be resumed from ({', '.join(problems)} "
+                              f"unreadable, see above); remove them or start without --resume")
+    return None

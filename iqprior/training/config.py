@@ -15,6 +15,7 @@ whose training recipe the paper follows ([54]).
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -69,7 +70,7 @@ class TrainOptions(ConfigMixin):
     log_every: int = 10
     val_every: int = 500
     save_every: int = 1000
-    keep_last: int = 3                    # checkpoints kept (0 = all)
+    keep_last: int = 3                    # checkpoints kept (0 = all; never fewer than 2)
     # Stage I (Eqs. 3–6)
     pixel_weight: float = 1.0
     perceptual: str = "vgg19"             # "vgg19" (basicsr, needs vgg19-dcbb9e9d.pth), "vgg19_random", "none"
@@ -131,25 +132,94 @@ class TrainConfig(ConfigMixin):
         """Sections read as YAML gives them (numbers written ``1e-4`` arrive as strings and are converted)."""
         d = dict(d or {})
         check_options(d, [f.name for f in dataclasses.fields(cls)], "config section(s)")
-        return cls(stage=int(d.get("stage", 1)), model=IQPFRConfig.from_dict(d.get("model") or {}),
+        stage = coerce(d.get("stage", 1), int, "stage")
+        model = d.get("model") or {}
+        if not isinstance(model, Mapping):
+            raise ValueError(f"config section 'model' must be a mapping of key: value, got {type(model).__name__}")
+        hints = typing.get_type_hints(IQPFRConfig)
+        model = {k: coerce(v, hints[k], f"model.{k}") if k in hints else v for k, v in model.items()}
+        return cls(stage=stage, model=IQPFRConfig.from_dict(model),
                    data=_build(DataOptions, d.get("data") or {}, "data"),
                    train=_build(TrainOptions, d.get("train") or {}, "train"))
 
 
 def _build(cls, d: Mapping[str, Any], section: str):
     if not isinstance(d, Mapping):
-        raise ValueError(f"config section {section!r} must be a mapping, got {type(d).__name__}")
-    values = dict(d)
-    for f in dataclasses.fields(cls):  # YAML reads "1e-4" as a string; numbers follow the field's default type
-        default = f.default
-        if f.name in values and isinstance(default, (int, float)) and not isinstance(default, bool):
-            v = values[f.name]
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
-                try:
-                    values[f.name] = type(default)(float(v)) if isinstance(default, float) else int(v)
-                except ValueError:
-                    raise ValueError(f"{section}.{f.name} must be a number, got {v!r}") from None
-    return cls.from_dict(values)
+        raise ValueError(f"config section {section!r} must be a mapping of key: value, got {type(d).__name__}")
+    check_options(d, [f.name for f in dataclasses.fields(cls)], f"config section {section!r} option(s)")
+    hints = typing.get_type_hints(cls)
+    values = {k: coerce(v, hints[k], f"{section}.{k}") for k, v in d.items()}
+    return cls(**values)
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Union:
+        inner = [a for a in args if a is not type(None)]
+        return " or ".join(_describe(a) for a in inner) + (" or null" if len(inner) < len(args) else "")
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0])}s"
+        return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
+    if origin in (dict, Mapping) or tp is dict:
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` (as YAML read it) checked against the field type ``tp``; ``TypeError`` naming ``key`` if wrong.
+
+    Numbers written as strings (YAML reads ``1e-4`` as one) are converted;
+    lists become tuples where the field is a tuple.
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+
+    def bad() -> TypeError:
+        return TypeError(f"config key {key} must be {_describe(tp)}, got {value!r} ({type(value).__name__})")
+
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        for a in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, a, key)
+            except TypeError:
+                continue
+        raise bad()
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise bad()
+        return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise bad()
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise bad()
+        try:
+            number = float(value)
+        except ValueError:
+            raise bad() from None
+        if tp is int:
+            if not number.is_integer():
+                raise bad()
+            return int(number)
+        return number
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    return value
+
 
 
 def resolve_config_path(name: Union[str, Path]) -> Path:
@@ -172,7 +242,13 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
     raw: dict[str, Any] = {}
     if path is not None:
         p = resolve_config_path(path)
-        raw = yaml.safe_load(p.read_text()) or {}
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ValueError(f"{p}:{where}: YAML syntax error: {what}; fix the file") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{p} must hold a mapping with sections model/data/train")
     for item in overrides:
@@ -183,7 +259,10 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
             raise ValueError(f"cannot override {key}: section {section!r} is not a mapping")
-        raw[section][name] = yaml.safe_load(value)
+        try:
+            raw[section][name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"override {item!r}: the value is not valid YAML") from None
     if stage is not None:
         raw["stage"] = stage
     return TrainConfig.from_dict(raw)

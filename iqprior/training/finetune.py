@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -165,7 +166,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     import adapters
 
     from ..distributed import barrier, default_device, init_distributed
-    from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from .checkpoint import resume, save_checkpoint
 
     dist = init_distributed(cfg.device)
     device = torch.device(cfg.device) if cfg.device and not dist.enabled else default_device(dist)
@@ -177,11 +178,8 @@ def finetune(cfg: FinetuneConfig) -> Path:
     if not model.is_conditioned and not cfg.train_base:
         raise ValueError(f"{cfg.model!r} has no level embedding: fine-tune its '+' variant "
                          f"(e.g. {cfg.model}+) or pass --train-base")
-    model.to(device).train()
-    params = model.trainable_parameters(cfg.train_base)
-    model.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
+    model.to(device)
+    params = model.prepare_finetune(cfg.train_base)  # frozen parts stay in eval(): BN statistics do not move
     loss_module: nn.Module = LossModule(model)
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -195,9 +193,10 @@ def finetune(cfg: FinetuneConfig) -> Path:
     ckpt_dir = out / "checkpoints"
     step = 0
     if cfg.resume:
-        last = latest_checkpoint(ckpt_dir)
-        if last is not None:
-            state = load_checkpoint(last, model, {"optimizer": optimizer})
+        found = resume(ckpt_dir, model, {"optimizer": optimizer},
+                       log=lambda line: print(line, file=sys.stderr) if dist.is_main else None)
+        if found is not None:
+            last, state = found
             step = int(state["step"])
             if dist.is_main:
                 print(f"resuming from {last} (step {step})")

@@ -46,9 +46,12 @@ def build_perceptual(kind: str) -> Optional[nn.Module]:
     layers = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
     if kind == "vgg19_random":
         return _RandomVGGPerceptual(layers)
+    from ..guarded import guarded_loads
+
     losses = import_basicsr("basicsr.losses.basic_loss")
-    return losses.PerceptualLoss(layers, vgg_type="vgg19", use_input_norm=True, range_norm=True,
-                                 perceptual_weight=1.0, style_weight=0.0, criterion="l2")
+    with guarded_loads():  # torchvision's vgg19 file is found via the weights registry and read safely
+        return losses.PerceptualLoss(layers, vgg_type="vgg19", use_input_norm=True, range_norm=True,
+                                     perceptual_weight=1.0, style_weight=0.0, criterion="l2")
 
 
 class _RandomVGGPerceptual(nn.Module):

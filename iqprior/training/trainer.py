@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..distributed import barrier, default_device, init_distributed
-from .checkpoint import MODEL_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import MODEL_FILE, latest_checkpoint, resume, save_checkpoint
 from .config import TrainConfig
 from .stages import build_stage
 
@@ -161,11 +161,12 @@ class Trainer:
         self.log(f"initialised {type(self.stage.net).__name__} from {ckpt} ({prefix[:-1]} weights)")
 
     def _resume(self) -> None:
-        ckpt = latest_checkpoint(self.out / "checkpoints")
-        if ckpt is None:
+        found = resume(self.out / "checkpoints", self.stage,
+                       {k: v for k, v in self.optimizers().items() if v is not None}, log=self.log)
+        if found is None:
             self.log(f"no checkpoint in {self.out / 'checkpoints'}; starting from step 0")
             return
-        state = load_checkpoint(ckpt, self.stage, {k: v for k, v in self.optimizers().items() if v is not None})
+        ckpt, state = found
         self.step = int(state["step"])
         self.log(f"resumed from {ckpt} at step {self.step}")
 
@@ -266,8 +267,9 @@ class Trainer:
 
         if self.t.keep_last <= 0:
             return
+        # at least two: an unreadable newest checkpoint leaves the previous one to resume from
         steps = sorted((self.out / "checkpoints").glob("step_*"))
-        for old in steps[:-self.t.keep_last]:
+        for old in steps[:-max(2, self.t.keep_last)]:
             shutil.rmtree(old, ignore_errors=True)
 
     def _write_config(self) -> None:

@@ -98,22 +98,6 @@ def test_large_image(official_file):
     assert y.shape == (1, 3, 700, 1000)
 
 
-def test_plus_identity_at_init_and_score_effect(official_file):
-    path = official_file[0]
-    base = adapters.create("nu2net", checkpoint=path)
-    plus = adapters.create("nu2net+", checkpoint=path)
-    assert plus.score_embedding.weight.shape == (10, 512)
-    x = torch.rand(2, 3, 33, 47)
-    with torch.no_grad():
-        y = base(x)
-        assert torch.equal(plus(x), y)
-        assert torch.equal(plus(x, score=torch.tensor([0, 9])), y)
-        plus.score_embedding.weight.normal_()
-        assert not torch.allclose(plus(x, score=9), y)
-        a = plus(x, score=torch.tensor([1, 9]))
-        assert torch.allclose(a[1], plus(x[1:], score=9)[0], atol=1e-6)
-
-
 def test_finetune_losses_l1(official_file):
     plus = adapters.create("nu2net+", checkpoint=official_file[0]).train()
     lq, gt = torch.rand(2, 3, 32, 40), torch.rand(2, 3, 32, 40)

@@ -120,3 +120,43 @@ def test_trainable_parameters():
     assert plus.trainable_parameters() == [plus.score_embedding.weight]
     assert len(plus.trainable_parameters(train_base=True)) == 1 + len(list(plus.net.parameters()))
     assert len(adapters.create("tiny").trainable_parameters()) == 4
+
+
+# -- user adapters through the `iqprior.adapters` entry-point group ------------------------------------------
+def _install(tmp_path, monkeypatch, lines: str):
+    info = tmp_path / "site" / "user_pkg-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-pkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[iqprior.adapters]\n" + lines)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    adapters._entry_points.cache_clear()
+
+
+@pytest.fixture
+def clear_entry_points():
+    yield
+    adapters._entry_points.cache_clear()
+
+
+def test_entry_point_adapters_are_listed_and_built(tmp_path, monkeypatch, clear_entry_points):
+    _install(tmp_path, monkeypatch, f"mine = {__name__}:build_tiny\nmine+ = {__name__}:build_tiny_plus\n")
+    assert {"mine", "mine+"} <= set(adapters.list_adapters())
+    m = adapters.create("mine+", ch=3)
+    assert isinstance(m, TinyAdapter) and m.is_conditioned and not m.training
+    assert "entry point of user-pkg" in adapters.spec("mine").source
+
+
+def test_broken_entry_points_give_one_line_errors(tmp_path, monkeypatch, clear_entry_points):
+    _install(tmp_path, monkeypatch, "nocolon = just_a_module\nnomodule = no_such_module_xyz:build\n"
+                                    f"noattr = {__name__}:no_such_builder\nnotadapter = torch:zeros\n")
+    names = adapters.list_adapters()  # listing never imports
+    assert {"nocolon", "nomodule", "noattr", "notadapter"} <= set(names)
+    with pytest.raises(ImportError, match=r"^entry point nocolon = 'just_a_module' \(user-pkg.*not 'module:function'$"):
+        adapters.create("nocolon")
+    with pytest.raises(ImportError, match=r"adapter 'nomodule' \(entry point of user-pkg\): cannot import"):
+        adapters.create("nomodule")
+    with pytest.raises(AttributeError, match="has no 'no_such_builder'"):
+        adapters.create("noattr")
+    with pytest.raises(TypeError, match="not an adapters.Adapter"):
+        adapters.create("notadapter", size=(1,))
+    assert "nomodule" not in adapters.list_adapters(available_only=True)

@@ -92,6 +92,9 @@ def test_weights_cli(capsys, monkeypatch, tmp_path):
     assert main(["weights", "path", "codeformer.pth"]) == 1
     f = tmp_path / "codeformer.pth"
     f.write_bytes(b"abc")
-    assert main(["weights", "add", str(f)]) == 0
+    assert main(["weights", "add", str(f)]) == 1  # `add` checks that the file loads into CodeFormer
+    assert "refused" in capsys.readouterr().out and weights.find("codeformer.pth") is None
+    weights.cache_dir().mkdir(parents=True, exist_ok=True)
+    (weights.cache_dir() / "codeformer.pth").write_bytes(b"abc")
     assert main(["weights", "verify", "codeformer.pth"]) == 0
     assert "no registered sha256" in capsys.readouterr().out

@@ -92,25 +92,27 @@ def test_quality_tables_rows_columns(tiny, data, tmp_path):
     assert rc == 0
     rows = _read_csv(out / "quality.csv")
     names = [r["method"] for r in rows]
-    assert names == ["Input", "tiny-test", "tiny-test+", "#unavailable"]
+    assert names == ["Input", "tiny-test", "tiny-test+"]  # no comment rows inside the data
     header = list(rows[0])
-    for title in ("PSNR ↑", "SSIM ↑", "LPIPS ↓", "PIQE ↓", "Entropy ↑", "MDFS ↓"):
+    for title in ("PSNR", "SSIM", "LPIPS", "PIQE", "Entropy", "MDFS"):  # no arrows in column names
         assert title in header and f"{title} delta" in header and f"{title} rank" in header
+    assert [r["weights"] for r in rows] == ["", "random", "random"]
     by = {r["method"]: r for r in rows}
     # offline metrics and PSNR/SSIM are computed for every row from 2 images
     for row in ("Input", "tiny-test", "tiny-test+"):
         assert by[row]["n_images"] == "2"
-        for title in ("PSNR ↑", "SSIM ↑", "PIQE ↓", "Entropy ↑"):
+        for title in ("PSNR", "SSIM", "PIQE", "Entropy"):
             float(by[row][title])
-    # MDFS (not in pyiqa) and LPIPS (weights not on disk) are unavailable, with a reason
-    assert by["tiny-test"]["MDFS ↓"] == "" and "MDFS" in by["#unavailable"]["MDFS ↓"]
-    assert by["tiny-test"]["LPIPS ↓"] == "" and "not on disk" in by["#unavailable"]["LPIPS ↓"]
+    # MDFS (not in pyiqa) and LPIPS (weights not on disk) are unavailable: empty columns, reasons in md/json
+    assert by["tiny-test"]["MDFS"] == "" and by["tiny-test"]["LPIPS"] == ""
+    reasons = {m["label"]: m["reason"] for m in json.loads((out / "quality.json").read_text())["metrics"]}
+    assert "MDFS" in reasons["MDFS"] and "not on disk" in reasons["LPIPS"]
     # the "+" row has a delta to its base; zero-initialised embedding -> identical outputs -> delta 0
-    assert float(by["tiny-test+"]["PSNR ↑ delta"]) == pytest.approx(0.0, abs=1e-9)
-    assert by["tiny-test"]["PSNR ↑ delta"] == ""
+    assert float(by["tiny-test+"]["PSNR delta"]) == pytest.approx(0.0, abs=1e-9)
+    assert by["tiny-test"]["PSNR delta"] == ""
     md = (out / "quality.md").read_text()
     assert "| Method | PSNR ↑ | SSIM ↑ | LPIPS ↓ *" in md and "MDFS ↓ *" in md
-    assert "| tiny-test+ |" in md and "(+0.00)" in md and "**" in md
+    assert "| tiny-test+ (RANDOM weights) |" in md and "(+0.00)" in md and "**" in md
     assert "MDFS: pyiqa has no MDFS" in md
     log = (out / "bench.log").read_text()
     assert "MDFS unavailable" in log and "LPIPS unavailable" in log
@@ -149,10 +151,10 @@ def test_quality_unknown_and_broken_models_reported(tiny, data, tmp_path):
     rc = main(["bench", "quality", "--models", "tiny-test,tiny-test+", "--data", str(lq),
                "--checkpoints", f"tiny-test+={tmp_path / 'nope.pth'}", "--random-init",
                "--metrics", "entropy", "--out", str(out), "--no-progress"])
-    assert rc == 0
+    assert rc == 1  # a model that could not run is a failure; the table of the others is still written
     by = {r["method"]: r for r in _read_csv(out / "quality.csv")}
-    assert by["tiny-test+"]["note"] == "not run" and by["tiny-test+"]["Entropy ↑"] == ""
-    assert by["tiny-test"]["Entropy ↑"] != ""
+    assert by["tiny-test+"]["note"] == "not run" and by["tiny-test+"]["Entropy"] == ""
+    assert by["tiny-test"]["Entropy"] != ""
     assert "tiny-test+ not run" in (out / "quality.md").read_text()
 
 
@@ -181,12 +183,13 @@ def test_speed_writes_json_and_markdown(tiny, tmp_path):
     assert "| tiny-test+ | 32 | 2 |" in md and "vs base" in md
 
 
-def test_speed_reports_failures(tiny, tmp_path):
+def test_speed_unknown_model_fails_before_any_work(tiny, tmp_path, capsys):
     out = tmp_path / "speed"
     assert main(["bench", "speed", "--models", "tiny-test,nope", "--sizes", "16", "--batch-sizes", "1",
-                 "--device", "cpu", "--iters", "1", "--out", str(out)]) == 0
-    rows = json.loads((out / "speed.json").read_text())["rows"]
-    assert rows[0]["error"] == "" and "unknown adapter 'nope'" in rows[1]["error"]
+                 "--device", "cpu", "--iters", "1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [next(e for e in err if e.startswith("iqprior bench speed: error:"))]
+    assert "unknown adapter 'nope'" in err[0] and not out.exists() and tiny["count"] == 0
 
 
 def test_overopt_report_flags_divergence():
@@ -311,9 +314,9 @@ def test_table_over_datasets(tiny, data, tmp_path):
                  "--out", str(out)]) == 0
     md = (out / "table.md").read_text()
     assert "| Dataset | Method | Entropy ↑ | MDFS ↓ * |" in md
-    assert "| LFW-Test | Input |" in md and "| WIDER-Test | Input |" in md and "|  | tiny-test+ |" in md
+    assert "| LFW-Test | Input |" in md and "| WIDER-Test | Input |" in md and "|  | tiny-test+ (RANDOM weights) |" in md
     rows = _read_csv(out / "table.csv")
     assert [(r["dataset"], r["method"]) for r in rows] == [
         ("LFW-Test", "Input"), ("LFW-Test", "tiny-test"), ("LFW-Test", "tiny-test+"),
-        ("WIDER-Test", "Input"), ("WIDER-Test", "tiny-test"), ("WIDER-Test", "tiny-test+"), ("", "#unavailable")]
+        ("WIDER-Test", "Input"), ("WIDER-Test", "tiny-test"), ("WIDER-Test", "tiny-test+")]
     assert main(["bench", "table", "--runs", str(tmp_path / "nope"), "--out", str(out)]) == 1

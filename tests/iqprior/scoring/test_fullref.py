@@ -1,4 +1,6 @@
 """Full-reference metrics (PSNR, SSIM, LPIPS) from the one metric table, ``iqprior.scoring.specs.SPECS``."""
+import re
+
 import pytest
 import torch
 
@@ -43,6 +45,8 @@ def test_lpips_loads_its_files_with_weights_only(tmp_path, monkeypatch):
     import torchvision
 
     lpips = SPECS["lpips"]
+    # the files below are stand-ins under the real (hash-prefixed) names: skip only the name-hash check here
+    monkeypatch.setattr("iqprior.checkpoint.HUB_HASH", re.compile(r"(?!)"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(du, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa"))
     ok, why = fullref_available(lpips)

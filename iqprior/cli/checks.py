@@ -1,0 +1,61 @@
+"""Argument checks shared by the sub-commands: run before any model is built or any file is written.
+
+Each raises ``ValueError`` with one line that names the flag, the value and
+what to do; :func:`iqprior.cli.main` prints it as ``iqprior CMD: error: ...``.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+
+def check_out(path: Optional[str | os.PathLike], flag: str = "--out", is_file: bool = False) -> Optional[Path]:
+    """``path`` can be created (as a folder, or a file with ``is_file``): no file in the way, writable."""
+    if path is None:
+        return None
+    p = Path(path)
+    if is_file and p.is_dir():
+        raise ValueError(f"{flag} {p} is a folder; give a file name, e.g. {p / 'scores.jsonl'}")
+    if not is_file and p.exists() and not p.is_dir():
+        raise ValueError(f"{flag} {p} is a file, not a folder; choose another {flag}")
+    for parent in p.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {p}: {parent} is a file, not a folder; choose another {flag}")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{flag} {p}: {parent} is not writable; choose another {flag}")
+            break
+    return p
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    if zipfile.is_zipfile(path):       # torch.save (>= 1.6), Lightning .ckpt
+        return True
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:   # legacy torch.save (a pickle)
+        return True
+    if len(head) >= 9 and head[8:9] == b"{":                       # safetensors: u64 header length, then JSON
+        return int.from_bytes(head[:8], "little") <= path.stat().st_size
+    return False
+
+
+def check_checkpoint(value: Optional[str], flag: str = "--checkpoint") -> Optional[str]:
+    """An existing *file* given as a checkpoint must be a torch or safetensors file (names and folders pass)."""
+    if not value:
+        return value
+    p = Path(value).expanduser()
+    if p.is_file():
+        if p.stat().st_size == 0:
+            raise ValueError(f"{flag} {value} is empty (0 bytes); download it again (`iqprior weights`)")
+        if not _looks_like_checkpoint(p):
+            raise ValueError(f"{flag} {value} is not a checkpoint (neither a torch .pth/.ckpt nor a .safetensors "
+                             f"file); give the model's official file, a save_pretrained folder or 'official'")
+    return value
+
+
+def check_positive(value: Optional[int], flag: str, minimum: int = 1) -> None:
+    if value is not None and value < minimum:
+        raise ValueError(f"{flag} must be >= {minimum}, got {value}")
