@@ -156,6 +156,11 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         "uciqe", backend="iqprior.scoring.underwater:UCIQE", score_range=(0.0, 1.0),
         licence="Apache-2.0 (our implementation)", paper_name="UCIQE",
         note="Yang & Sowmya 2015; hand-crafted underwater metric"),
+    MetricSpec(
+        "blur_effect", backend="iqprior.scoring.sharpness:BlurEffect", lower_better=True, score_range=(0.0, 1.0),
+        licence="Apache-2.0 (our implementation)",
+        note="Crete-Roffet et al. 2007 no-reference blur measure (re-blur ratio); ours, no weights; tracks "
+             "blur and JPEG detail loss, reads noise as detail"),
     # full reference: score against the ground truth (benchmark tables with --gt; paper Table 6)
     MetricSpec(
         "psnr", pyiqa_name="psnr", full_reference=True, score_range=(0.0, 50.0),

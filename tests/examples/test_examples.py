@@ -20,6 +20,8 @@ CASES = {
                            "--metrics", "offline,uiqm,uciqe"], ["results/compare/quality.md",
                                                                  "results/compare/grid.png"]),
     "train_iqpfr_tiny.py": (["--steps", "3"], ["runs/iqpfr_tiny"]),
+    "control_experiment.py": (["--steps", "2", "--pool", "16", "--eval-draws", "1"],
+                              ["results/control_example/control.json", "results/control_example/control.png"]),
     "retrofit_basicsr.py": ([], ["results/retrofit_basicsr/run/final/model.safetensors",
                                  "results/retrofit_basicsr/restored/400_img_.png"]),
 }

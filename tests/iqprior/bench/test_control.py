@@ -1,0 +1,116 @@
+"""``iqprior bench control``: the control experiment's outputs, reproducibility and parts.
+
+The fast tests run the whole command with a few steps on a small pool (the
+numbers mean nothing there); the claim itself (level tracks PSNR, level 9 beats
+the baseline) is checked by the slow tests on the default run.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from iqprior.bench.control import ControlConfig, build_twins, make_labels
+from iqprior.bench.control_data import GRADES, imperfect, load_sources, make_pool
+from iqprior.bench.control_report import spearman
+from iqprior.cli import main
+
+TINY = ["--steps", "3", "--pool", "24", "--eval-draws", "1", "--no-progress"]
+FIELDS = ("labels", "levels", "plus_psnr", "baseline_psnr", "spearman_level_psnr", "plus_ssim", "baseline_ssim",
+          "spearman_level_ssim", "nr", "steps", "seed", "wall_time_s")
+
+
+def _run(out, *extra) -> dict:
+    assert main(["bench", "control", "--out", str(out), *TINY, *extra]) == 0
+    return json.loads((out / "control.json").read_text())
+
+
+def _numbers(res: dict) -> dict:
+    return {k: v for k, v in res.items() if k not in ("wall_time_s", "files", "config")}
+
+
+def test_control_outputs_structure_and_reproducible(tmp_path):
+    a = _run(tmp_path / "a", "--seed", "3")
+    for f in FIELDS:
+        assert f in a, f
+    assert a["labels"] == "scorer" and a["levels"] == list(range(10)) and a["steps"] == 3 and a["seed"] == 3
+    for k in ("psnr", "ssim"):
+        assert len(a[f"plus_{k}"]) == 10 and all(isinstance(v, float) for v in a[f"plus_{k}"])
+        assert isinstance(a[f"baseline_{k}"], float)
+        rho = a[f"spearman_level_{k}"]
+        assert rho is None or -1.0 <= rho <= 1.0
+    assert a["nr"]["blur_effect"]["role"] == "label" and a["nr"]["piqe"]["role"] == "held-out"
+    assert len(a["plus_piqe"]) == 10 and "spearman_level_piqe" in a
+    assert sum(a["level_counts"]) == 24 and a["label_members"] == ["blur_effect"]
+    assert set(a["member_tracking"]) >= {"blur_effect", "piqe", "entropy", "uiqm", "uciqe"}
+    assert (tmp_path / "a" / "control.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "a" / "control.md").read_text()
+    assert '"+" level 9' in md and "baseline" in md and "Spearman" in md
+    b = _run(tmp_path / "b", "--seed", "3")
+    assert _numbers(a) == _numbers(b)                    # same seed: the same numbers, to the last digit
+
+
+def test_control_oracle_labels_are_the_grades():
+    train, _ = load_sources()
+    pool = make_pool(train, 20, 32, np.random.default_rng(0))
+    lab = make_labels(pool, "oracle", tracking=False)
+    assert torch.equal(lab.level, GRADES - 1 - pool.grade) and lab.rho_grade == 1.0
+    scored = make_labels(pool, "scorer", tracking=False)
+    assert scored.level.min() >= 0 and scored.level.max() <= 9 and scored.members == ("blur_effect",)
+    assert scored.level.max() == 9      # calibrated on these GTs: the sharpest reaches the top level
+    with pytest.raises(ValueError, match="labels"):
+        ControlConfig(labels="grades")
+
+
+def test_control_twins_start_equal_and_plus_adds_only_the_embedding():
+    base, plus = build_twins(ControlConfig(seed=1))
+    other, _ = build_twins(ControlConfig(seed=2))
+    assert not torch.equal(base.head[0].weight, other.head[0].weight)   # the seed sets the initialisation
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        y = base(x)
+        for lv in (0, 9):
+            assert torch.equal(plus(x, score=lv), y)      # zero-initialised embedding
+    extra = set(plus.state_dict()) - set(base.state_dict())
+    assert extra == {"score_embedding.weight"}
+
+
+def test_imperfection_grades_are_ordered():
+    train, _ = load_sources()
+    rng = np.random.default_rng(0)
+    img = train[0].image[:64, :64]
+    assert np.array_equal(imperfect(img, 0, rng), img)
+    err = [float(np.abs(imperfect(img, k, rng) - img).mean()) for k in (1, 4, 9)]
+    assert err[0] < err[1] < err[2]
+
+
+def test_spearman():
+    assert spearman([0, 1, 2, 3], [1, 5, 7, 9]) == pytest.approx(1.0)
+    assert spearman([0, 1, 2, 3], [9, 5, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([0, 1, 2, 3], [1, 1, 2, 2]) == pytest.approx(0.894427, abs=1e-5)   # ties: mean ranks
+    assert np.isnan(spearman([0, 1, 2], [4, 4, 4]))
+
+
+def _default_run(tmp_path, labels: str) -> dict:
+    assert main(["bench", "control", "--out", str(tmp_path), "--labels", labels, "--no-progress"]) == 0
+    return json.loads((tmp_path / "control.json").read_text())
+
+
+@pytest.mark.slow
+def test_control_default_run_oracle_labels_show_the_claim(tmp_path):
+    """The issue's expectation with the known grades: rho(level, PSNR) >= 0.8, level 9 beats the baseline."""
+    res = _default_run(tmp_path, "oracle")
+    assert res["spearman_level_psnr"] >= 0.8 and res["spearman_level_ssim"] >= 0.8
+    assert res["plus_psnr"][-1] > res["baseline_psnr"] and res["plus_ssim"][-1] > res["baseline_ssim"]
+    assert res["plus_psnr"][-1] > res["plus_psnr"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="measured: per-crop blur_effect labels track the GT grade with rho 0.58 and min-max "
+                          "calibration leaves 10 of 1536 GTs at level 9; see benchmarks/README.md", strict=False)
+def test_control_default_run_scorer_labels_show_the_claim(tmp_path):
+    res = _default_run(tmp_path, "scorer")
+    assert res["spearman_level_psnr"] >= 0.8
+    assert res["plus_psnr"][-1] > res["baseline_psnr"]
