@@ -65,7 +65,7 @@ class ControlConfig:
     """Settings of :func:`run_control`; defaults run in about 10 minutes on 2 CPU cores."""
 
     out: Path = Path("results/control")
-    steps: int = 1500
+    steps: int = 3000
     labels: str = "scorer"
     seed: int = 0
     pool: int = 1536
