@@ -8,13 +8,15 @@ the output quality rises with the level.
 
 The experiment (data in :mod:`.control_data`):
 
-1. training pairs: random 64-px crops of the bundled images, each GT made
-   imperfect by a random grade 0..9, its LQ input the Eq. 16 degradation of
-   that GT;
-2. labels: ``scorer`` (default) scores every training GT with the library's own
-   pipeline — ``iqprior.create_scorer`` with the no-download member
-   ``blur_effect``, ``iqprior.Calibration.fit`` on the training GTs,
-   ``iqprior.score_to_level`` — or ``oracle`` uses ``9 - grade``;
+1. training pairs: random 128-px items of the bundled images, each made
+   imperfect by a random grade 0..9; the GT a random 64-px crop of its item,
+   its LQ input the Eq. 16 degradation of that GT;
+2. labels: ``scorer`` (default) scores every training GT's item with the
+   library's own pipeline — ``iqprior.create_scorer`` with the no-download
+   members ``blur_effect`` and ``blockiness`` (their errors differ: one sees
+   blur, the other JPEG), ``iqprior.Calibration.fit`` on the training items
+   (the paper's min-max), ``iqprior.score_to_level`` — or ``oracle`` uses
+   ``9 - grade``;
 3. one small restoration network (:class:`TinyRestorer`) trained twice from the
    same initialisation, seed, data order and steps: the unconditioned baseline
    and its "+" twin, ``iqprior.condition(net, at="encoder", ScoreEmbedding)``
@@ -48,11 +50,11 @@ log = logging.getLogger("iqprior.bench")
 
 LABEL_MODES = ("scorer", "oracle")
 #: members that label the training GTs (mode "scorer"): see benchmarks/README.md for why
-LABEL_MEMBERS = ("blur_effect",)
+LABEL_MEMBERS = ("blur_effect", "blockiness")
 #: no-reference members only evaluated (never used for labels): the over-optimisation check
 HELD_OUT_MEMBERS = ("piqe",)
 #: every offline member whose agreement with the GT grade is measured and reported
-TRACKED_MEMBERS = ("blur_effect", "piqe", "entropy", "uiqm", "uciqe")
+TRACKED_MEMBERS = ("blur_effect", "blockiness", "piqe", "entropy", "uiqm", "uciqe")
 INJECT_AT = "encoder"
 #: training GTs on which each member's agreement with the grade is measured (entropy costs ~7 ms each)
 TRACKING_SAMPLE = 512
@@ -63,11 +65,13 @@ class ControlConfig:
     """Settings of :func:`run_control`; defaults run in about 10 minutes on 2 CPU cores."""
 
     out: Path = Path("results/control")
-    steps: int = 1500
+    steps: int = 3000
     labels: str = "scorer"
     seed: int = 0
     pool: int = 1536
     crop: int = 64
+    #: side of the item each training GT is cropped from, the image the labels score
+    support: int = 128
     batch: int = 8
     lr: float = 2e-3
     width: int = 16
@@ -84,6 +88,8 @@ class ControlConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.crop < 16 or self.crop % 4:
             raise ValueError(f"crop must be a multiple of 4 and >= 16, got {self.crop}")
+        if self.support < self.crop:
+            raise ValueError(f"support must be >= crop ({self.crop}), got {self.support}")
 
 
 class ResBlock(nn.Module):
@@ -135,29 +141,37 @@ class Labels:
     tracking: dict = field(default_factory=dict)  # member -> Spearman(-grade, normalised score)
 
 
-def member_tracking(gt: torch.Tensor, grade: torch.Tensor, members=TRACKED_MEMBERS) -> dict[str, float]:
-    """Spearman's rho between quality (``-grade``) and each member's score, flipped so that + = tracks."""
+def _raw_scores(scorer, pool: Pool, n: Optional[int] = None, chunk: int = 256) -> dict[str, torch.Tensor]:
+    """``scorer.raw`` of the pool's items (the first ``n``), converted to float a chunk at a time."""
+    n = len(pool.item) if n is None else min(n, len(pool.item))
+    parts = [scorer.raw(pool.items(i, min(i + chunk, n))) for i in range(0, n, chunk)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def member_tracking(pool: Pool, members=TRACKED_MEMBERS) -> dict[str, float]:
+    """Spearman's rho between quality (``-grade``) and each member's score of the items, + = tracks."""
     import iqprior
 
-    gt, grade = gt[:TRACKING_SAMPLE], grade[:TRACKING_SAMPLE]
+    grade = pool.grade[:TRACKING_SAMPLE]
     out = {}
     for name in members:
         scorer = iqprior.create_scorer([name], device="cpu", batch_size=64)
-        raw = scorer.raw(gt)[name]
+        raw = _raw_scores(scorer, pool, TRACKING_SAMPLE)[name]
         flip = -1.0 if scorer.specs[0].lower_better else 1.0
         out[name] = round(spearman((-grade).tolist(), (flip * raw).tolist()), 4)
     return out
 
 
 def make_labels(pool: Pool, mode: str, members=LABEL_MEMBERS, tracking: bool = True) -> Labels:
-    """Condition levels of the training GTs: the library's scorer (calibrated on them) or the oracle."""
+    """Condition levels of the training GTs: the library's scorer on their items (calibrated on them) or the
+    oracle."""
     import iqprior
 
-    track = member_tracking(pool.gt, pool.grade) if tracking else {}
+    track = member_tracking(pool) if tracking else {}
     if mode == "oracle":
         return Labels(GRADES - 1 - pool.grade, mode, (), {}, 1.0, track)
     scorer = iqprior.create_scorer(list(members), device="cpu", batch_size=64)
-    raw = scorer.raw(pool.gt)
+    raw = _raw_scores(scorer, pool)
     cal = iqprior.Calibration.fit(raw)
     scorer.calibration = cal
     s = scorer.combine(raw)
@@ -296,7 +310,7 @@ def run_control(cfg: ControlConfig) -> dict:
     try:
         rng = np.random.default_rng(cfg.seed)
         train_src, held = load_sources(cfg.data)
-        pool = make_pool(train_src, cfg.pool, cfg.crop, rng, progress=cfg.progress)
+        pool = make_pool(train_src, cfg.pool, cfg.crop, rng, progress=cfg.progress, support=cfg.support)
         ev = make_eval(held, cfg.eval_draws, cfg.crop, np.random.default_rng(cfg.seed + 2))
         labels = make_labels(pool, cfg.labels)
         log.info("labels %s: level counts %s, rho(quality, score) %.3f", cfg.labels,

@@ -137,7 +137,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                     "0..9 and the baseline against the pristine held-out images. See "
                                     "benchmarks/README.md, 'Does the method work?'.")
     c.add_argument("--out", default="results/control", help="output folder: control.json, control.md, control.png")
-    c.add_argument("--steps", type=int, default=None, help="training steps per model (default 600)")
+    c.add_argument("--steps", type=int, default=None, help="training steps per model (default 3000)")
     c.add_argument("--labels", choices=("scorer", "oracle"), default="scorer",
                    help="GT levels from the library's scorer (default) or the known imperfection grade")
     c.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and order (default 0)")

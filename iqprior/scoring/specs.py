@@ -161,6 +161,11 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         licence="Apache-2.0 (our implementation)",
         note="Crete-Roffet et al. 2007 no-reference blur measure (re-blur ratio); ours, no weights; tracks "
              "blur and JPEG detail loss, reads noise as detail"),
+    MetricSpec(
+        "blockiness", backend="iqprior.scoring.blockiness:Blockiness", lower_better=True, score_range=(1.0, 4.0),
+        licence="Apache-2.0 (our implementation)",
+        note="JPEG 8x8 blocking: boundary-to-interior gradient ratio (after Wang, Sheikh & Bovik 2002); ours, "
+             "no weights; sees JPEG, not blur or noise"),
     # full reference: score against the ground truth (benchmark tables with --gt; paper Table 6)
     MetricSpec(
         "psnr", pyiqa_name="psnr", full_reference=True, score_range=(0.0, 50.0),
