@@ -111,7 +111,8 @@ def _rendezvous(model: Adapter, parties: int) -> list[Any]:
     return [t.register_forward_pre_hook(wait) for t in _targets(model)[:1]]
 
 
-def _in_threads(fns: Sequence[Callable[[], Any]]) -> list[Any]:
+def run_in_threads(fns: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Call each of ``fns`` in its own thread; their results in order (the first error is re-raised here)."""
     results: list[Any] = [None] * len(fns)
     errors: list[BaseException] = []
 
@@ -341,7 +342,7 @@ def _threads(model: Adapter, c: _Ctx) -> str:
         ref = {lv: _forward(model, c.x, lv, c.call_kwargs) for lv in (c.a, c.b)}
         handles = _rendezvous(model, 2) if model.is_conditioned else []
         try:
-            got = _in_threads([lambda lv=lv: _forward(model, c.x, lv, c.call_kwargs) for lv in (c.a, c.b)])
+            got = run_in_threads([lambda lv=lv: _forward(model, c.x, lv, c.call_kwargs) for lv in (c.a, c.b)])
         finally:
             for h in handles:
                 h.remove()
@@ -359,7 +360,7 @@ def _replicas(model: Adapter, c: _Ctx) -> str:
     replicas = cpu_replicas(model, 2)
     handles = _rendezvous(model, 2) if model.is_conditioned else []
     try:
-        got = _in_threads([lambda r=r, lv=lv: _forward(r, c.x, lv, c.call_kwargs)
+        got = run_in_threads([lambda r=r, lv=lv: _forward(r, c.x, lv, c.call_kwargs)
                            for r, lv in zip(replicas, (c.a, c.b))])
     finally:
         for h in handles:

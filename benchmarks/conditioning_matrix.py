@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from adapters.testing import run_in_threads  # noqa: E402
 from iqprior.conditioning import condition, find_submodule, freeze_modes  # noqa: E402
 
 A, B = 2, 7
@@ -96,24 +97,6 @@ def _close(a, b, tol=1e-5):
     return a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=tol, rtol=tol)
 
 
-def _in_threads(fns):
-    out, errs = [None] * len(fns), []
-
-    def run(i):
-        try:
-            out[i] = fns[i]()
-        except BaseException as e:
-            errs.append(e)
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    if errs:
-        raise errs[0]
-    return out
-
-
 def _barrier(target: nn.Module, parties: int = 2):
     barrier, seen = threading.Barrier(parties, timeout=60), set()
 
@@ -130,7 +113,7 @@ def check_threads(w, at, block, x) -> str:
         assert not _close(ref[0], ref[1]), "levels give the same output"
         h = _barrier(find_submodule(w.wrapped_network(), at))
         try:
-            got = _in_threads([lambda s=s: w(x, score=s) for s in (A, B)])
+            got = run_in_threads([lambda s=s: w(x, score=s) for s in (A, B)])
         finally:
             h.remove()
     assert all(_close(g, r) for g, r in zip(got, ref)), "a thread got the other thread's level"
@@ -144,7 +127,7 @@ def check_replicas(w, at, block, x) -> str:
     reps = cpu_replicas(w, 2)
     h = _barrier(find_submodule(w.wrapped_network(), at))
     try:
-        got = _in_threads([lambda r=r, s=s: r(x, score=s) for r, s in zip(reps, (A, B))])
+        got = run_in_threads([lambda r=r, s=s: r(x, score=s) for r, s in zip(reps, (A, B))])
     finally:
         h.remove()
     assert all(_close(g.detach(), r) for g, r in zip(got, ref)), "a replica ran unconditioned or at another level"

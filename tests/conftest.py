@@ -60,3 +60,12 @@ def layouts():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest with one intra-op thread on a shared, loaded CPU (two made them ~30x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

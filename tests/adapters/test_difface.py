@@ -22,13 +22,7 @@ TINY_EST = dict(img_size=8, embed_dim=12, depths=[2], num_heads=[2], window_size
 TINY = dict(unet_config=TINY_UNET, estimator_config=TINY_EST)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread (on a shared, loaded CPU two threads made them ~30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0) -> None:

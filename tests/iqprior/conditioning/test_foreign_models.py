@@ -7,7 +7,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("conditioning_matrix", ROOT / "benchmarks" / "conditioning_matrix.py")
@@ -19,12 +18,7 @@ CASES = [pytest.param(m, c, marks=[pytest.mark.slow] if (m, c) in SLOW else [])
          for m in matrix.MODELS for c in matrix.CHECKS]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("model,check", CASES)

@@ -10,13 +10,7 @@ import adapters
 from iqprior.models.iqpfr import IQPFR, TINY, DualCodebookVQGAN, IQPFRConfig
 from iqprior.models.vqgan import VQAutoEncoder
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

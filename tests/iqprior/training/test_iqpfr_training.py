@@ -14,14 +14,7 @@ from iqprior.io import write_image
 from iqprior.training.config import load_config
 from iqprior.training.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest single-threaded on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FAST = ["train.log_every=0", "train.val_every=0", "train.save_every=0", "data.num_workers=0"]
