@@ -248,20 +248,14 @@ def eval_metrics(nr_members: tuple[str, ...]) -> tuple[dict[str, Metric], dict[s
     from .metrics import availability, build_metric, get_metric
 
     fr, nr, missing = {}, {}, {}
-    for key in ("psnr", "ssim", "lpips"):
-        m = get_metric(key)
-        ok, why = availability(m)
-        if ok:
-            fr[key] = build_metric(m)
-        else:
-            missing[key] = why
-    for name in nr_members:
-        m = get_metric(name)
-        ok, why = availability(m)
-        if ok:
-            nr[name] = build_metric(m)
-        else:
-            missing[name] = why
+    for names, built in ((("psnr", "ssim", "lpips"), fr), (nr_members, nr)):
+        for name in names:
+            m = get_metric(name)
+            ok, why = availability(m)
+            if ok:
+                built[name] = build_metric(m)
+            else:
+                missing[name] = why
     return fr, nr, missing
 
 
