@@ -10,7 +10,8 @@ The experiment (data in :mod:`.control_data`):
 
 1. training pairs: random 128-px items of the bundled images, each made
    imperfect by a random grade 0..9; the GT a random 64-px crop of its item,
-   its LQ input the Eq. 16 degradation of that GT;
+   its LQ input the Eq. 16 degradation of that GT (``lq_from="pristine"``: of
+   the pristine crop, the ablation in which the LQ hides the GT's grade);
 2. labels: ``scorer`` (default) scores every training GT's item with the
    library's own pipeline — ``iqprior.create_scorer`` with the no-download
    members ``blur_effect`` and ``blockiness`` (their errors differ: one sees
@@ -26,6 +27,10 @@ The experiment (data in :mod:`.control_data`):
    source (PSNR, SSIM; LPIPS when its weights are present) and by no-reference
    members: the labelling member and held-out ones (``piqe``: not used for the
    labels, a check against optimising one measure).
+
+5. the **premise**: on training pairs, the "+" twin at each GT's own level vs the
+   baseline, PSNR against that GT. The claim needs a baseline stuck at the mean GT
+   quality; if the LQ reveals the grade, the baseline infers it and the gain is ~0.
 
 Outputs: ``control.json``, ``control.md``, ``control.png`` (see
 :mod:`.control_report` and benchmarks/README.md, "Does the method work?").
@@ -43,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .control_data import GRADES, EvalSet, Pool, load_sources, make_eval, make_pool
+from .control_data import GRADES, LQ_FROM, EvalSet, Pool, load_sources, make_eval, make_pool
 from .control_report import spearman, summarise, write_outputs
 
 log = logging.getLogger("iqprior.bench")
@@ -68,6 +73,8 @@ class ControlConfig:
     steps: int = 3000
     labels: str = "scorer"
     seed: int = 0
+    #: the LQ input degraded from the GT (Eq. 16, default) or from the pristine crop (ablation: the grade hidden)
+    lq_from: str = "gt"
     pool: int = 1536
     crop: int = 64
     #: side of the item each training GT is cropped from, the image the labels score
@@ -83,6 +90,8 @@ class ControlConfig:
     def __post_init__(self):
         if self.labels not in LABEL_MODES:
             raise ValueError(f"labels must be one of {LABEL_MODES}, got {self.labels!r}")
+        if self.lq_from not in LQ_FROM:
+            raise ValueError(f"lq_from must be one of {LQ_FROM}, got {self.lq_from!r}")
         for name in ("steps", "pool", "batch", "width", "eval_draws"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -240,6 +249,32 @@ def build_twins(cfg: ControlConfig) -> tuple[nn.Module, nn.Module]:
 
 
 # -- evaluation -----------------------------------------------------------------------------------
+#: training pairs on which the premise is measured
+PREMISE_SAMPLE = 512
+
+
+@torch.no_grad()
+def premise(base: nn.Module, plus: nn.Module, pool: Pool, levels: torch.Tensor, n: int = PREMISE_SAMPLE,
+            chunk: int = 64) -> dict:
+    """Does the baseline restore to the mean GT quality? PSNR against each training pair's own GT.
+
+    The paper's premise is that a model trained on GTs of mixed quality cannot tell from the LQ input
+    which quality its GT had, so it restores every input to the mean. Then the "+" twin, told each
+    GT's level, fits the GTs better than the baseline does (``gain_db`` > 0). If the LQ reveals the grade,
+    the baseline infers it by itself and ``gain_db`` is about 0: there is no ceiling for the level to lift.
+    """
+    n = min(n, len(pool.gt))
+    pb, pp = [], []
+    for i in range(0, n, chunk):
+        lq, gt, lv = pool.lq[i:i + chunk], pool.gt[i:i + chunk], levels[i:i + chunk]
+        for net, acc in ((base, pb), (plus, pp)):
+            y = (net(lq) if net is base else net(lq, score=lv)).clamp(0, 1)
+            acc.append(10 * torch.log10(1 / (y - gt).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)))
+    b, p = torch.cat(pb).mean().item(), torch.cat(pp).mean().item()
+    return {"pairs": n, "baseline_psnr_to_gt": round(b, 4), "plus_psnr_to_gt": round(p, 4),
+            "gain_db": round(p - b, 4)}
+
+
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -304,7 +339,8 @@ def run_control(cfg: ControlConfig) -> dict:
     try:
         rng = np.random.default_rng(cfg.seed)
         train_src, held = load_sources(cfg.data)
-        pool = make_pool(train_src, cfg.pool, cfg.crop, rng, progress=cfg.progress, support=cfg.support)
+        pool = make_pool(train_src, cfg.pool, cfg.crop, rng, progress=cfg.progress, support=cfg.support,
+                         lq_from=cfg.lq_from)
         ev = make_eval(held, cfg.eval_draws, cfg.crop, np.random.default_rng(cfg.seed + 2))
         labels = make_labels(pool, cfg.labels)
         log.info("labels %s: level counts %s, rho(quality, score) %.3f", cfg.labels,
@@ -315,6 +351,7 @@ def run_control(cfg: ControlConfig) -> dict:
         loss_plus = train(plus, pool, labels.level, plan, cfg, "train '+' twin")
         nr_members = tuple(dict.fromkeys(labels.members + LABEL_MEMBERS + HELD_OUT_MEMBERS))
         ev_res, strip = evaluate(base, plus, ev, nr_members, cfg.progress)
+        ev_res["premise"] = premise(base, plus, pool, labels.level)
     finally:
         torch.set_num_threads(old_threads)
     result = summarise(cfg, labels, pool, ev, ev_res, loss_base, loss_plus, time.perf_counter() - t0)

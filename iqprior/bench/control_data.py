@@ -16,7 +16,10 @@ explicit and measurable:
   trainer takes random crops of a labelled image);
 - **LQ input**: the paper's Eq. 16 degradation of that GT, its ranges scaled to
   the crop (``64/512``: blur sigma in [1, 15]/8, down-sampling in [1, 30]/8,
-  noise and JPEG as in the paper).
+  noise and JPEG as in the paper). ``lq_from="pristine"`` (the ablation
+  ``--lq-from pristine``) degrades the pristine crop instead, so the LQ carries
+  no trace of the GT's grade: the paper's premise in its pure form (see
+  :mod:`iqprior.bench.control`, "premise").
 
 Every crop is kept, flat ones included: an earlier version skipped crops without
 texture (no-reference blur measures cannot see blur on a flat patch), which made the
@@ -37,6 +40,8 @@ import numpy as np
 import torch
 
 GRADES = 10
+#: what the LQ input is degraded from: the (imperfect) GT, as Eq. 16 does, or the pristine crop (ablation)
+LQ_FROM = ("gt", "pristine")
 #: downscaling of each source folder (the bundled faces are 512-px upsamplings of small faces)
 SOURCE_SCALE = {"faces": 4, "whole": 2, "underwater": 2}
 #: held out for evaluation (one per folder), relative to examples/data
@@ -125,14 +130,18 @@ class Pool:
 
 
 def make_pool(sources: Sequence[Source], size: int, crop: int, rng: np.random.Generator,
-              progress: bool = False, support: Optional[int] = None) -> Pool:
+              progress: bool = False, support: Optional[int] = None, lq_from: str = "gt") -> Pool:
     """``size`` training pairs: random ``support``-px items (default ``2 * crop``), a uniform random grade
-    each, made imperfect; the GT a random ``crop``-px crop of the item, its LQ by Eq. 16."""
+    each, made imperfect; the GT a random ``crop``-px crop of the item, its LQ by Eq. 16 of the GT (or, with
+    ``lq_from="pristine"``, of the same crop of the pristine source; the random draws are the same either way,
+    so both modes give the same GTs)."""
     from tqdm.auto import tqdm
 
     from iqprior.data.degradations import degrade
 
     support = 2 * crop if support is None else int(support)
+    if lq_from not in LQ_FROM:
+        raise ValueError(f"lq_from must be one of {LQ_FROM}, got {lq_from!r}")
     if support < crop:
         raise ValueError(f"support ({support}) must be at least the crop ({crop})")
     usable = [s for s in sources if min(s.image.shape[:2]) >= support]
@@ -150,11 +159,12 @@ def make_pool(sources: Sequence[Source], size: int, crop: int, rng: np.random.Ge
             item = imperfect(c, grade, rng)
             y, x = int(rng.integers(support - crop + 1)), int(rng.integers(support - crop + 1))
             gt = np.ascontiguousarray(item[y:y + crop, x:x + crop])
-            lq = degrade(gt, rng, cfg)
+            clean = c[y:y + crop, x:x + crop]
+            lq = degrade(gt if lq_from == "gt" else np.ascontiguousarray(clean), rng, cfg)
             gts.append(gt)
             lqs.append(lq)
             grades.append(grade)
-            pristine.append(c[y:y + crop, x:x + crop])
+            pristine.append(clean)
             items.append(np.round(np.clip(item, 0, 1) * 255).astype(np.uint8))
             bar.update(1)
     to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731

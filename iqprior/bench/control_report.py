@@ -5,7 +5,9 @@ or ``"oracle"``), ``levels`` (0..9), ``plus_<m>`` (one value per level) /
 ``baseline_<m>`` / ``lq_<m>`` / ``spearman_level_<m>`` for ``m`` in ``psnr``,
 ``ssim`` (and ``lpips`` when its weights are present) and every no-reference
 member, the same members again under ``nr`` with their direction and role,
-``steps``, ``seed``, ``wall_time_s``, the label diagnostics and the ``verdict``.
+``steps``, ``seed``, ``wall_time_s``, ``lq_from``, ``premise`` (the "+" twin at each pair's own level vs the
+baseline, PSNR against the training GTs: does the baseline restore to the mean GT quality?), the label
+diagnostics and the ``verdict``.
 Spearman's rho is taken between the level and the metric's raw value: a
 lower-is-better metric (LPIPS, PIQE, blur_effect) improves with the level when
 its rho is *negative*.
@@ -54,7 +56,8 @@ def summarise(cfg, labels, pool, ev, ev_res: Mapping, loss_base, loss_plus, wall
     means = ev_res["means"]
     levels = list(range(GRADES))
     res: dict = {
-        "labels": cfg.labels, "levels": levels, "steps": cfg.steps, "seed": cfg.seed,
+        "labels": cfg.labels, "levels": levels, "steps": cfg.steps, "seed": cfg.seed, "lq_from": cfg.lq_from,
+        "premise": dict(ev_res.get("premise", {})),
         "label_members": list(labels.members), "held_out_members": list(ev_res["held_out"]),
         "label_rho_quality": _r(labels.rho_grade),
         "level_counts": torch.bincount(labels.level, minlength=GRADES).tolist(),
@@ -117,7 +120,8 @@ def markdown(res: Mapping) -> str:
              **{k: "↓" if res["nr"][k]["lower_better"] else "↑" for k in nr}}
     title = {**{k: k.upper() for k in fr}, **{k: f"{k} ({res['nr'][k]['role']})" for k in nr}}
     cols = fr + nr
-    lines = [f"# Control experiment: labels = {res['labels']}, {res['steps']} steps, seed {res['seed']}", "",
+    lines = [f"# Control experiment: labels = {res['labels']}, LQ from the {res['lq_from']}, {res['steps']} steps, "
+             f"seed {res['seed']}", "",
              "| output | " + " | ".join(f"{title[c]} {arrow[c]}" for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
 
@@ -142,12 +146,23 @@ def markdown(res: Mapping) -> str:
               + f"; level counts {res['level_counts']}.", "",
               "How well each offline member tracks the GT imperfection (Spearman rho between quality and the "
               "member's score, + = tracks): " + ", ".join(f"{k} {_f(v)}" for k, v in res["member_tracking"].items())
-              + ".", "", "Verdict: " + "; ".join(f"{k}: {v}" for k, v in res["verdict"].items()) + ".", "",
+              + ".", "", _premise_line(res), "",
+              "Verdict: " + "; ".join(f"{k}: {v}" for k, v in res["verdict"].items()) + ".", "",
               f"Evaluated on {len(res['eval_images'])} held-out LQ images ({', '.join(res['eval_images'])}); "
               f"wall time {res['wall_time_s']} s."]
     if res["unavailable"]:
         lines += ["", "Unavailable: " + "; ".join(f"{k} ({v})" for k, v in res["unavailable"].items())]
     return "\n".join(lines) + "\n"
+
+
+def _premise_line(res: Mapping) -> str:
+    p = res.get("premise") or {}
+    if not p:
+        return "Premise: not measured."
+    return (f"Premise (does the baseline restore to the mean GT quality?): on {p['pairs']} training pairs, PSNR to "
+            f"their own GT is {_f(p['baseline_psnr_to_gt'], 2)} dB for the baseline and "
+            f"{_f(p['plus_psnr_to_gt'], 2)} dB for \"+\" at each pair's level, a gain of {_f(p['gain_db'], 3)} dB. "
+            "About 0 means the LQ reveals the GT's grade, so the baseline has no ceiling for the level to lift.")
 
 
 def figure(res: Mapping, strip: Mapping[str, torch.Tensor], path: Path) -> Path:
@@ -189,7 +204,7 @@ def figure(res: Mapping, strip: Mapping[str, torch.Tensor], path: Path) -> Path:
         ax.imshow(strip[c].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
         ax.set_title(names[c], fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"labels={res['labels']}, {res['steps']} steps, seed {res['seed']}: "
+    fig.suptitle(f"labels={res['labels']}, LQ from {res['lq_from']}, {res['steps']} steps, seed {res['seed']}: "
                  f"held-out {res['eval_images'][0].split('#')[0]}", fontsize=9)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
