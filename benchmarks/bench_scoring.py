@@ -7,6 +7,7 @@
 2. ``condition()`` overhead: a conv net forward wrapped vs unwrapped.
 
     python benchmarks/bench_scoring.py [--images 8] [--members piqe,entropy] [--repeats 5] [--workers N]
+                                       [--precision fp32,bf16]
 
 Members default to the weight-free ones so it runs anywhere; pass learned
 members (e.g. ``topiq_nr-face-v1,musiq``) where their weights are on disk, or
@@ -48,11 +49,23 @@ def _naive_metrics(scorer, random_weights):
     return metrics
 
 
-def bench_scorer(paths, members, repeats, random_weights, batch_size=None, workers=None):
-    """``iqprior score`` (score_directory) vs a naive loop calling each pyiqa metric on each file path."""
+def _raw_scores(manifest: Path) -> dict[str, dict[str, float]]:
+    """``{path: {member: raw}}`` of a manifest written by ``score_directory``."""
+    import json
+    return {r["path"]: r["raw"] for r in map(json.loads, manifest.read_text().splitlines()) if r.get("raw")}
+
+
+def bench_scorer(paths, members, repeats, random_weights, batch_size=None, workers=None, precisions=("fp32",)):
+    """``iqprior score`` (score_directory) vs a naive loop calling each pyiqa metric on each file path.
+
+    Each precision in ``precisions`` is timed in the same interleaved rounds; for a reduced precision the
+    printout gives how far its raw scores move from the fp32 ones (max abs per member, relative to the
+    member's score range).
+    """
     import shutil
     import tempfile
 
+    from iqprior.bench.speed import timed
     from iqprior.io import read_image
     from iqprior.scoring import create_scorer
     from iqprior.scoring.job import default_workers, score_directory
@@ -66,9 +79,14 @@ def bench_scorer(paths, members, repeats, random_weights, batch_size=None, worke
         shutil.copy(p, folder / f"{i:04d}{p.suffix}")
     files = sorted(folder.iterdir())
     runs = iter(range(10**6))
+    last: dict[str, Path] = {}
 
-    def ours():
-        score_directory(folder, scorer, tmp / f"run{next(runs)}.jsonl", progress=False, workers=workers)
+    def ours(precision):
+        def run():
+            scorer.precision = precision
+            last[precision] = tmp / f"run{next(runs)}.jsonl"
+            score_directory(folder, scorer, last[precision], progress=False, workers=workers)
+        return run
 
     def loop():
         with torch.no_grad():
@@ -79,25 +97,39 @@ def bench_scorer(paths, members, repeats, random_weights, batch_size=None, worke
                     else:
                         metric(str(p))
 
-    ours()
-    loop()  # warm up both
-    t_ours, t_loop = [], []
-    for r in range(repeats):  # interleaved, alternating which goes first
-        for fn, acc in ((ours, t_ours), (loop, t_loop))[:: 1 if r % 2 == 0 else -1]:
-            from iqprior.bench.speed import timed
-            acc.append(timed(fn))
-    ratios = sorted(b / a for a, b in zip(t_ours, t_loop))
-    med_o, med_l = statistics.median(t_ours), statistics.median(t_loop)
+    fns = {f"iqprior score {pr}": ours(pr) for pr in precisions}
+    fns["naive loop"] = loop
+    for fn in fns.values():   # warm up every variant
+        fn()
+    times = {k: [] for k in fns}
+    order = list(fns)
+    for r in range(repeats):  # interleaved, alternating the order
+        for k in (order if r % 2 == 0 else order[::-1]):
+            times[k].append(timed(fns[k]))
     print(f"scoring {len(files)} images x {len(scorer.names)} members ({', '.join(scorer.names)}), CPU, "
           f"batch {scorer.batch_size}, {default_workers() if workers is None else workers} decode worker(s), "
           f"{torch.get_num_threads()} threads, {'random' if random_weights else 'released'} weights, "
           f"{repeats} interleaved repeats")
-    print(f"  iqprior score : {med_o:8.3f} s median ({min(t_ours):.3f}-{max(t_ours):.3f})  "
-          f"({len(files) / med_o:6.2f} img/s)")
-    print(f"  naive loop    : {med_l:8.3f} s median ({min(t_loop):.3f}-{max(t_loop):.3f})  "
-          f"({len(files) / med_l:6.2f} img/s)")
-    print(f"  speed-up      : {statistics.median(ratios):8.2f} x median of per-repeat ratios "
-          f"({ratios[0]:.2f}-{ratios[-1]:.2f})")
+    for k, ts in times.items():
+        med = statistics.median(ts)
+        print(f"  {k:22s}: {med:8.3f} s median ({min(ts):.3f}-{max(ts):.3f})  ({len(files) / med:6.2f} img/s)")
+    for pr in precisions:
+        ratios = sorted(b / a for a, b in zip(times[f"iqprior score {pr}"], times["naive loop"]))
+        print(f"  speed-up {pr:5s}        : {statistics.median(ratios):8.2f} x naive, median of per-repeat ratios "
+              f"({ratios[0]:.2f}-{ratios[-1]:.2f})")
+    if "fp32" in precisions:
+        ref = _raw_scores(last["fp32"])
+        for pr in precisions:
+            if pr == "fp32":
+                continue
+            got = _raw_scores(last[pr])
+            for m in scorer.members:
+                lo, hi = m.spec.score_range
+                diff = max(abs(got[p][m.spec.name] - ref[p][m.spec.name]) for p in ref)
+                print(f"  {pr} vs fp32, {m.spec.name:18s}: max |raw diff| {diff:.3g} "
+                      f"({diff / (hi - lo):.2e} of its range {lo:g}..{hi:g})"
+                      + (" [random weights: indicative only]" if random_weights and m.spec.needs_weights else ""))
+    scorer.precision = "fp32"
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -128,11 +160,14 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=None, help="scorer batch (default: the scorer's, 1 on CPU)")
     ap.add_argument("--workers", type=int, default=None, help="decode workers (default: score_directory's)")
     ap.add_argument("--skip-condition", action="store_true", help="only the scoring comparison")
+    ap.add_argument("--precision", default="fp32",
+                    help="comma-separated precisions of the learned members to time, e.g. fp32,bf16 (default fp32)")
     args = ap.parse_args(argv)
     from iqprior.io import list_images
 
     paths = (list_images(ROOT / "examples" / "data" / "faces") * args.images)[: args.images]  # one size: one batch
-    bench_scorer(paths, args.members, args.repeats, args.random_weights, args.batch_size, args.workers)
+    precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
+    bench_scorer(paths, args.members, args.repeats, args.random_weights, args.batch_size, args.workers, precisions)
     if not args.skip_condition:
         bench_condition(args.repeats)
     return 0

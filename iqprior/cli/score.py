@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes decoding images ahead of the scoring (default: spare cores, at most 4; 0: none)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast the learned members' networks (default fp32); bf16 was measured ~1.8x faster on a "
+                        "CPU with avx512_bf16, but the scores move (records are marked; see benchmarks/README.md)")
     p.add_argument("--random-weights", action="store_true",
                    help="build learned members with random weights (pipeline checks only; scores are meaningless)")
     p.add_argument("--no-progress", action="store_true")
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if dist.enabled and args.device in (None, "cuda"):
         device = default_device(dist)
     scorer = create_scorer(args.members, calibration=None if args.calibrate else args.calibration, device=device,
-                           pretrained=not args.random_weights, batch_size=args.batch_size)
+                           pretrained=not args.random_weights, batch_size=args.batch_size,
+                           precision=args.precision)
     if args.random_weights:
         print("note: --random-weights: learned members have random weights; scores are meaningless",
               file=sys.stderr)

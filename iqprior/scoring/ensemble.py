@@ -38,6 +38,18 @@ class EnsembleScorer(nn.Module):
         self.random_weights: tuple[str, ...] = ()  # members built with random weights (create_scorer sets it)
 
     @property
+    def precision(self) -> str:
+        """Autocast of the learned members' networks (``"fp32"`` default; see :class:`Member`)."""
+        return self.members[0].precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        from ..fastpath import check_precision
+        check_precision(value)
+        for m in self.members:
+            m.precision = value
+
+    @property
     def names(self) -> list[str]:
         return [m.spec.name for m in self.members]
 
@@ -120,7 +132,7 @@ def preset_members(members: str | Sequence[str | MetricSpec]) -> list[MetricSpec
 def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
                   calibration: Optional[Calibration | str | os.PathLike] = None,
                   device: Optional[str | torch.device] = None, pretrained: bool = True,
-                  batch_size: Optional[int] = None) -> EnsembleScorer:
+                  batch_size: Optional[int] = None, precision: str = "fp32") -> EnsembleScorer:
     """Build the ensemble scorer (DESIGN.md contract).
 
     Args:
@@ -133,6 +145,9 @@ def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
         batch_size: images per member call; default 8 on CUDA and 1 on CPU, where
             batching TOPIQ/MUSIQ at 512² was measured 1.2-1.6x *slower* than
             image by image (``benchmarks/bench_scoring.py``).
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"``: autocast of the
+            learned members' networks. Opt-in: faster where the hardware has it,
+            but the scores move (measured by ``benchmarks/bench_scoring.py``).
     """
     if calibration is not None and not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration)
@@ -145,6 +160,7 @@ def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
         ensure_all_weights(specs)
     built = [build_member(s, device=device, pretrained=pretrained) for s in specs]
     scorer = EnsembleScorer(built, calibration, batch_size=batch_size).eval()
+    scorer.precision = precision
     if not pretrained:
         scorer.random_weights = tuple(s.name for s in specs if s.backend == "pyiqa" and s.weights)
     return scorer

@@ -135,6 +135,8 @@ def _score_batch(scorer: EnsembleScorer, batch: list[tuple[str, torch.Tensor]], 
             records.append({"path": rel, "error": f"member(s) {', '.join(bad)} returned a non-finite score"})
         else:
             records.append({"path": rel, "raw": values})
+            if scorer.precision != "fp32":   # reduced-precision scores are marked, never silently mixed
+                records[-1]["precision"] = scorer.precision
     return records
 
 
@@ -310,6 +312,7 @@ def finalise(out: Path, scorer: EnsembleScorer, calibrate: bool, calibration, hq
     summary = summarise(records, hq_threshold)
     summary["members_used"] = scorer.names
     summary["normalised_by"] = "calibration" if cal else "range"
+    summary["precision"] = scorer.precision
     summary.update(random_note(scorer))
     if calibrate and cal is not None and min(r.count for r in cal.members.values()) < 2:
         summary["warning"] = "calibrated over one image: min-max over one image is meaningless"

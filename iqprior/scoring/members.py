@@ -160,11 +160,17 @@ def ensure_all_weights(specs: list[MetricSpec]) -> None:
 
 
 class Member(nn.Module):
-    """A frozen NR-IQA network: ``forward(x)`` with x ``(B, 3, H, W)`` RGB [0, 1] -> ``(B,)`` raw scores."""
+    """A frozen NR-IQA network: ``forward(x)`` with x ``(B, 3, H, W)`` RGB [0, 1] -> ``(B,)`` raw scores.
+
+    ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``) autocasts the network of a learned member (one with
+    weight files; opt-in, scores move: ``benchmarks/bench_scoring.py`` measures by how much); hand-crafted
+    members always run in fp32. Scores come back as float32.
+    """
 
     def __init__(self, spec: MetricSpec, net: nn.Module):
         super().__init__()
         self.spec = spec
+        self.precision = "fp32"
         self.net = net
         self.net.eval()
         for p in self.net.parameters():
@@ -181,7 +187,9 @@ class Member(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.net(x)
+        from ..fastpath import autocast
+        with autocast(x.device, self.precision if self.spec.needs_weights else "fp32"):
+            out = self.net(x)
         if isinstance(out, (tuple, list)):
             out = out[0]
         out = torch.as_tensor(out, device=x.device)

@@ -140,3 +140,26 @@ def test_torchrun_shards_and_merges(folder, tmp_path):
     assert all("level" in r for r in recs)
     assert not list(out.parent.glob("*.rank*"))  # parts merged and removed
     assert json.loads((out.parent / "scores.calibration.json").read_text())["members"]["piqe"]["count"] == 3
+
+
+def test_precision_flag_marks_the_records(folder, tmp_path, capsys):
+    """``--precision bf16``: learned members autocast, every record and the summary say so; fp32 records carry
+    no mark. A wrong value is one line and no manifest."""
+    out = tmp_path / "bf16.jsonl"
+    assert main(["score", str(folder), "--members", "musiq,entropy", "--random-weights", "--precision", "bf16",
+                 "--out", str(out), "--no-progress", "--workers", "0"]) == 0
+    recs = read_manifest(out)
+    assert len(recs) == 3 and all(r["precision"] == "bf16" for r in recs)
+    assert json.loads(out.with_name("bf16.summary.json").read_text())["precision"] == "bf16"
+    ref = tmp_path / "fp32.jsonl"
+    assert main(["score", str(folder), "--members", "musiq,entropy", "--random-weights",
+                 "--out", str(ref), "--no-progress", "--workers", "0"]) == 0
+    fp32 = {r["path"]: r for r in read_manifest(ref)}
+    assert all("precision" not in r for r in fp32.values())
+    for r in recs:   # hand-crafted members are untouched by the flag
+        assert r["raw"]["entropy"] == fp32[r["path"]]["raw"]["entropy"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["score", str(folder), "--members", "offline", "--precision", "int8", "--out", str(tmp_path / "x.jsonl")])
+    assert e.value.code == 2 and not (tmp_path / "x.jsonl").exists()
+    assert "--precision" in capsys.readouterr().err

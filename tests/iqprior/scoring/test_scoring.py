@@ -63,6 +63,30 @@ def test_learned_members_random_weights_batch_and_grad(learned, faces):
     assert all(p.grad is None for p in learned.parameters())
 
 
+def test_precision_autocasts_learned_members_only(learned, faces):
+    """``precision="bf16"`` runs the learned networks under autocast (their scores move, a little); the
+    hand-crafted members stay fp32 (bit-identical); scores come back float32; fp32 is restored exactly."""
+    ref = learned.raw(faces)
+    offline = create_scorer("offline", device="cpu", precision="bf16")
+    assert offline.precision == "bf16" and all(m.precision == "bf16" for m in offline.members)
+    off32 = create_scorer("offline", device="cpu")
+    for k, v in offline.raw(faces).items():
+        assert torch.equal(v, off32.raw(faces)[k]), k
+    try:
+        learned.precision = "bf16"
+        low = learned.raw(faces)
+    finally:
+        learned.precision = "fp32"
+    for k in ref:
+        assert low[k].dtype == torch.float32
+        assert not torch.equal(low[k], ref[k]), k                    # autocast really ran
+        lo, hi = SPECS[k].score_range
+        assert torch.allclose(low[k], ref[k], atol=0.05 * (hi - lo)), k
+    assert torch.equal(learned.raw(faces)["musiq"], ref["musiq"])
+    with pytest.raises(ValueError, match="precision"):
+        learned.precision = "int8"
+
+
 def test_members_stay_in_eval_mode(learned, faces):
     torch.nn.Sequential(learned).train()
     assert not any(m.training for member in learned.members for m in member.net.modules())
