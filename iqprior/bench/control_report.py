@@ -120,7 +120,8 @@ def markdown(res: Mapping) -> str:
              **{k: "↓" if res["nr"][k]["lower_better"] else "↑" for k in nr}}
     title = {**{k: k.upper() for k in fr}, **{k: f"{k} ({res['nr'][k]['role']})" for k in nr}}
     cols = fr + nr
-    lines = [f"# Control experiment: labels = {res['labels']}, LQ from the {res['lq_from']}, {res['steps']} steps, "
+    lq_from = {"gt": "the imperfect GT", "pristine": "the pristine crop"}.get(res["lq_from"], res["lq_from"])
+    lines = [f"# Control experiment: labels = {res['labels']}, LQ degraded from {lq_from}, {res['steps']} steps, "
              f"seed {res['seed']}", "",
              "| output | " + " | ".join(f"{title[c]} {arrow[c]}" for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
