@@ -18,6 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .checks import add_precision_flag
+
 
 def _common_models(p: argparse.ArgumentParser, models: bool = True) -> None:
     if models:
@@ -37,8 +39,7 @@ def _common_models(p: argparse.ArgumentParser, models: bool = True) -> None:
 
 def _speed_flags(p: argparse.ArgumentParser, compile_flag: bool = False) -> None:
     """``--precision`` and ``--exact`` (and ``--compile``): the run-time settings every adapter takes."""
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="autocast of the models (default fp32); bf16/fp16 move the outputs, see `bench speed`")
+    add_precision_flag(p, "the models")
     p.add_argument("--exact", action="store_true",
                    help="run the models' exact (upstream-identical) path instead of their fast path")
     if compile_flag:

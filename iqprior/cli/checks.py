@@ -10,6 +10,16 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
+#: ``--precision`` values (``iqprior.fastpath.PRECISIONS``; spelled out here so parsers do not import torch)
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def add_precision_flag(p, what: str) -> None:
+    """``--precision fp32|bf16|fp16`` (default fp32) on parser ``p``: autocast of ``what``."""
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help=f"autocast {what} (default fp32); bf16/fp16 are faster where the hardware has them but move "
+                        f"the numbers (`iqprior bench speed` and benchmarks/README.md say by how much)")
+
 
 def check_out(path: Optional[str | os.PathLike], flag: str = "--out", is_file: bool = False) -> Optional[Path]:
     """``path`` can be created (as a folder, or a file with ``is_file``): no file in the way, writable."""

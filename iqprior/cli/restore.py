@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from .checks import add_precision_flag
+
 # faces per forward pass: on CPU batch 4 was measured slower than batch 1 (benchmarks/README.md)
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 
@@ -42,9 +44,7 @@ def add_parser(sub) -> None:
                    help="faces per forward pass (default: 1 on CPU, where batching was measured slower, 4 on CUDA)")
     p.add_argument("--exact", action="store_true",
                    help="the model's exact (upstream-identical) path instead of its fast path (differences < 1e-4)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="autocast the model (default fp32); bf16/fp16 are faster but move the outputs "
-                        "(`iqprior bench speed --precision` prints by how much)")
+    add_precision_flag(p, "the model")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model: a slow first call, worth it for many faces or DifFace's steps")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")

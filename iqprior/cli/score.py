@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from .checks import add_precision_flag
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -27,9 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes decoding images ahead of the scoring (default: spare cores, at most 4; 0: none)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="autocast the learned members' networks (default fp32); bf16 was measured ~1.8x faster on a "
-                        "CPU with avx512_bf16, but the scores move (records are marked; see benchmarks/README.md)")
+    add_precision_flag(p, "the learned members' networks; reduced-precision records are marked")
     p.add_argument("--random-weights", action="store_true",
                    help="build learned members with random weights (pipeline checks only; scores are meaningless)")
     p.add_argument("--no-progress", action="store_true")

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..fastpath import check_precision
 from ..io import check_image_batch
 from .calibration import Calibration
 from .members import Member, build_member, ensure_all_weights, member_available
@@ -44,7 +45,6 @@ class EnsembleScorer(nn.Module):
 
     @precision.setter
     def precision(self, value: str) -> None:
-        from ..fastpath import check_precision
         check_precision(value)
         for m in self.members:
             m.precision = value

@@ -22,6 +22,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..fastpath import FastPath, autocast, set_fast_path
 from ..weights import ENV_OFFLINE, WeightsUnavailableError
 from .specs import CLIP, HF, HUB_CHECKPOINTS, PYIQA, MetricSpec, WeightSpec, get_spec
 
@@ -176,7 +177,6 @@ class Member(nn.Module):
         for p in self.net.parameters():
             p.requires_grad_(False)
         if spec.channels_last:  # the spec's measured fast layout (iqprior.fastpath); weights converted once
-            from ..fastpath import FastPath, set_fast_path
             set_fast_path(self.net, FastPath(channels_last=True))
 
     def train(self, mode: bool = True) -> Member:
@@ -187,7 +187,6 @@ class Member(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        from ..fastpath import autocast
         with autocast(x.device, self.precision if self.spec.needs_weights else "fp32"):
             out = self.net(x)
         if isinstance(out, (tuple, list)):

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import iqprior
-from iqprior.scoring import SPECS
 from iqprior.scoring.blockiness import Blockiness
 
 
@@ -38,15 +36,8 @@ def test_blockiness_rises_with_jpeg_and_ignores_contrast_and_grid_offset(clean):
     assert float(m(j[..., 3:, 5:])) == pytest.approx(scores[-1], rel=0.15)   # cropped JPEG: phase found
 
 
-def test_blockiness_is_a_member_with_gradients(clean):
-    spec = SPECS["blockiness"]
-    assert spec.lower_better and spec.differentiable and not spec.needs_weights
-    scorer = iqprior.create_scorer(["blockiness"], device="cpu")
-    x = torch.cat([clean, _jpeg(clean, 10)]).requires_grad_(True)
-    s = scorer(x, grad=True, clip=False)
-    assert s[0] > s[1]                                            # flipped: higher is better
-    s.sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+def test_blockiness_is_a_member_with_gradients(clean, check_weightless_member):
+    check_weightless_member("blockiness", clean, _jpeg(clean, 10))
     with pytest.raises(ValueError):
         Blockiness(block=1)
     with pytest.raises(ValueError, match="at least"):

@@ -4,8 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import iqprior
-from iqprior.scoring import SPECS
 from iqprior.scoring.sharpness import BlurEffect
 
 
@@ -36,14 +34,7 @@ def test_blur_effect_rises_with_blur_and_ignores_contrast(sharp):
     assert float(m(torch.full((1, 3, 16, 16), 0.4))) == 1.0      # no variation at all: fully blurred
 
 
-def test_blur_effect_is_a_member_with_gradients(sharp):
-    spec = SPECS["blur_effect"]
-    assert spec.lower_better and spec.differentiable and not spec.needs_weights
-    scorer = iqprior.create_scorer(["blur_effect"], device="cpu")
-    x = torch.cat([sharp, _blur(sharp, 2.0)]).requires_grad_(True)
-    s = scorer(x, grad=True, clip=False)
-    assert s[0] > s[1]                                            # flipped: higher is better
-    s.sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+def test_blur_effect_is_a_member_with_gradients(sharp, check_weightless_member):
+    check_weightless_member("blur_effect", sharp, _blur(sharp, 2.0))
     with pytest.raises(ValueError):
         BlurEffect(window=1)
