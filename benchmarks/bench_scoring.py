@@ -51,8 +51,8 @@ def _naive_metrics(scorer, random_weights):
 
 def _raw_scores(manifest: Path) -> dict[str, dict[str, float]]:
     """``{path: {member: raw}}`` of a manifest written by ``score_directory``."""
-    import json
-    return {r["path"]: r["raw"] for r in map(json.loads, manifest.read_text().splitlines()) if r.get("raw")}
+    from iqprior.scoring.manifest import latest_by_path, read_manifest
+    return {p: r["raw"] for p, r in latest_by_path(read_manifest(manifest)).items() if r.get("raw")}
 
 
 def bench_scorer(paths, members, repeats, random_weights, batch_size=None, workers=None, precisions=("fp32",)):

@@ -263,13 +263,15 @@ def premise(base: nn.Module, plus: nn.Module, pool: Pool, levels: torch.Tensor, 
     GT's level, fits the GTs better than the baseline does (``gain_db`` > 0). If the LQ reveals the grade,
     the baseline infers it by itself and ``gain_db`` is about 0: there is no ceiling for the level to lift.
     """
+    from iqprior.scoring.fullref import build_fullref
+
+    psnr = build_fullref("psnr")    # the evaluation's PSNR (pyiqa's, RGB)
     n = min(n, len(pool.gt))
     pb, pp = [], []
     for i in range(0, n, chunk):
         lq, gt, lv = pool.lq[i:i + chunk], pool.gt[i:i + chunk], levels[i:i + chunk]
         for net, acc in ((base, pb), (plus, pp)):
-            y = (net(lq) if net is base else net(lq, score=lv)).clamp(0, 1)
-            acc.append(10 * torch.log10(1 / (y - gt).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)))
+            acc.append(psnr((net(lq) if net is base else net(lq, score=lv)).clamp(0, 1), gt))
     b, p = torch.cat(pb).mean().item(), torch.cat(pp).mean().item()
     return {"pairs": n, "baseline_psnr_to_gt": round(b, 4), "plus_psnr_to_gt": round(p, 4),
             "gain_db": round(p - b, 4)}
