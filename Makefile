@@ -1,13 +1,14 @@
 # Quick start (a fresh machine, nothing installed):
 #   make demo   -> installs into .venv, scores the bundled sample images
 #   make test   -> installs into .venv, runs the test suite
+#   make docs   -> installs into .venv, builds the documentation site into site/
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu   -> CPU-only torch (no CUDA wheels)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.iqprior-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint docs bench clean
 
 install: $(STAMP)
 
@@ -34,8 +35,13 @@ lint: install
 test: lint
 	$(PY) -m pytest -q
 
+# the documentation site (mkdocs.yml) into site/, warnings as errors; CLI pages and the adapters and
+# members tables are generated from the code by docs/_hooks/iqprior_docs.py
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 bench: install
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results site

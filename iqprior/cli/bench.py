@@ -9,7 +9,7 @@ Sub-commands:
 - ``grid``, ``sweep``, ``histogram``: the paper's Fig. 4, Fig. 13 and Fig. 2;
 - ``control``: the paper's thesis measured on CPU (baseline vs its "+" twin, output quality vs level).
 
-See benchmarks/README.md for how to run them on the public test sets.
+How to run them on the public test sets: docs/guides/evaluating.md (the docs site: `make docs`).
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         description="Train one small restorer twice on GTs of mixed quality (plain, and its '+' "
                                     "twin conditioned on the GT's level), then score the '+' output at levels "
                                     "0..9 and the baseline against the pristine held-out images. See "
-                                    "benchmarks/README.md, 'Does the method work?'.")
+                                    "docs/experiments/control.md.")
     c.add_argument("--out", default="results/control", help="output folder: control.json, control.md, control.png")
     c.add_argument("--steps", type=int, default=None, help="training steps per model (default 3000)")
     c.add_argument("--labels", choices=("scorer", "oracle"), default="scorer",
