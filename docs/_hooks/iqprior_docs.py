@@ -38,7 +38,8 @@ GUIDES = {
     "bench": "guides/evaluating.md",
     "weights": "guides/weights.md",
 }
-#: pages written by other work that join the nav when present: file -> (nav section, title)
+#: pages written by other work that join the nav when present: file -> (nav section, title);
+#: any other ``experiments/*.md`` joins the Experiments section under its first heading
 OPTIONAL_PAGES = {
     "auto.md": ("Guides", "Any spandrel model (auto)"),
     "export.md": ("Guides", "ONNX export"),
@@ -222,6 +223,14 @@ def _nav_has(nav, target: str) -> bool:
     return False
 
 
+def _title(page: Path) -> str:
+    """A page's first ``# heading``, else its file name."""
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip().replace("`", "")
+    return page.stem
+
+
 def on_config(config, **kwargs):
     _import_path()
     docs_dir = Path(config["docs_dir"])
@@ -230,7 +239,10 @@ def on_config(config, **kwargs):
     for i, item in enumerate(nav):
         if isinstance(item, dict) and item.get(CLI_NAV_TITLE) == CLI_INDEX:
             nav[i] = {CLI_NAV_TITLE: [CLI_INDEX] + [{f"iqprior {n}": f"cli/{n}.md"} for n in commands]}
-    for page, (section, title) in OPTIONAL_PAGES.items():
+    optional = dict(OPTIONAL_PAGES)
+    for extra in sorted((docs_dir / "experiments").glob("*.md")):  # more experiments join their section
+        optional.setdefault(f"experiments/{extra.name}", ("Experiments", _title(extra)))
+    for page, (section, title) in optional.items():
         if not (docs_dir / page).is_file() or _nav_has(nav, page):
             continue
         for item in nav:
