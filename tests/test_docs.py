@@ -7,6 +7,7 @@ every ``iqprior`` sub-command has its page with its own ``--help``.
 """
 from __future__ import annotations
 
+import argparse
 import html
 import os
 import re
@@ -56,9 +57,13 @@ def test_members_tables_list_every_metric(site):
     assert not missing, f"metrics missing from the docs' members tables: {missing}"
 
 
+def _is_subparsers(action) -> bool:
+    return isinstance(action, argparse._SubParsersAction)
+
+
 def test_one_page_per_cli_command(site):
     parser = build_parser()
-    commands = next(a.choices for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    commands = next(a.choices for a in parser._actions if _is_subparsers(a))
     assert {"score", "restore", "train", "finetune", "bench", "weights"} <= set(commands)
     index = (site / "cli" / "index.html").read_text(encoding="utf-8")
     for name, sub in commands.items():
@@ -66,9 +71,14 @@ def test_one_page_per_cli_command(site):
         assert page.is_file(), f"no docs page for `iqprior {name}`"
         text = html.unescape(page.read_text(encoding="utf-8"))
         assert f"usage: iqprior {name}" in text
-        for action in sub._actions:  # every flag of the command is on its page
+        for action in sub._actions:  # every flag of the command, and of its own sub-commands, is on its page
             for flag in action.option_strings:
                 assert flag in text, f"`iqprior {name}` page lacks {flag}"
+            nested_parsers = action.choices if _is_subparsers(action) else {}
+            for nested, p in nested_parsers.items():
+                assert f"usage: iqprior {name} {nested}" in text
+                missing = [f for a in p._actions for f in a.option_strings if f not in text]
+                assert not missing, f"`iqprior {name} {nested}` flags missing from its page: {missing}"
         assert f'href="{name}/"' in index, f"the Command line index does not link `iqprior {name}`"
 
 
