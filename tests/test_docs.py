@@ -105,3 +105,14 @@ def test_readme_is_a_front_door():
         assert f"make {target}" in text and re.search(rf"^{target}:", makefile, flags=re.M)
     for link in re.findall(r"\]\((docs/[^)#]+)", text):  # links into the docs point at pages that exist
         assert (ROOT / link).exists(), f"README links to a missing {link}"
+
+
+def test_getting_started_states_the_declared_torch_floor(site):
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg", encoding="utf-8")
+    torch_req = next(r.strip() for r in cfg["options"]["install_requires"].splitlines()
+                     if re.match(r"\s*torch\s*[<>=]", r))
+    text = html.unescape((site / "getting-started" / "index.html").read_text(encoding="utf-8"))
+    assert f"<code>{torch_req}</code>" in text

@@ -204,6 +204,21 @@ def presets_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def requirements(*names: str) -> str:
+    """`` (this version: `torch>=2.6`, ...)``: the requirement of each named package in setup.cfg."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg", encoding="utf-8")
+    lines = [r.strip() for r in cfg["options"]["install_requires"].splitlines() if r.strip()]
+    found = [r for n in names for r in lines if re.match(rf"{re.escape(n)}\s*([<>=!~;\[]|$)", r)]
+    if len(found) != len(names):
+        raise PluginError(f"setup.cfg install_requires lacks one of {names}")
+    return " (this version: " + ", ".join(f"`{r}`" for r in found) + ")"
+
+
+_REQUIRES = re.compile(r"<!-- iqprior:requires ([\w\- ]+) -->")
+
 MARKERS = {
     "<!-- iqprior:adapters -->": adapters_table,
     "<!-- iqprior:members -->": members_table,
@@ -270,6 +285,7 @@ def on_files(files, config, **kwargs):
 def on_page_markdown(markdown, page, config, files, **kwargs):
     if page.file.src_uri == CLI_INDEX:
         markdown = markdown.replace("<!-- iqprior:cli -->", cli_index(cli_commands()))
+    markdown = _REQUIRES.sub(lambda m: requirements(*m.group(1).split()), markdown)
     for marker, make in MARKERS.items():
         if marker in markdown:
             markdown = markdown.replace(marker, make())
