@@ -38,14 +38,14 @@ GUIDES = {
     "bench": "guides/evaluating.md",
     "weights": "guides/weights.md",
 }
-#: pages written by other work that join the nav when present: file -> (nav section, title);
-#: any other ``experiments/*.md`` joins the Experiments section under its first heading
+#: pages written by other work that join the nav, titled by their first heading, when present:
+#: file -> nav section; any other ``experiments/*.md`` joins the Experiments section
 OPTIONAL_PAGES = {
-    "auto.md": ("Guides", "Any spandrel model (auto)"),
-    "export.md": ("Guides", "ONNX export"),
-    "demo.md": ("Guides", "Web demo"),
-    "security.md": ("Architecture", "Security"),
-    "internals.md": ("Architecture", "Internals"),
+    "auto.md": "Guides",
+    "export.md": "Guides",
+    "demo.md": "Guides",
+    "security.md": "Architecture",
+    "internals.md": "Architecture",
 }
 HELP_WIDTH = "100"
 _ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):(?=<code>)")
@@ -256,10 +256,11 @@ def on_config(config, **kwargs):
             nav[i] = {CLI_NAV_TITLE: [CLI_INDEX] + [{f"iqprior {n}": f"cli/{n}.md"} for n in commands]}
     optional = dict(OPTIONAL_PAGES)
     for extra in sorted((docs_dir / "experiments").glob("*.md")):  # more experiments join their section
-        optional.setdefault(f"experiments/{extra.name}", ("Experiments", _title(extra)))
-    for page, (section, title) in optional.items():
+        optional.setdefault(f"experiments/{extra.name}", "Experiments")
+    for page, section in optional.items():
         if not (docs_dir / page).is_file() or _nav_has(nav, page):
             continue
+        title = _title(docs_dir / page)
         for item in nav:
             if isinstance(item, dict) and section in item:
                 if not isinstance(item[section], list):
