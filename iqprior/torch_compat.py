@@ -19,12 +19,16 @@ touches ``torch._C``, ``nn.Module`` slots (``_modules``, ``_parameters``,
 - :func:`module_slots`: the live dicts of an ``nn.Module``'s children,
   parameters and buffers, which the conditioned wrapper shares with the network
   it mirrors (same ``state_dict`` keys, no prefix);
-- :func:`replicate_for_data_parallel` and :func:`is_replica`
+- :func:`data_parallel_replica` and :func:`is_replica`
   (``Module._replicate_for_data_parallel``, ``_is_replica``): a conditioned
   ``DataParallel`` replica runs the network on its own replicated children;
-- :func:`cpu_replicate` (``torch.nn.parallel.replicate`` with its private
+- :func:`cpu_replicas` (``torch.nn.parallel.replicate`` with its private
   ``_broadcast_coalesced_reshape`` replaced): DataParallel's replicas on the CPU,
-  for the contract's ``replicas`` check.
+  for the contract's ``replicas`` check;
+- :data:`REBUILD_TENSOR` and :func:`tensor_rebuilder`
+  (``torch._utils._rebuild_tensor_v2``): the pickle global that ``torch.save``
+  (and TorchScript) archives rebuild tensors with, which
+  :mod:`iqprior.torchscript`'s restricted unpickler allows.
 """
 from __future__ import annotations
 
@@ -35,7 +39,10 @@ import torch
 from torch import nn
 
 __all__ = ["graph_task_id", "saved_tensors_hooks_active", "queue_engine_callback", "ModuleSlots", "module_slots",
-           "replicate_for_data_parallel", "is_replica", "cpu_replicate"]
+           "data_parallel_replica", "is_replica", "cpu_replicas", "REBUILD_TENSOR", "tensor_rebuilder"]
+
+REBUILD_TENSOR = ("torch._utils", "_rebuild_tensor_v2")
+"""``(module, name)`` of the global a ``torch.save`` pickle rebuilds each tensor with."""
 
 
 def graph_task_id() -> int:
@@ -78,18 +85,18 @@ def module_slots(module: nn.Module) -> ModuleSlots:
     return ModuleSlots(module._modules, module._parameters, module._buffers, module._non_persistent_buffers_set)
 
 
-def replicate_for_data_parallel(module: nn.Module) -> nn.Module:
+def data_parallel_replica(module: nn.Module) -> nn.Module:
     """A shallow replica of ``module`` as ``DataParallel`` makes it: same hooks and attributes, its own
     slots dicts (so replacing a child there leaves ``module`` alone), marked :func:`is_replica`."""
     return module._replicate_for_data_parallel()
 
 
 def is_replica(module: nn.Module) -> bool:
-    """True for a module made by ``DataParallel``'s replicate (or :func:`cpu_replicate`)."""
+    """True for a module made by ``DataParallel``'s replicate (or :func:`cpu_replicas`)."""
     return bool(module.__dict__.get("_is_replica", False))
 
 
-def cpu_replicate(module: nn.Module, n: int = 2) -> list[nn.Module]:
+def cpu_replicas(module: nn.Module, n: int = 2) -> list[nn.Module]:
     """``torch.nn.parallel.replicate(module, n devices)`` on the CPU.
 
     The same module copies as ``DataParallel`` makes (shared hooks, parameters as
@@ -105,3 +112,9 @@ def cpu_replicate(module: nn.Module, n: int = 2) -> list[nn.Module]:
 
     with mock.patch.object(rep, "_broadcast_coalesced_reshape", broadcast):
         return rep.replicate(module, list(range(n)))
+
+
+def tensor_rebuilder() -> Callable[..., torch.Tensor]:
+    """The function :data:`REBUILD_TENSOR` names: ``(storage, offset, size, stride, requires_grad, hooks)`` -> tensor."""
+    module, name = REBUILD_TENSOR
+    return getattr(importlib.import_module(module), name)

@@ -6,19 +6,11 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from iqprior import torch_compat
+from iqprior.torch_compat import cpu_replicas
 
 from ..base import Adapter
 
-
-def cpu_replicas(module: nn.Module, n: int = 2) -> list[nn.Module]:
-    """``torch.nn.parallel.replicate(module, n devices)`` on the CPU (:func:`iqprior.torch_compat.cpu_replicate`).
-
-    The same module copies as ``DataParallel`` makes: shared hooks, parameters as
-    non-leaf copies that pass gradients back to the original; only the GPU
-    broadcast is replaced by CPU views.
-    """
-    return torch_compat.cpu_replicate(module, n)
+__all__ = ["cpu_replicas", "rendezvous", "run_in_threads", "targets"]
 
 
 def targets(model: Adapter) -> list[nn.Module]:

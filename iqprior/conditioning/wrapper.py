@@ -127,7 +127,7 @@ class ConditionedModule(nn.Module):
         net = self._iq_net
         if not torch_compat.is_replica(self):
             return net
-        view = torch_compat.replicate_for_data_parallel(net)  # a DataParallel replica: run on its own children
+        view = torch_compat.data_parallel_replica(net)  # a DataParallel replica: run on its own children
         own, theirs, mine = (torch_compat.module_slots(m) for m in (view, net, self))
         for k in theirs.modules:
             own.modules[k] = mine.modules[k]
