@@ -54,8 +54,9 @@ def saved_tensors_hooks_active() -> bool:
     """True while default saved-tensor hooks are installed (``torch.autograd.graph.saved_tensors_hooks``,
     which non-re-entrant ``torch.utils.checkpoint`` uses while it runs its region).
 
-    On a torch without the query it answers True: the caller then treats the call as
-    checkpointed, which costs one identity autograd node and is never wrong.
+    On a torch without the query (before 2.8) it answers True: the caller then treats every
+    call with gradients as checkpointed (one identity autograd node per call, and outputs
+    that are not tensors or containers of tensors are refused).
     """
     top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
     return top is None or top(False) is not None
