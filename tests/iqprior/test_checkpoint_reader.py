@@ -62,7 +62,7 @@ def test_nu2net_runner_save_with_numpy_scalars(tmp_path, layouts, numpy_major):
 
 
 def test_difface_estimator_ddp_prefix_still_loads(tmp_path):
-    from adapters.difface_swinir import SwinIR
+    from adapters.difface import SwinIR
     net = SwinIR(img_size=8, embed_dim=12, depths=[2], num_heads=[2], window_size=4, scale=4, num_feat=8)
     state = {f"module.{k}": v for k, v in _noisy(net).items()}
     torch.save({"iters_start": 10, "log_step": {"train": 1}, "log_step_img": {"train": 1}, "state_dict": state},
