@@ -15,6 +15,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
+import adapters
+
 from .metrics import BenchMetric
 
 MISSING = "—"
@@ -33,10 +35,13 @@ class TableRow:
 
 
 def base_of(name: str, names: Sequence[str]) -> Optional[str]:
-    """The base model of a "+" variant (``"daefr+"`` -> ``"daefr"``) if it is among ``names``."""
-    if name.endswith("+") and name[:-1] in names:
-        return name[:-1]
-    return None
+    """The base model of a "+" variant as its spec says (:attr:`adapters.AdapterSpec.base`:
+    ``"daefr+"`` -> ``"daefr"``) if it is among ``names``; ``None`` for other rows."""
+    try:
+        base = adapters.spec(name).base
+    except ValueError:  # not a registered adapter (the Input row)
+        return None
+    return base if base in names else None
 
 
 def deltas(rows: Sequence[TableRow], metrics: Sequence[BenchMetric]) -> dict[tuple[str, str], float]:

@@ -61,7 +61,8 @@ def build_plus(**options) -> TinyAdapter:
 @pytest.fixture
 def tiny(monkeypatch):
     monkeypatch.setitem(adapters._USER, "tiny-test", adapters.AdapterSpec("tiny-test", f"{__name__}:build"))
-    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus"))
+    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus",
+                                                                         base="tiny-test"))
     BUILDS["count"] = 0
     return BUILDS
 
