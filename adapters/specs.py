@@ -42,7 +42,7 @@ class AdapterSpec:
         condition_shape: the embedding's shape at the released size (for the docs).
         licence: licence of the released weights.
         source: upstream repository and paper.
-        fast_path: the inference measures :func:`adapters.create` turns on unless ``exact=True``
+        fast_path: the inference measures :func:`adapters.create` (and the builders) turn on unless ``exact=True``
             (:mod:`iqprior.fastpath`), chosen per model from measurements (benchmarks/README.md);
             ``None`` = the adapter class's own (the exact path for the base class).
         tiny: builder options of a small random-weight network with the released structure, what
