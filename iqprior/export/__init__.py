@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["export_onnx", "ExportReport", "ExportError", "OnnxModel", "verify_export"]
 
-_LAZY = {"export_onnx": "onnx_export", "ExportReport": "onnx_export", "ExportError": "onnx_export",
+_LAZY = {"export_onnx": "onnx_export", "ExportReport": "onnx_export", "ExportError": "onnx_file",
          "OnnxModel": "runner", "verify_export": "verify"}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,21 +29,21 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-__all__ = ["export_onnx", "ExportReport", "ExportError", "META_PREFIX", "DEFAULT_OPSET", "parse_size",
-           "takes_level", "check_out_file"]
+from .onnx_file import META_PREFIX, ExportError
 
-META_PREFIX = "iqprior."
+__all__ = ["export_onnx", "ExportReport", "ExportError", "META_PREFIX", "DEFAULT_OPSET", "parse_size",
+           "takes_level", "check_out_file", "export_refusal",
+           "check_opset"]
+
 # opset 18: Resize with antialias (PUIE-Net / NU2Net resize their input with antialiasing)
 DEFAULT_OPSET = 18
 MIN_OPSET = 18
+MAX_OPSET = 20
 # trace size of models with dynamic height and width: no multiple of 8 or 16, so that the models'
 # "resize to the working size" branches are traced (at a working size they are an identity)
 TRACE_SIZE = (76, 92)
 PRECISIONS = ("fp32", "fp16")
-
-
-class ExportError(ValueError):
-    """A model (or one of its ops) that cannot be exported; the message names it and why."""
+FP32_ATOL = 1e-3  # an fp32 file further from PyTorch's exact path than this fails the export
 
 
 @dataclass
@@ -62,6 +63,14 @@ class ExportReport:
         diffs = ", ".join(f"{k}: {v:.2e}" for k, v in self.max_diff.items()) or "not verified"
         return (f"exported {self.metadata.get('adapter')} ({self.metadata.get('precision')}) -> {self.path}; "
                 f"inputs {', '.join(self.inputs)}; max |onnxruntime - PyTorch| {diffs}")
+
+
+def check_opset(opset: int) -> int:
+    """``opset`` within what the exporter writes and the models need (Resize with antialias)."""
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"--opset must be an int in {MIN_OPSET}..{MAX_OPSET} (18: Resize with antialias; "
+                         f"{MAX_OPSET}: the newest the TorchScript-based exporter writes), got {opset!r}")
+    return opset
 
 
 def parse_size(text: Optional[str | int]) -> Optional[tuple[int, int]]:
@@ -90,6 +99,22 @@ def takes_level(model: nn.Module) -> bool:
         return adapters.spec(model.adapter_name).condition_at is not None
     except (ValueError, AttributeError):
         return False
+
+
+def export_refusal(name: str) -> Optional[str]:
+    """Why adapter ``name`` cannot be exported (``export_refused`` of the class its builder returns), known
+    before the model is built; ``None`` when it can or the builder does not say what it returns."""
+    import importlib
+    import typing
+
+    import adapters
+
+    module, func = adapters.spec(name).builder.split(":", 1)
+    try:
+        returns = typing.get_type_hints(getattr(importlib.import_module(module.strip()), func.strip())).get("return")
+    except Exception:  # an unresolvable annotation: the built model says it (export_onnx checks again)
+        return None
+    return getattr(returns, "export_refused", None) if isinstance(returns, type) else None
 
 
 class ExportGraph(nn.Module):
@@ -141,14 +166,19 @@ def check_out_file(out: Path, flag: str = "--out") -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise ValueError(f"{flag} {out}: {parent} is a file, not a folder; choose another {flag}")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise ValueError(f"{flag} {out}: {parent} is not writable; choose another {flag}")
+            try:  # os.access says yes for root and on some file systems; a real file says it all
+                fd, probe = tempfile.mkstemp(prefix=".iqprior-probe.", dir=parent)
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as e:
+                raise ValueError(f"{flag} {out}: cannot write in {parent} ({e.strerror}); choose another "
+                                 f"{flag}") from None
             return
 
 
 def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tuple[int, int] | int] = None,
                 opset: int = DEFAULT_OPSET, precision: str = "fp32", random_weights: bool = False,
-                verify: bool = True, seed: int = 0) -> ExportReport:
+                verify: bool = True, seed: int = 0, atol: Optional[float] = None) -> ExportReport:
     """Export ``model`` (an :class:`adapters.Adapter`) to the ONNX file ``out``.
 
     Args:
@@ -163,6 +193,8 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
         random_weights: recorded in the metadata (the CLI sets it when no checkpoint was given).
         verify: check the file (``onnx.checker``) and compare one onnxruntime run with PyTorch
             (:func:`iqprior.export.verify_export`: levels 0 and 9 in one batch).
+        atol: a larger difference fails the export (default :data:`FP32_ATOL` for fp32; fp16 only
+            reports its deviation).
 
     Returns:
         An :class:`ExportReport`. Raises :class:`ExportError` for a model or op that cannot be
@@ -171,8 +203,7 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
     out = Path(out)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if not isinstance(opset, int) or opset < MIN_OPSET:
-        raise ValueError(f"--opset must be an int >= {MIN_OPSET} (Resize with antialias), got {opset!r}")
+    check_opset(opset)
     if isinstance(size, int):
         size = (size, size)
     refusal = getattr(model, "export_refused", None)
@@ -231,6 +262,11 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
         from .verify import verify_export
 
         report.max_diff = verify_export(out, model, seed=seed)
+        limit = atol if atol is not None else (FP32_ATOL if precision == "fp32" else None)
+        worst = max(report.max_diff.values())
+        if limit is not None and worst > limit:
+            raise ExportError(f"{out} differs from PyTorch by {worst:.3g} (> {limit:g}): "
+                              f"{report.summary()}; the file is kept for inspection")
     return report
 
 

@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
+META_PREFIX = "iqprior."
 INSTALL_HINT = "pip install 'iqprior[onnx]' (onnx and onnxruntime)"
+
+
+class ExportError(ValueError):
+    """A model (or one of its ops) that cannot be exported, or a file that fails its check; says which and why."""
 
 
 def require_onnx() -> Any:

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from ..levels import DEFAULT_LEVELS, ScoreLike, as_levels
-from .onnx_export import META_PREFIX
-from .onnx_file import read_metadata, require_onnxruntime
+from .onnx_file import META_PREFIX, read_metadata, require_onnxruntime
 
 __all__ = ["OnnxModel", "DEFAULT_LEVEL"]
 
@@ -67,6 +66,7 @@ class OnnxModel:
         except Exception as e:  # onnxruntime raises its own error types
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise ValueError(f"{self.path} is not a model onnxruntime can load: {first}") from None
+        self._overrides: dict[str, Any] = {}
         self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map, META_PREFIX)
         self._layout()
 
@@ -104,6 +104,14 @@ class OnnxModel:
         self.adapter_name = m.get("adapter", self.path.stem)
         self.random_weights = m.get("random_weights") == "true"
         self.scale = int(m.get("scale", 1))
+
+    def set_controls(self, **values: float) -> OnnxModel:
+        """Per-call defaults for the file's controls (e.g. ``fidelity=0.7``); a call's own values win."""
+        for k in values:
+            if k not in self.controls:
+                raise ValueError(f"{self.path.name} has no control {k!r} (controls: {sorted(self.controls) or 'none'})")
+        self._overrides.update({k: v for k, v in values.items() if v is not None})
+        return self
 
     @property
     def is_conditioned(self) -> bool:
@@ -150,7 +158,7 @@ class OnnxModel:
         """Run the file on ``x`` (B, 3, H, W) RGB in [0, 1]; returns the output as a float32 tensor
         on ``x``'s device (not clamped). ``score``: level(s) for a file that takes one (default 9),
         ignored otherwise; ``controls``: e.g. ``fidelity=0.7`` (default: the file's)."""
-        out = self.session.run([self.output_name], self.feeds(x, score, **controls))[0]
+        out = self.session.run([self.output_name], self.feeds(x, score, **{**self._overrides, **controls}))[0]
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
 
     def __repr__(self) -> str:

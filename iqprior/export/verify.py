@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .onnx_export import ExportError
+from .onnx_file import ExportError
 
 __all__ = ["verify_export", "VERIFY_SIZE", "compare"]
 
