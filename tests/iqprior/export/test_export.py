@@ -209,3 +209,13 @@ def test_import_stays_light():
             "print(json.dumps([m for m in ('onnx', 'onnxruntime', 'adapters') if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_fp16_export_reports_its_deviation(tmp_path):
+    model = tiny("daefr+")
+    report = export_onnx(model, tmp_path / "h.onnx", precision="fp16")
+    assert report.metadata["precision"] == "fp16" and set(report.max_diff) == {"levels 0,9", "level 9"}
+    assert 0 < max(report.max_diff.values()) < 0.05  # float16 rounding: not zero, not broken
+    runner = OnnxModel(tmp_path / "h.onnx", threads=1)
+    assert runner.image_input.type == "tensor(float)"  # inputs and output stay float32
+    assert runner(torch.rand(1, 3, 16, 16), score=2).dtype == torch.float32
