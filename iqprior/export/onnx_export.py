@@ -18,6 +18,7 @@ the PyTorch model. The classic TorchScript-based exporter is used
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -231,7 +232,9 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
         model.set_exact(True)
         model.set_precision("fp32")
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    graph = ExportGraph(model, level, tuple(controls), dtype).eval()
+    # fp16 traces a copy: casting the caller's model there and back would round its weights
+    traced = copy.deepcopy(model).to(dtype) if dtype != torch.float32 else model
+    graph = ExportGraph(traced, level, tuple(controls), dtype).eval()
     gen = torch.Generator().manual_seed(seed)
     args: list[torch.Tensor] = [torch.rand(2, 3, h, w, generator=gen)]
     names, dynamic = ["image"], {"image": {0: "batch"} if fixed else {0: "batch", 2: "height", 3: "width"}}
@@ -247,13 +250,10 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
     meta = _metadata(model, level, controls, fixed if size is not None else None, precision, random_weights,
                      levels)
     try:
-        if dtype != torch.float32:
-            model.to(dtype)
         with atomic_path(out) as tmp:
             _trace(graph, tuple(args), names, dynamic, opset, tmp, name)
             finish_file(tmp, meta, controls, META_PREFIX)
     finally:
-        model.float()
         if hasattr(model, "set_exact"):
             model.set_exact(was_exact)
             model.set_precision(was_precision)

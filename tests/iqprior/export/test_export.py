@@ -213,7 +213,9 @@ def test_import_stays_light():
 
 def test_fp16_export_reports_its_deviation(tmp_path):
     model = tiny("daefr+")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     report = export_onnx(model, tmp_path / "h.onnx", precision="fp16")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the caller's model untouched
     assert report.metadata["precision"] == "fp16" and set(report.max_diff) == {"levels 0,9", "level 9"}
     assert 0 < max(report.max_diff.values()) < 0.05  # float16 rounding: not zero, not broken
     runner = OnnxModel(tmp_path / "h.onnx", threads=1)
