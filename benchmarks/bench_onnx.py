@@ -3,10 +3,11 @@
 Each model (full size, random weights) is exported with :func:`iqprior.export.export_onnx`
 (fp32) and run by :class:`iqprior.export.OnnxModel` (graph optimisations on, ``--threads``
 intra-op threads); PyTorch runs the adapter's default (fast) path with the same number of
-threads. Per round both run once on the same (1, 3, S, S) input, order reversed every round;
-the speed-up is the median over rounds of ``t_torch / t_onnxruntime`` within a round (adjacent
-calls see the same machine load), with its min-max. ``dev`` is ``max |onnxruntime - PyTorch
-exact|`` on that input; ``export`` the export time (trace + check).
+threads. Per round both run once on the same (1, 3, S, S) input, order reversed every round
+(:func:`iqprior.bench.profiling.interleaved`); the speed-up is the median over rounds of
+``t_torch / t_onnxruntime`` within a round (adjacent calls see the same machine load), with its
+min-max. ``dev`` is ``max |onnxruntime - PyTorch exact|`` on that input; ``export`` the export
+time (trace, metadata).
 
     python benchmarks/bench_onnx.py [--models codeformer+,daefr+,iqpfr,puienet+,nu2net+]
                                     [--size 512] [--rounds 5] [--threads 2] [--out DIR]
@@ -14,7 +15,6 @@ exact|`` on that input; ``export`` the export time (trace + check).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -24,6 +24,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from iqprior.bench.profiling import interleaved, medians, ratio_stats  # noqa: E402
 
 DEFAULT_MODELS = "codeformer+,daefr+,iqpfr,puienet+,nu2net+"
 HEADER = ("| model | size | PyTorch default (ms) | onnxruntime (ms) | speed-up (min–max) | "
@@ -49,20 +51,12 @@ def bench(name: str, size: int, rounds: int, threads: int, out_dir: Path) -> str
     kw = {} if level is None else {"score": level}
     dev = compare(runner, model, x, level)
     model.set_exact(False)  # the default path, as adapters.create gives it
-    calls = {"torch": lambda: model(x, **kw), "onnxruntime": lambda: runner(x, **kw)}
-    times: dict[str, list[float]] = {k: [] for k in calls}
     with torch.inference_mode():
-        for fn in calls.values():  # warm-up
-            fn()
-        for r in range(rounds):
-            for k in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
-                t = time.perf_counter()
-                calls[k]()
-                times[k].append(time.perf_counter() - t)
-    ratios = sorted(a / b for a, b in zip(times["torch"], times["onnxruntime"]))
-    med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    return (f"| {name} | {s}² | {med['torch']:.0f} | {med['onnxruntime']:.0f} | {statistics.median(ratios):.2f}x "
-            f"({ratios[0]:.2f}–{ratios[-1]:.2f}) | {dev:.1e} | {export_s:.0f} |")
+        times = interleaved({"torch": lambda: model(x, **kw), "onnxruntime": lambda: runner(x, **kw)}, rounds)
+    med = {k: v * 1000 for k, v in medians(times).items()}
+    ratio, lo, hi = ratio_stats(times["torch"], times["onnxruntime"])
+    return (f"| {name} | {s}² | {med['torch']:.0f} | {med['onnxruntime']:.0f} | {ratio:.2f}x "
+            f"({lo:.2f}–{hi:.2f}) | {dev:.1e} | {export_s:.0f} |")
 
 
 def main(argv=None) -> int:
