@@ -22,14 +22,26 @@ _CODEFORMER = dict(config=dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_res
 _DAEFR = dict(ch=32, ch_mult=(1, 2), resolution=16, attn_resolutions=(8,), z_channels=32, embed_dim=32, n_embed=64,
               dim_embd=64, n_head=4, n_layers=2, dim_mlp=128)
 _TINY = {"codeformer": _CODEFORMER, "daefr": _DAEFR, "puienet": {}, "nu2net": {}, "iqpfr": {"preset": "tiny"}}
-EXPORTABLE = sorted(n for n in adapters.specs.SPECS if n.rstrip("+") in _TINY)
+
+
+def tiny_options(name: str):
+    """The spec table's tiny configuration where it has one, else the one above (``None``: none known)."""
+    options = getattr(adapters.spec(name), "tiny", None)
+    return dict(options) if options is not None else _TINY.get(name.rstrip("+"))
+
+
+EXPORTABLE = sorted(n for n in adapters.specs.SPECS if tiny_options(n) is not None and not export_refusal(n))
+
+
+def test_every_builtin_adapter_exports_or_says_why():
+    for name in adapters.specs.SPECS:
+        assert name in EXPORTABLE or export_refusal(name), name
 
 
 def tiny(name: str) -> adapters.Adapter:
     """A tiny random model with non-trivial weights everywhere, level embeddings included (so that levels
     change the output and a level baked into the graph would show)."""
-    spec = adapters.spec(name)
-    options = getattr(spec, "tiny", None) or _TINY[name.rstrip("+")]
+    options = tiny_options(name)
     torch.manual_seed(0)
     model = adapters.create(name, **options)
     g = torch.Generator().manual_seed(1)
