@@ -81,7 +81,7 @@ class Adapter(nn.Module):
     export_refused: Optional[str] = None  # why the model cannot be exported to ONNX (None: it can)
     official_prefixes: tuple[str, ...] = ("module.",)
     official_wrapper_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "net", "model")
-    fast_path: FastPath = EXACT        # the fast path's measures; adapters.create sets the spec table's
+    fast_path: FastPath = EXACT        # the fast path's measures; registry.configure sets the spec table's
     exact: bool = False                # True: always the exact (upstream-identical) path
     precision: str = "fp32"            # autocast of the network: "fp32", "bf16" or "fp16"
 

@@ -16,18 +16,18 @@ _REGISTERED: set[int] = set()
 
 
 def _resize_aa(mode: str, cubic_a: float):
-    def symbolic(g, input, output_size, align_corners, scale_factors):
-        from torch.onnx import symbolic_helper as sh
+    from torch.onnx.symbolic_helper import parse_args
 
-        if not sh._is_none(scale_factors) and sh._is_none(output_size):
-            return sh._unimplemented(f"{mode} antialiased resize", "scale_factor (pass size=)")
-        corners = sh._maybe_get_const(align_corners, "b")
+    @parse_args("v", "v", "b", "v")
+    def symbolic(g, input, output_size, align_corners, scale_factors):
+        if output_size.node().mustBeNone():  # F.interpolate(scale_factor=...): not used by the ports
+            raise RuntimeError(f"antialiased {mode} resize with scale_factor has no ONNX symbolic here; pass size=")
         batch_channels = g.op("Slice", g.op("Shape", input), g.op("Constant", value_t=torch.tensor([0])),
                               g.op("Constant", value_t=torch.tensor([2])))
         sizes = g.op("Concat", batch_channels, g.op("Cast", output_size, to_i=7), axis_i=0)  # 7: int64
-        none = sh._optional_input_placeholder_tensor(g)  # no roi, no scales
-        return g.op("Resize", input, none, none, sizes, antialias_i=1,
-                    coordinate_transformation_mode_s="align_corners" if corners is True else "half_pixel",
+        empty = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))  # no roi, no scales
+        return g.op("Resize", input, empty, empty, sizes, antialias_i=1,
+                    coordinate_transformation_mode_s="align_corners" if align_corners else "half_pixel",
                     cubic_coeff_a_f=cubic_a, exclude_outside_i=1, mode_s=mode)
     return symbolic
 

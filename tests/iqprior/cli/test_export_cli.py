@@ -13,15 +13,11 @@ from iqprior.io import read_image
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-TINY = dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16, codebook_size=32,
-            dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"])
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A tiny CodeFormer+ with non-zero level embedding, saved with save_pretrained."""
     torch.manual_seed(0)
-    model = adapters.create("codeformer+", config=TINY)
+    model = adapters.create("codeformer+", tiny=True)
     with torch.no_grad():
         model.score_embedding.weight.normal_(0, 0.5)
     return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "cf_plus")

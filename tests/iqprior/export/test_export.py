@@ -17,33 +17,18 @@ from iqprior.export import ExportError, OnnxModel, export_onnx  # noqa: E402
 from iqprior.export.onnx_export import export_refusal  # noqa: E402
 
 ATOL = 1e-4
-_CODEFORMER = dict(config=dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16,
-                               codebook_size=32, dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"]))
-_DAEFR = dict(ch=32, ch_mult=(1, 2), resolution=16, attn_resolutions=(8,), z_channels=32, embed_dim=32, n_embed=64,
-              dim_embd=64, n_head=4, n_layers=2, dim_mlp=128)
-_TINY = {"codeformer": _CODEFORMER, "daefr": _DAEFR, "puienet": {}, "nu2net": {}, "iqpfr": {"preset": "tiny"}}
-
-
-def tiny_options(name: str):
-    """The spec table's tiny configuration where it has one, else the one above (``None``: none known)."""
-    options = getattr(adapters.spec(name), "tiny", None)
-    return dict(options) if options is not None else _TINY.get(name.rstrip("+"))
-
-
-EXPORTABLE = sorted(n for n in adapters.specs.SPECS if tiny_options(n) is not None and not export_refusal(n))
+EXPORTABLE = sorted(n for n in adapters.specs.SPECS if not export_refusal(n))
 
 
 def test_every_builtin_adapter_exports_or_says_why():
-    for name in adapters.specs.SPECS:
-        assert name in EXPORTABLE or export_refusal(name), name
+    assert {n.rstrip("+") for n in adapters.specs.SPECS if n not in EXPORTABLE} == {"difface"}
 
 
 def tiny(name: str) -> adapters.Adapter:
     """A tiny random model with non-trivial weights everywhere, level embeddings included (so that levels
     change the output and a level baked into the graph would show)."""
-    options = tiny_options(name)
     torch.manual_seed(0)
-    model = adapters.create(name, **options)
+    model = adapters.create(name, tiny=True)  # AdapterSpec.tiny
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for n, p in model.named_parameters():
@@ -157,10 +142,7 @@ def test_bad_levels_are_one_line_errors(codeformer_plus):
 def test_difface_is_refused_with_the_reason(tmp_path):
     for name in ("difface", "difface+"):
         assert "sampler loop" in export_refusal(name)
-    model = adapters.create("difface", unet_config=dict(image_size=32, channel_mult=[1, 2], num_res_blocks=[1, 1],
-                                                        attention_resolutions=[16], num_head_channels=32),
-                            estimator_config=dict(img_size=8, embed_dim=12, depths=[2], num_heads=[2], window_size=4,
-                                                  scale=4, num_feat=8))
+    model = adapters.create("difface", tiny=True)
     with pytest.raises(ExportError, match="difface cannot be exported.*sampler loop"):
         export_onnx(model, tmp_path / "d.onnx")
     assert not (tmp_path / "d.onnx").exists()
