@@ -11,14 +11,23 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from .image_header import header_size
+
+__all__ = ["ImageReadError", "NonFiniteError", "MAX_PIXELS", "MIN_SIDE", "IMAGE_EXTENSIONS", "header_size",
+           "read_image", "read_image_array", "write_image", "atomic_path", "atomic_write_bytes",
+           "atomic_write_text", "check_finite", "check_image_batch", "list_images", "tensor_to_uint8",
+           "to_rgb_float"]
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MIN_SIDE = 8              # smaller images cannot be scored or restored meaningfully
 MAX_PIXELS = 100_000_000  # 100 MP; larger images are refused rather than exhausting memory
+# OpenCV's own cap, read once when cv2 loads (iqprior/__init__.py sets it first as well)
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 
 class ImageReadError(ValueError):
@@ -72,9 +81,14 @@ def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_
         raise ImageReadError(f"{path} is empty (0 bytes)")
     # The size from the header first: a small file can declare a huge image (a decompression bomb).
     size = header_size(data, path, max_pixels)
-    if size is not None:
-        _check_size(path, *size, max_pixels=max_pixels, min_side=min_side)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if size is None:  # OpenCV would decode it unbounded
+        raise ImageReadError(f"{path}: no image header can be read (corrupt, truncated, or a format iqprior does "
+                             f"not read)")
+    _check_size(path, *size, max_pixels=max_pixels, min_side=min_side)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # OpenCV's own limits and decoder failures
+        raise ImageReadError(f"{path} cannot be decoded: {_cv2_reason(e)}") from None
     if img is None:
         raise ImageReadError(f"{path} is not a decodable image (corrupt or truncated, or an unsupported format)")
     h, w = img.shape[:2]
@@ -82,38 +96,17 @@ def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_
     return to_rgb_float(img, path)
 
 
+def _cv2_reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    lines = [t for t in text if "error:" in t] or text or [type(e).__name__]
+    return lines[0].split("error:", 1)[-1].strip()[:200]
+
+
 def _check_size(path: Path, w: int, h: int, max_pixels: int, min_side: int) -> None:
     if h * w > max_pixels:
         raise ImageReadError(f"{path} is {w}x{h} = {h * w / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP limit")
     if min(h, w) < min_side:
         raise ImageReadError(f"{path} is {w}x{h}, smaller than {min_side} px on a side")
-
-
-def header_size(data: bytes, source: str | os.PathLike = "image",
-                max_pixels: int = MAX_PIXELS) -> Optional[tuple[int, int]]:
-    """``(width, height)`` read from the file header without decoding pixels; ``None`` if PIL cannot parse it.
-
-    PIL refuses headers above twice its own ``Image.MAX_IMAGE_PIXELS`` as
-    decompression bombs; that is reported as an :class:`ImageReadError`.
-    """
-    import io
-    import re
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                return int(im.size[0]), int(im.size[1])
-    except Image.DecompressionBombError as e:
-        m = re.search(r"\((\d+) pixels\)", str(e))
-        declared = f"{int(m.group(1)) / 1e6:.0f} MP" if m else "a decompression bomb"
-        raise ImageReadError(f"{source} declares {declared} in its header, above the {max_pixels / 1e6:.0f} MP "
-                             f"limit") from None
-    except Exception:  # a format PIL does not know (or a header it cannot parse): OpenCV decides below
-        return None
 
 
 def to_rgb_float(img: np.ndarray, source: str | os.PathLike = "image") -> np.ndarray:

@@ -69,6 +69,9 @@ class _Files(torch.utils.data.Dataset):
             return self.names[i], read_image(self.paths[i])
         except ImageReadError as e:
             return self.names[i], str(e)
+        except Exception as e:  # noqa: BLE001 -- any decoder failure is this image's error record, never the run's
+            line = (str(e).strip().splitlines() or [""])[0][:300]
+            return self.names[i], f"{self.paths[i]} cannot be decoded: {type(e).__name__}: {line}"
 
 
 def default_workers() -> int:
