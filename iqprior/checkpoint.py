@@ -30,7 +30,6 @@ import hashlib
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
