@@ -82,8 +82,8 @@ def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_
     # The size from the header first: a small file can declare a huge image (a decompression bomb).
     size = header_size(data, path, max_pixels)
     if size is None:  # OpenCV would decode it unbounded
-        raise ImageReadError(f"{path}: no image header can be read (corrupt, truncated, or a format iqprior does "
-                             f"not read)")
+        raise ImageReadError(f"{path} is not a decodable image (no header can be read: corrupt, truncated, or a "
+                             f"format iqprior does not read)")
     _check_size(path, *size, max_pixels=max_pixels, min_side=min_side)
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)

@@ -40,13 +40,13 @@ class Calibration:
     @classmethod
     def fit(cls, raw_scores_by_member: Mapping[str, Sequence[float] | torch.Tensor],
             lower_better: Optional[Mapping[str, bool]] = None, eps: float = EPS) -> Calibration:
-        """Fit min/max per member; NaN values are ignored. Direction defaults to the spec table's."""
+        """Fit min/max per member; NaN and +-Inf values are ignored. Direction defaults to the spec table's."""
         from .specs import SPECS
 
         ranges = {}
         for name, values in raw_scores_by_member.items():
             v = torch.as_tensor(values, dtype=torch.float64).flatten()
-            v = v[~torch.isnan(v)]
+            v = v[torch.isfinite(v)]  # an Inf would make every other score 0 (or NaN) later
             if v.numel() == 0:
                 raise ValueError(f"cannot calibrate member {name!r}: no finite scores")
             lb = (lower_better or {}).get(name, SPECS[name].lower_better if name in SPECS else False)
