@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -20,7 +21,7 @@ from .image_header import header_size
 
 __all__ = ["ImageReadError", "NonFiniteError", "MAX_PIXELS", "MIN_SIDE", "IMAGE_EXTENSIONS", "header_size",
            "read_image", "read_image_array", "write_image", "atomic_path", "atomic_write_bytes",
-           "atomic_write_text", "check_finite", "check_image_batch", "list_images", "tensor_to_uint8",
+           "atomic_write_text", "fsync_directory", "check_finite", "check_image_batch", "list_images", "tensor_to_uint8",
            "to_rgb_float"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -170,29 +171,64 @@ def write_image(path: str | os.PathLike, x: torch.Tensor | np.ndarray) -> Path:
     return path
 
 
+def _create_private_tmp(directory: Path, name: str) -> Path:
+    """A new empty file beside ``name`` (O_EXCL, no symlink followed), mode 0o666 less the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, flags, 0o666))  # the kernel applies the umask: no os.umask() race
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file in {directory}")
+
+
+def fsync_directory(directory: str | os.PathLike) -> None:
+    """Make a rename in ``directory`` durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The temporary file is created exclusively (never through a symlink) with the
+    usual permissions (0o666 less the umask, which is never changed); a replaced
+    regular file keeps its own mode, so a private file stays private. A symlink
+    at ``path`` is replaced by the new file, never written through. The file is
+    fsynced before the rename and its directory after it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _create_private_tmp(path.parent, path.name)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            old = os.lstat(path)
+        except FileNotFoundError:
+            old = None
+        if old is not None and stat.S_ISREG(old.st_mode):
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))
         os.replace(tmp, path)
+        fsync_directory(path.parent)
     finally:
-        if tmp.exists():
+        if os.path.lexists(tmp):
             tmp.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
