@@ -46,7 +46,7 @@ def is_torchscript(path: str | os.PathLike) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in z.namelist())
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # noqa: BLE001 -- BadZipFile, OSError, UnicodeDecodeError on a bad name...: not one
         return False
 
 

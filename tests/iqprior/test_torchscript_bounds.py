@@ -104,3 +104,13 @@ def test_storage_type_without_dtype_is_a_checkpoint_error(tmp_path, layouts):
         read_scripted_tensors(path)
     with pytest.raises(CheckpointError):
         safe_load(path)
+
+
+def test_zip_with_undecodable_member_name_is_a_checkpoint_error(tmp_path):
+    """Found by fuzzing: zipfile raises UnicodeDecodeError (not BadZipFile) on a UTF-8-flagged bad name."""
+    path = tmp_path / "bad.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/\u00e9.pkl", b"x")
+    path.write_bytes(path.read_bytes().replace("\u00e9".encode(), b"\xb7\xb7"))
+    with pytest.raises(CheckpointError):
+        safe_load(path)
