@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.iqprior-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint fuzz bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ lint: install
 
 test: lint
 	$(PY) -m pytest -q
+
+# the readers of untrusted files under a long Hypothesis budget (the default suite runs 20 cases each)
+FUZZ_EXAMPLES ?= 2000
+fuzz: install
+	IQPRIOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:warnings tests/iqprior/fuzz
 
 bench: install
 	$(PY) benchmarks/run_all.py
