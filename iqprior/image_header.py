@@ -25,11 +25,15 @@ import struct
 import warnings
 from typing import Optional
 
-__all__ = ["header_size", "HEADER_BYTES"]
+__all__ = ["header_size", "HEADER_BYTES", "ImageReadError"]
 
 HEADER_BYTES = 65536         # no header parsed here may be longer
 MAX_TIFF_ENTRIES = 4096      # entries of the first IFD looked at
 _TIFF_SIZE_TYPES = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8 (BigTIFF)
+
+
+class ImageReadError(ValueError):
+    """An image file cannot be used; the message says why (re-exported by :mod:`iqprior.io`)."""
 
 
 def _radiance(data: bytes) -> Optional[tuple[int, int]]:
@@ -83,8 +87,6 @@ def _tiff(data: bytes) -> Optional[tuple[int, int]]:
 def _pil(data: bytes, source: str | os.PathLike, max_pixels: int) -> Optional[tuple[int, int]]:
     from PIL import Image
 
-    from .io import ImageReadError
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -106,7 +108,7 @@ def header_size(data: bytes, source: str | os.PathLike = "image", max_pixels: in
     The formats OpenCV knows by signature and PIL does not parse are read by
     their own grammar first; PIL reads the rest. PIL refuses headers above
     twice its ``Image.MAX_IMAGE_PIXELS`` as decompression bombs: that is an
-    :class:`iqprior.io.ImageReadError` naming the declared size.
+    :class:`ImageReadError` naming the declared size.
     """
     if data[:2] == b"#?":
         return _radiance(data)

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .image_header import header_size
+from .image_header import ImageReadError, header_size
 
 __all__ = ["ImageReadError", "NonFiniteError", "MAX_PIXELS", "MIN_SIDE", "IMAGE_EXTENSIONS", "header_size",
            "read_image", "read_image_array", "write_image", "atomic_path", "atomic_write_bytes",
@@ -29,10 +29,6 @@ MIN_SIDE = 8              # smaller images cannot be scored or restored meaningf
 MAX_PIXELS = 100_000_000  # 100 MP; larger images are refused rather than exhausting memory
 # OpenCV's own cap, read once when cv2 loads (iqprior/__init__.py sets it first as well)
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
-
-
-class ImageReadError(ValueError):
-    """An image file cannot be used; the message says why."""
 
 
 class NonFiniteError(ValueError):
