@@ -27,6 +27,7 @@ __all__ = ["ImageReadError", "NonFiniteError", "MAX_PIXELS", "MIN_SIDE", "IMAGE_
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MIN_SIDE = 8              # smaller images cannot be scored or restored meaningfully
 MAX_PIXELS = 100_000_000  # 100 MP; larger images are refused rather than exhausting memory
+MAX_FILE_BYTES = 2 << 30  # 2 GiB: above a 100 MP 16-bit RGBA image stored uncompressed
 # OpenCV's own cap, read once when cv2 loads (iqprior/__init__.py sets it first as well)
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
@@ -71,6 +72,10 @@ def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_
 
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # before reading it into memory
+            raise ImageReadError(f"{path} is {size / 2**30:.1f} GiB, above the {MAX_FILE_BYTES / 2**30:.0f} GiB "
+                                 f"limit for one image file")
         data = path.read_bytes()
     except OSError as e:
         raise ImageReadError(f"cannot read {path}: {e.strerror or e}") from None

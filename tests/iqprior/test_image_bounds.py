@@ -99,3 +99,13 @@ def test_opencv_pixel_cap_is_set_before_cv2_is_imported():
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert int(out.stdout.strip()) == iio.MAX_PIXELS
+
+
+def test_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    p = tmp_path / "huge.png"
+    with open(p, "wb") as f:
+        f.truncate(5000)  # sparse
+    monkeypatch.setattr(iio, "MAX_FILE_BYTES", 4096)
+    monkeypatch.setattr(type(p), "read_bytes", lambda self: pytest.fail("the file was read"))
+    with pytest.raises(ImageReadError, match="GiB"):
+        read_image_array(p)
