@@ -85,3 +85,30 @@ def test_config_loader_gives_a_config_or_one_error(bounded, tmp_path_factory, te
             assert str(e).strip() and "\n" not in str(e).strip(), repr(e)
             return
     assert isinstance(cfg, TrainConfig)
+
+
+calibrations = st.one_of(
+    json_values, st.text(max_size=60),
+    st.fixed_dictionaries({"members": st.one_of(json_values, st.dictionaries(
+        st.text(max_size=6), st.fixed_dictionaries({}, optional={
+            "min": scalars, "max": scalars, "lower_better": scalars, "count": scalars}), max_size=3))},
+        optional={"eps": scalars, "version": scalars}),
+    st.integers(1, 50_000).map(lambda n: '{"members": ' + "[" * n + "]" * n + "}"),
+)
+
+
+@FUZZ
+@given(calibrations)
+def test_calibration_loader_gives_a_calibration_or_one_error(bounded, tmp_path_factory, value):
+    path = tmp_path_factory.mktemp("fuzz") / "cal.json"
+    path.write_text(value if isinstance(value, str) else json.dumps(value, allow_nan=True), encoding="utf-8",
+                    errors="surrogatepass")
+    with bounded("Calibration.load"):
+        try:
+            cal = Calibration.load(path)
+        except ValueError as e:
+            assert str(e).strip() and "\n" not in str(e).strip(), repr(e)
+            return
+    for m in cal.members.values():
+        assert math.isfinite(m.min) and math.isfinite(m.max) and m.min <= m.max
+    assert math.isfinite(cal.eps) and cal.eps > 0

@@ -79,3 +79,19 @@ def test_level_out_of_range_is_refused(tmp_path):
     for level in (10, -1, 2.5, True):
         with pytest.raises(ValueError, match="level"):
             resolve_scores([p], [{"path": "a.png", "score": 0.5, "level": level}], tmp_path, None)
+
+
+@pytest.mark.parametrize("text", [
+    '{"members": []}',                                          # found by fuzzing: AttributeError escaped
+    '{"members": {"piqe": 3}}',
+    '{"members": {"piqe": {"min": 0, "max": 1, "lower_better": "false"}}}',
+    '{"members": {"piqe": {"min": 0, "max": 1}}, "eps": Infinity}',
+    '{"members": ' + "[" * 100_000 + "]" * 100_000 + "}",       # RecursionError escaped
+    "[1, 2]",
+])
+def test_calibration_files_of_any_shape_are_one_value_error(tmp_path, text):
+    p = tmp_path / "cal.json"
+    p.write_text(text)
+    with pytest.raises(ValueError) as err:
+        Calibration.load(p)
+    assert "\n" not in str(err.value)
