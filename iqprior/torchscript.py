@@ -82,12 +82,10 @@ def _check_geometry(storage: Any, offset: Any, size: Any, stride: Any) -> None:
         raise pickle.UnpicklingError(f"a tensor has an invalid layout (offset {offset!r:.40}, size {size!r:.60}, "
                                      f"stride {stride!r:.60})")
     numel = storage.size()
-    if any(v == 0 for v in size):
-        last = offset
-    else:
-        last = offset + sum((n - 1) * st for n, st in zip(size, stride))
-    if last >= numel and not any(v == 0 for v in size) or offset > numel:
-        raise pickle.UnpicklingError(f"a tensor record is truncated: the layout needs {last + 1} elements, the "
+    empty = any(v == 0 for v in size)
+    need = offset if empty else offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1
+    if need > numel:
+        raise pickle.UnpicklingError(f"a tensor record is truncated: the layout needs {need} elements, the "
                                      f"record holds {numel}")
 
 
