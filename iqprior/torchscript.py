@@ -109,6 +109,25 @@ def _member(archive: zipfile.ZipFile, name: str) -> bytes:
     return archive.read(name)
 
 
+_MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def _check_pickle(data: bytes) -> None:
+    """Scan the opcodes first: CPython's unpickler grows its memo array to the largest index a PUT names
+    (8 bytes per slot, zero-filled), so one ``LONG_BINPUT 2**31`` would take 16 GiB. Real pickles number
+    memo slots from 0, so an index is below the count of opcodes seen."""
+    import pickletools
+
+    try:
+        for n, (op, arg, _pos) in enumerate(pickletools.genops(data)):
+            if op.name in _MEMO_OPS and not (isinstance(arg, int) and 0 <= arg <= n):
+                raise pickle.UnpicklingError(f"memo index {arg} at opcode {n} (a hostile pickle)")
+    except pickle.UnpicklingError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- truncated or malformed opcodes
+        raise pickle.UnpicklingError(f"data.pkl is not a valid pickle: {e}") from None
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str):
         super().__init__(io.BytesIO(data))
@@ -219,7 +238,9 @@ def read_scripted_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 raise CheckpointError(f"{path} is a TorchScript archive without data.pkl")
             name = data_pkl[0]
             prefix = name[: -len("data.pkl")]
-            return _flatten(_Unpickler(_member(z, name), z, prefix).load())
+            data = _member(z, name)
+            _check_pickle(data)
+            return _flatten(_Unpickler(data, z, prefix).load())
     except CheckpointError:
         raise
     except _Bounded as e:

@@ -114,3 +114,15 @@ def test_zip_with_undecodable_member_name_is_a_checkpoint_error(tmp_path):
     path.write_bytes(path.read_bytes().replace("\u00e9".encode(), b"\xb7\xb7"))
     with pytest.raises(CheckpointError):
         safe_load(path)
+
+
+def test_memo_index_bomb_is_refused_before_unpickling(tmp_path, layouts):
+    """Found by fuzzing (the run was OOM-killed): CPython's unpickler sizes its memo by the largest PUT index."""
+    import resource
+    import struct
+
+    bomb = b"\x80\x02N" + b"r" + struct.pack("<I", 0x7FFFFF00) + b"."
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="memo index"):
+        read_scripted_tensors(layouts.write_scripted(tmp_path / "memo.pt", data_pkl=bomb))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # kB
