@@ -28,6 +28,32 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
+def _vm_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextlib.contextmanager
+def _address_space_cap():
+    """Lower RLIMIT_AS to the current size + MEMORY_MB for the case: a bomb is a MemoryError, not the OOM killer."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    vm = _vm_bytes()
+    if not vm:
+        yield
+        return
+    cap = vm + MEMORY_MB * 2**20
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 @contextlib.contextmanager
 def _bounded(what: str = "case"):
     def alarm(signum, frame):
@@ -37,7 +63,10 @@ def _bounded(what: str = "case"):
     old = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(SECONDS)
     try:
-        yield
+        with _address_space_cap():
+            yield
+    except MemoryError:
+        raise AssertionError(f"{what} tried to allocate more than {MEMORY_MB} MB") from None
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
@@ -47,5 +76,7 @@ def _bounded(what: str = "case"):
 
 @pytest.fixture
 def bounded():
-    """``with bounded("what"): ...`` fails on a hang (SIGALRM) or a large peak-memory growth."""
+    """``with bounded("what"): ...`` fails on a hang (SIGALRM), a MemoryError under the lowered address-space
+    cap, or a large peak-memory growth. A reader that wraps a MemoryError into its own error is caught by
+    the tests, which refuse messages naming one."""
     return _bounded

@@ -64,7 +64,7 @@ def test_decode_is_an_image_or_one_image_error(bounded, tmp_path_factory, data):
         try:
             img = read_image_array(path, max_pixels=CAP)
         except ImageReadError as e:
-            assert "\n" not in str(e).strip()
+            assert "\n" not in str(e).strip() and not any(w in str(e).lower() for w in ("memory", "allocate")), repr(e)
             return
     assert img.dtype == np.float32 and img.ndim == 3 and img.shape[2] == 3
     assert img.shape[0] * img.shape[1] <= CAP and np.isfinite(img).all()
