@@ -23,6 +23,7 @@ TINY = {
     "puienet": ({}, None),
     "nu2net": ({}, None),
     "iqpfr": ({"preset": "tiny"}, None),
+    "minires": ({"width": 4, "blocks": 1}, None),
 }
 
 
