@@ -21,16 +21,17 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--members", default="offline",
-                   help="quality-score members shown next to each output: a preset (offline, paper) or "
-                        "comma-separated names (default offline: no downloads)")
+    p.add_argument("--members", default="auto",
+                   help="quality-score members shown next to each output: auto (default: the paper's members when "
+                        "all their weights are on disk, else the no-download offline ones), a preset (offline, "
+                        "paper) or comma-separated names")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must lie in 1..65535, got {args.port}")
-    members = args.members if args.members in ("offline", "paper") else [m.strip() for m in args.members.split(",")
+    members = args.members if args.members in ("auto", "offline", "paper") else [m.strip() for m in args.members.split(",")
                                                                           if m.strip()]
     from ..demo.app import launch, offline_environment
     from ..demo.service import DemoService

@@ -56,7 +56,7 @@ def build_app(service: DemoService):
 
     first = service.choices[0]
     labels = [c.label for c in service.choices]
-    members = ", ".join(service.members) if isinstance(service.members, (list, tuple)) else service.members
+    members = ", ".join(service.scorer.names)
     with gr.Blocks(title="iqprior demo", analytics_enabled=False) as app:
         gr.Markdown("# iqprior: the quality knob\nA '+' model restores an image *at a condition level* 0..9 "
                     "(IQPFR, arXiv 2503.09294, Fig. 13): 9 asks for the best quality seen in training.")
@@ -84,8 +84,9 @@ def build_app(service: DemoService):
                 status = gr.Markdown(elem_id="status")
         gallery = gr.Gallery(label="Sweep: levels 0..9", columns=5, format="png", elem_id="sweep")
         grid = gr.File(label="Download the sweep (PNG grid)", elem_id="sweep-file")
-        gr.Markdown(f"Quality score: the ensemble of the `{members}` members (0..1, higher is better), "
-                    "computed on the 8-bit images shown. Requests run one at a time.")
+        gr.Markdown(f"Quality score: the mean of the members {members}, each normalised to 0..1 by its "
+                    "documented range (higher is better), computed on the 8-bit images shown. "
+                    "Requests run one at a time.")
         _guard_upload(image, service)
 
         def restore_ui(path: Optional[str], lv: float, label: str, mode: str):

@@ -38,6 +38,17 @@ def bundled_recipe() -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def resolve_members(members: str | list[str] = "auto") -> str | list[str]:
+    """``"auto"``: the paper's ensemble when every one of its members has its weights on disk, else the
+    no-download ``"offline"`` members; anything else (a preset or a list of names) is kept."""
+    if members != "auto":
+        return members
+    from iqprior.scoring import member_available
+    from iqprior.scoring.ensemble import preset_members
+
+    return "paper" if all(member_available(s.name)[0] for s in preset_members("paper")) else "offline"
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     """One entry of the page's model list: ``adapters.create(name, checkpoint=checkpoint)``."""
@@ -52,7 +63,6 @@ def model_choices(model: Optional[str] = None, checkpoint: Optional[str] = None)
     """The launch model first (the bundled one without ``model``), then every registered adapter whose
     official weights are all on disk (``checkpoint="official"``, found through :mod:`iqprior.weights`)."""
     import adapters
-
     from iqprior import weights
 
     if model is None:
@@ -102,16 +112,16 @@ class DemoService:
     """Models, scorer and outputs of one demo server (not thread-safe: the page queues one request at a time)."""
 
     def __init__(self, model: Optional[str] = None, checkpoint: Optional[str] = None, device: Optional[str] = None,
-                 members: str = "offline", out_dir: Optional[str | Path] = None):
+                 members: str | list[str] = "auto", out_dir: Optional[str | Path] = None):
         import tempfile
 
         from iqprior.cli.checks import check_checkpoint
         from iqprior.distributed import resolve_device
 
+        self.choices = model_choices(model, checkpoint)
         check_checkpoint(checkpoint)
         self.device = resolve_device(device)
-        self.choices = model_choices(model, checkpoint)
-        self.members = members
+        self.members = resolve_members(members)
         self.out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="iqprior-demo-"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._models: dict[str, Any] = {}
