@@ -6,8 +6,8 @@ images (``examples/data``) the way IQPFR (arXiv 2503.09294, §3, Fig. 2) trains 
 
 1. **uneven ground truth**: random ``support``-px items of the images (box-
    downscaled 2x so their pixels are sharp), each made imperfect by a random
-   grade ``k`` in 0..9 (Gaussian blur ``sigma = 3 k/9`` px, noise and JPEG
-   ``95 -> 40``, together); the GT is a random ``crop``-px crop of its item;
+   grade ``k`` in 0..9 (Gaussian blur ``sigma = 6 k/9`` px, noise ``2 k/9`` and
+   JPEG quality ``95 -> 30``, together); the GT is a random ``crop``-px crop of its item;
 2. **LQ input**: the paper's Eq. 16 degradation (:mod:`iqprior.data.degradations`,
    its spatial ranges scaled to the crop) of the same crop of the *pristine*
    image, so the LQ does not reveal the GT's grade and only the level can;
@@ -41,7 +41,7 @@ import torch
 MODEL = "minires+"
 LABEL_MEMBERS = ("blur_effect", "blockiness")
 GRADES = 10
-GT_BLUR_MAX, GT_NOISE_MAX, GT_JPEG_BEST, GT_JPEG_WORST = 3.0, 3.0, 95, 40
+GT_JPEG_BEST = 95
 RECIPE_NAME = "recipe.json"
 
 
@@ -49,7 +49,7 @@ RECIPE_NAME = "recipe.json"
 class Recipe:
     """Settings of :func:`train`; the defaults made the bundled model (about 3 minutes on one CPU core)."""
 
-    steps: int = 1500
+    steps: int = 700
     batch: int = 16
     pool: int = 1024
     crop: int = 64
@@ -59,6 +59,10 @@ class Recipe:
     blocks: int = 2
     downscale: int = 2
     seed: int = 0
+    #: the worst GT (grade 9): Gaussian blur sigma (px), noise sigma (0..255) and JPEG quality
+    gt_blur: float = 6.0
+    gt_noise: float = 2.0
+    gt_jpeg: int = 30
 
     def __post_init__(self):
         for name in ("steps", "batch", "pool", "width", "blocks", "downscale"):
@@ -66,6 +70,8 @@ class Recipe:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.crop < 16 or self.crop % 2:
             raise ValueError(f"crop must be an even number >= 16, got {self.crop}")
+        if self.gt_blur <= 0 or self.gt_noise < 0 or not 1 <= self.gt_jpeg <= GT_JPEG_BEST:
+            raise ValueError(f"gt_blur must be > 0, gt_noise >= 0 and gt_jpeg in 1..{GT_JPEG_BEST}")
         if self.support < self.crop:
             raise ValueError(f"support must be >= crop ({self.crop}), got {self.support}")
 
@@ -96,18 +102,18 @@ def load_images(data_dir: Path, downscale: int, support: int) -> list[tuple[str,
     return out
 
 
-def imperfect(img: np.ndarray, grade: int, rng: np.random.Generator) -> np.ndarray:
+def imperfect(img: np.ndarray, grade: int, rng: np.random.Generator, r: Recipe = Recipe()) -> np.ndarray:
     """``img`` made imperfect by ``grade`` (0 = unchanged .. 9 = worst): blur, noise and JPEG together."""
     from iqprior.data.degradations import DegradationConfig, DegradationParams, apply_degradation
 
     if grade == 0:
         return img.copy()
     t = grade / (GRADES - 1)
-    sigma = GT_BLUR_MAX * t
+    sigma = r.gt_blur * t
     cfg = DegradationConfig(blur_sigma=(sigma, sigma), downsample=(1.0, 1.0), noise=(0.0, 255.0), jpeg=(1.0, 100.0),
-                            kernel_size=2 * int(np.ceil(3 * GT_BLUR_MAX)) + 1, aniso_prob=0.0)
-    quality = int(round(GT_JPEG_BEST - (GT_JPEG_BEST - GT_JPEG_WORST) * t))
-    return apply_degradation(img, DegradationParams(sigma, sigma, 0.0, True, 1.0, GT_NOISE_MAX * t, quality), rng, cfg)
+                            kernel_size=2 * int(np.ceil(3 * r.gt_blur)) + 1, aniso_prob=0.0)
+    quality = int(round(GT_JPEG_BEST - (GT_JPEG_BEST - r.gt_jpeg) * t))
+    return apply_degradation(img, DegradationParams(sigma, sigma, 0.0, True, 1.0, r.gt_noise * t, quality), rng, cfg)
 
 
 def lq_config(crop: int):
@@ -132,7 +138,7 @@ def make_pool(images: list[tuple[str, np.ndarray]], r: Recipe, rng: np.random.Ge
         y, x = int(rng.integers(h - r.support + 1)), int(rng.integers(w - r.support + 1))
         pristine = img[y:y + r.support, x:x + r.support]
         grade = int(rng.integers(GRADES))
-        item = imperfect(pristine, grade, rng)
+        item = imperfect(pristine, grade, rng, r)
         cy, cx = int(rng.integers(r.support - r.crop + 1)), int(rng.integers(r.support - r.crop + 1))
         gts.append(item[cy:cy + r.crop, cx:cx + r.crop])
         lqs.append(degrade(np.ascontiguousarray(pristine[cy:cy + r.crop, cx:cx + r.crop]), rng, cfg))
@@ -237,12 +243,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     for name in ("steps", "batch", "pool", "crop", "support", "width", "blocks", "seed"):
         p.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--gt-blur", type=float, default=defaults.gt_blur, help="blur sigma of the worst GT (px)")
+    p.add_argument("--gt-noise", type=float, default=defaults.gt_noise, help="noise sigma of the worst GT (0..255)")
+    p.add_argument("--gt-jpeg", type=int, default=defaults.gt_jpeg, help="JPEG quality of the worst GT")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: reproducible)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         recipe = Recipe(**{k: getattr(args, k) for k in ("steps", "batch", "pool", "crop", "support", "width",
-                                                           "blocks", "seed", "lr")})
+                                                           "blocks", "seed", "lr", "gt_blur", "gt_noise",
+                                                           "gt_jpeg")})
         report = train(Path(args.out), recipe, args.data)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"iqprior.demo.recipe: error: {e}", file=sys.stderr)

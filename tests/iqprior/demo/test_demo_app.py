@@ -69,7 +69,7 @@ def _decode(data: bytes) -> np.ndarray:
 def test_gradio_client_restore_endpoint(served, expected, tmp_path):
     from gradio_client import Client, handle_file
 
-    client = Client(served, verbose=False, download_files=str(tmp_path))
+    client = Client(served, verbose=False, download_files=str(tmp_path), analytics_enabled=False)
     for level in (9, 0):
         path = client.predict(image=handle_file(str(SAMPLE)), level=level, api_name="/restore")
         assert np.array_equal(_decode(Path(path).read_bytes()), expected[level]), f"level {level}"
@@ -112,6 +112,10 @@ def test_browser_level_slider(served, expected, tmp_path):
                     seen[level] = _decode(r.read())
                 page.screenshot(path=str(ARTIFACTS / f"demo_level{level}.png"), full_page=True)
             assert page.locator("#status").inner_text().strip() == ""
+            page.click("#sweep-button")
+            page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('Sweep done')")
+            assert page.locator("#sweep img").count() >= 10
+            page.screenshot(path=str(ARTIFACTS / "demo_sweep.png"), full_page=True)
         finally:
             ctx.close()
     assert not np.array_equal(seen[0], seen[9]), "the slider does not change the output"
