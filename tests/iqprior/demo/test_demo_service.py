@@ -19,11 +19,14 @@ def service(tmp_path_factory):
     return DemoService(device="cpu", out_dir=tmp_path_factory.mktemp("demo-out"))
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header declares ``width`` x ``height`` (no pixel data: a decompression-bomb probe)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+def _png_header(side: int) -> bytes:
+    """A PNG whose header declares ``side`` x ``side`` pixels and whose data cannot be decoded: only a reader that
+    checks the header first refuses it for its size."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"not deflate data") + chunk(b"IEND", b"")
 
 
 def test_bundled_model_is_small_trained_and_loads_as_an_adapter():
@@ -31,7 +34,7 @@ def test_bundled_model_is_small_trained_and_loads_as_an_adapter():
     assert {"config.json", "model.safetensors", "recipe.json"} <= set(files)
     assert files["model.safetensors"] <= 10 * 2**20
     model = adapters.create(BUNDLED_MODEL, checkpoint=BUNDLED_CHECKPOINT)
-    emb = model.embeddings()[0].weight
+    emb = model.embeddings()[0].weight.detach()
     assert float(emb.abs().sum()) > 0, "the level embedding is still zero: the bundled model was never trained"
     info = bundled_recipe()
     assert info["n_images"] == len(info["images"]) >= 4
@@ -64,9 +67,10 @@ def test_scores_and_sweep(service, face_paths):
 
 @pytest.mark.parametrize("content, message", [
     (b"this is not an image", "not a decodable image"),
-    (_png_header(20000, 20000)[:33] + b"\x00" * 16, "above the 100 MP limit"),
+    (_png_header(11_000), "above the 100 MP limit"),   # between PIL's warning and error limits
+    (_png_header(30_000), "above the 100 MP limit"),
     (None, "not a decodable image"),
-])
+], ids=["text", "121MP-header", "900MP-header", "truncated"])
 def test_bad_uploads_get_a_message_and_the_service_goes_on(service, face_paths, tmp_path, content, message):
     bad = tmp_path / "upload.png"
     bad.write_bytes(content if content is not None else face_paths[0].read_bytes()[:400])  # truncated PNG
