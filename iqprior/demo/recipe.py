@@ -6,8 +6,9 @@ images (``examples/data``) the way IQPFR (arXiv 2503.09294, §3, Fig. 2) trains 
 
 1. **uneven ground truth**: random ``support``-px items of the images (box-
    downscaled 2x so their pixels are sharp), each made imperfect by a random
-   grade ``k`` in 0..9 (Gaussian blur ``sigma = 6 k/9`` px, noise ``2 k/9`` and
-   JPEG quality ``95 -> 30``, together); the GT is a random ``crop``-px crop of its item;
+   grade ``k`` in 0..9 (Gaussian blur ``sigma = 9 k/9`` px and JPEG quality
+   ``95 -> 30``, together; ``--gt-noise`` adds noise); the GT is a random
+   ``crop``-px crop of its item;
 2. **LQ input**: the paper's Eq. 16 degradation (:mod:`iqprior.data.degradations`,
    its spatial ranges scaled to the crop) of the same crop of the *pristine*
    image, so the LQ does not reveal the GT's grade and only the level can;
@@ -47,7 +48,7 @@ RECIPE_NAME = "recipe.json"
 
 @dataclass(frozen=True)
 class Recipe:
-    """Settings of :func:`train`; the defaults made the bundled model (about 3 minutes on one CPU core)."""
+    """Settings of :func:`train`; the defaults made the bundled model (about 2 CPU minutes on one core)."""
 
     steps: int = 700
     batch: int = 16
@@ -60,8 +61,8 @@ class Recipe:
     downscale: int = 2
     seed: int = 0
     #: the worst GT (grade 9): Gaussian blur sigma (px), noise sigma (0..255) and JPEG quality
-    gt_blur: float = 6.0
-    gt_noise: float = 2.0
+    gt_blur: float = 9.0
+    gt_noise: float = 0.0
     gt_jpeg: int = 30
 
     def __post_init__(self):
