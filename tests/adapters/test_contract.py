@@ -6,6 +6,8 @@ import torch
 
 import adapters
 from adapters.testing import CHECKS, check_adapter, cpu_replicas
+from adapters.testing.registry import REGISTRY, contract_check
+from iqprior import torch_compat
 
 CODEFORMER = dict(config=dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16,
                               codebook_size=32, dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"]))
@@ -45,8 +47,7 @@ def test_every_builtin_adapter_has_a_tiny_config():
 
 
 @pytest.mark.parametrize("name", sorted(adapters.specs.SPECS))
-def test_contract(name):
-    torch.set_num_threads(1)
+def test_contract(name, one_thread):
     model, call = _tiny(name)
     report = check_adapter(model, call_kwargs=call)
     assert set(report.results) == set(CHECKS)
@@ -92,6 +93,13 @@ def test_checker_reports_broken_adapters():
 def test_cpu_replicas_are_dataparallel_copies():
     model = _SharedAdapter(every_call=True)
     reps = cpu_replicas(model, 2)
-    assert all(getattr(r, "_is_replica", False) for r in reps)
+    assert all(torch_compat.is_replica(r) for r in reps) and not torch_compat.is_replica(model)
     assert reps[0].net.conv is not model.net.conv
     assert reps[0].net.act._forward_hooks is model.net.act._forward_hooks  # replicas share the hooks
+
+
+def test_each_check_is_registered_once_in_run_order():
+    assert CHECKS == tuple(REGISTRY) == ("identity", "keys", "finetune", "roundtrip", "mixed", "threads", "replicas")
+    with pytest.raises(ValueError, match="registered twice"):
+        contract_check("keys")(lambda model, ctx: "ok")
+    assert REGISTRY["keys"].__name__ == "keys" and len(REGISTRY) == len(CHECKS)  # the first one stays
