@@ -85,7 +85,8 @@ def build_app(service: DemoService):
         gallery = gr.Gallery(label="Sweep: levels 0..9", columns=5, format="png", elem_id="sweep")
         grid = gr.File(label="Download the sweep (PNG grid)", elem_id="sweep-file")
         gr.Markdown(f"Quality score: the mean of the members {members}, each normalised to 0..1 by its "
-                    "documented range (higher is better), computed on the 8-bit images shown. "
+                    "documented range (higher is better), computed on the 8-bit images shown; no-reference "
+                    "members can disagree with your eyes (PIQE rates smooth images well). "
                     "Requests run one at a time.")
         _guard_upload(image, service)
 
