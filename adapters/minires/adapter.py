@@ -28,6 +28,7 @@ from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
 
 from ..base import Adapter
+from ..registry import builder
 from ..specs import SPECS
 from .arch import DEFAULT_BLOCKS, DEFAULT_WIDTH, MiniRes
 
@@ -66,11 +67,13 @@ class MiniResAdapter(Adapter):
         return {"l1": F.l1_loss(self(lq, score=score), gt)}
 
 
+@builder("minires")
 def build_minires(**options: Any) -> MiniResAdapter:
     """MiniRes (random init; no official weights: train it, e.g. ``python -m iqprior.demo.recipe``)."""
     return MiniResAdapter("minires", **options)
 
 
+@builder("minires+")
 def build_minires_plus(**options: Any) -> MiniResAdapter:
     """MiniRes + a zero-initialised per-channel level embedding added to ``encoder``'s output."""
     model = MiniResAdapter("minires+", **options)
