@@ -126,10 +126,10 @@ def build_app(service: DemoService):
         model.change(pick_model, [model], [about, face, status], api_name="pick_model", **common)
 
         # named API endpoints: the launch model, aligned faces; errors reach the client as their message
-        api_image = gr.Image(type="filepath", image_mode=None, format="png", visible=False)
-        api_level = gr.Number(value=9, precision=0, visible=False)
-        api_out = gr.Image(type="filepath", format="png", visible=False)
-        api_grid = gr.File(visible=False)
+        api_image = gr.Image(label="image", type="filepath", image_mode=None, format="png", visible=False)
+        api_level = gr.Number(label="level", value=9, precision=0, visible=False)
+        api_out = gr.Image(label="restored", type="filepath", format="png", visible=False)
+        api_grid = gr.File(label="sweep", visible=False)
         _guard_upload(api_image, service)
 
         def restore(image: str, level: int) -> str:
