@@ -96,6 +96,8 @@ def test_browser_level_slider(served, expected, tmp_path):
         try:
             page = ctx.new_page()
             page.set_default_timeout(180_000)
+            requested = []
+            page.on("request", lambda req: requested.append(req.url))
             page.goto(served)
             assert "a small model trained on" in page.locator("#about").inner_text()
             page.set_input_files("#input-image input[type=file]", str(SAMPLE))
@@ -118,6 +120,8 @@ def test_browser_level_slider(served, expected, tmp_path):
             page.screenshot(path=str(ARTIFACTS / "demo_sweep.png"), full_page=True)
         finally:
             ctx.close()
+    outside = [u for u in requested if not u.startswith((served.rstrip("/"), "data:", "blob:"))]
+    assert not outside, f"the page called out: {outside[:5]}"
     assert not np.array_equal(seen[0], seen[9]), "the slider does not change the output"
     for level in (0, 9):
         assert np.array_equal(seen[level], expected[level]), f"level {level}: the page differs from `iqprior restore`"
