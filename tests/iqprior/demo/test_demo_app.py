@@ -109,6 +109,8 @@ def test_browser_level_slider(served, expected, tmp_path):
                 page.click("#restore-button")
                 page.wait_for_function(
                     "lv => document.querySelector('#scores')?.innerText.includes('Level ' + lv + ' ')", arg=level)
+                # setting the number also fires the slider's release event: let that duplicate finish as well
+                page.wait_for_function("() => !document.body.innerText.includes('processing |')")
                 src = page.locator("#restored img").get_attribute("src")
                 with urllib.request.urlopen(src) as r:  # the file the page shows, as its <img> loads it
                     seen[level] = _decode(r.read())
