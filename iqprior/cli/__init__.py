@@ -25,9 +25,10 @@ SUBCOMMANDS = {
     "finetune": "finetune",
     "bench": "bench",
     "weights": "weights",
+    "demo": "demo",
 }
 # sub-commands that import the top-level `adapters` package
-NEEDS_ADAPTERS = {"restore", "train", "finetune", "bench", "weights"}
+NEEDS_ADAPTERS = {"restore", "train", "finetune", "bench", "weights", "demo"}
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
