@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.iqprior-installed
 
-.PHONY: install demo app demo-model test lint bench clean test-oldest-torch
+.PHONY: install demo app demo-model test lint fuzz bench clean test-oldest-torch
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ lint: install
 
 test: lint
 	$(PY) -m pytest -q
+
+# the readers of untrusted files under a long Hypothesis budget (the default suite runs 20 cases each)
+FUZZ_EXAMPLES ?= 2000
+fuzz: install
+	IQPRIOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:warnings tests/iqprior/fuzz
 
 # The oldest torch/torchvision setup.cfg declares, in its own venv (docs/internals.md). pip resolves
 # the package's requirements together with the pins, so a pin below the declared floor fails here.
