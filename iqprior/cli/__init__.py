@@ -25,10 +25,11 @@ SUBCOMMANDS = {
     "finetune": "finetune",
     "bench": "bench",
     "weights": "weights",
+    "export": "export",
     "demo": "demo",
 }
 # sub-commands that import the top-level `adapters` package
-NEEDS_ADAPTERS = {"restore", "train", "finetune", "bench", "weights", "demo"}
+NEEDS_ADAPTERS = {"restore", "train", "finetune", "bench", "weights", "export", "demo"}
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
