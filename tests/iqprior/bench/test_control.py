@@ -18,8 +18,9 @@ from iqprior.bench.control.report import spearman
 from iqprior.cli import main
 
 TINY = ["--steps", "3", "--pool", "24", "--eval-draws", "1", "--no-progress"]
-FIELDS = ("labels", "levels", "plus_psnr", "baseline_psnr", "spearman_level_psnr", "plus_ssim", "baseline_ssim",
-          "spearman_level_ssim", "nr", "steps", "seed", "wall_time_s", "lq_from", "premise")
+FIELDS = ("labels", "levels", "plus_psnr", "baseline_psnr", "lq_psnr", "spearman_level_psnr", "plus_ssim",
+          "baseline_ssim", "spearman_level_ssim", "nr", "steps", "seed", "wall_time_s", "lq_from", "premise", "verdict",
+          "regime", "regime_params", "grade_visibility")
 
 
 def _run(out, *extra) -> dict:
@@ -45,7 +46,13 @@ def test_control_outputs_structure_and_reproducible(tmp_path):
     assert len(a["plus_piqe"]) == 10 and "spearman_level_piqe" in a
     assert sum(a["level_counts"]) == 24 and a["label_members"] == ["blur_effect", "blockiness"]
     assert set(a["member_tracking"]) >= {"blur_effect", "blockiness", "piqe", "entropy", "uiqm", "uciqe"}
-    assert a["lq_from"] == "gt" and a["premise"]["pairs"] == 24
+    assert a["lq_from"] == "gt" and a["premise"]["pairs"] == 24 and a["regime"] == "hidden"
+    assert set(a["grade_visibility"]) == {"gt", "lq"}
+    v = a["verdict"]
+    assert v["holds"] == (v["rho_level_psnr_at_least_0.8"] and v["level9_beats_lq_by_1db"]
+                          and v["premise_gain_at_least_0.5db"] and v["level9_beats_baseline_psnr"]
+                          and v["level9_beats_baseline_ssim"] and v.get("level9_beats_baseline_lpips", True))
+    assert v["level9_minus_lq_psnr_db"] == pytest.approx(a["plus_psnr"][-1] - a["lq_psnr"], abs=2e-3)
     assert a["premise"]["gain_db"] == pytest.approx(a["premise"]["plus_psnr_to_gt"] - a["premise"]["baseline_psnr_to_gt"],
                                                     abs=2e-4)
     assert (tmp_path / "a" / "control.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -123,6 +130,31 @@ def test_imperfection_grades_are_ordered():
     assert np.array_equal(imperfect(img, 0, rng), img)
     err = [float(np.abs(imperfect(img, k, rng) - img).mean()) for k in (1, 4, 9)]
     assert err[0] < err[1] < err[2]
+
+
+def test_grade_visibility_probe_reads_a_visible_grade_and_not_noise():
+    """The linear probe reads the grade off GTs blurred by it, and reads nothing off images unrelated to it."""
+    from iqprior.bench.control.data import REGIMES
+    from iqprior.bench.control.visibility import probe
+
+    train, _ = load_sources()
+    pool = make_pool(train, 160, 32, np.random.default_rng(0), regime=REGIMES["visible"])
+    assert probe(pool.gt, pool.grade) > 0.5                     # GT blur up to 5 px: plainly visible
+    shuffled = pool.grade[torch.randperm(len(pool.grade), generator=torch.Generator().manual_seed(0))]
+    assert abs(probe(pool.gt, shuffled)) < 0.3                  # labels unrelated to the images: nothing to read
+
+
+def test_regimes_and_config():
+    from iqprior.bench.control.data import REGIMES, Regime
+
+    assert ControlConfig().degradation == REGIMES["hidden"]
+    assert ControlConfig(regime="visible").degradation == Regime()
+    custom = Regime(gt_blur=1.0)
+    assert ControlConfig(regime=custom).degradation is custom
+    with pytest.raises(ValueError, match="regime"):
+        ControlConfig(regime="paper")
+    h, v = REGIMES["hidden"], REGIMES["visible"]
+    assert h.gt_blur < v.gt_blur and h.lq_blur[1] > v.lq_blur[1]   # the degradation dominates in "hidden"
 
 
 def test_spearman():
