@@ -8,7 +8,8 @@ from typing import Optional
 from .data import LQ_FROM, REGIMES, Regime
 
 LABEL_MODES = ("scorer", "oracle")
-#: members that label the training GTs (mode "scorer"): see benchmarks/README.md for why
+#: members that label the training GTs (mode "scorer") of the ``visible`` regime (each regime names its own:
+#: ``Regime.label_members``); docs/experiments/control.md says why
 LABEL_MEMBERS = ("blur_effect", "blockiness")
 #: no-reference members only evaluated (never used for labels): the over-optimisation check
 HELD_OUT_MEMBERS = ("piqe",)

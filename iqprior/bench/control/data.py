@@ -56,6 +56,7 @@ class Regime:
     and JPEG quality ``gt_jpeg[0] - (gt_jpeg[0] - gt_jpeg[1]) * k/9`` (``None``: no JPEG), applied together.
     The LQ input: Eq. 16 with ``lq_blur`` (σ), ``lq_down`` (factor r), ``lq_noise`` (δ, 0..255) and
     ``lq_jpeg`` (quality) drawn uniformly, isotropic and anisotropic kernels as in the paper.
+    ``label_members``: the no-reference members the ``scorer`` labels use (blockiness only sees JPEG).
     """
 
     gt_blur: float = 5.0
@@ -65,6 +66,8 @@ class Regime:
     lq_down: tuple[float, float] = (1.0, 3.75)
     lq_noise: tuple[float, float] = (0.0, 20.0)
     lq_jpeg: tuple[float, float] = (30.0, 90.0)
+    #: scorer members that label the GTs (``--labels scorer``): those that see this imperfection
+    label_members: tuple[str, ...] = ("blur_effect", "blockiness")
 
     def lq_config(self):
         """The :class:`iqprior.data.degradations.DegradationConfig` of the LQ input."""
@@ -79,7 +82,7 @@ class Regime:
 #: LQ, so the baseline reads the grade off its input); ``hidden``: the paper's regime (docs/experiments/control.md)
 REGIMES: dict[str, Regime] = {
     "hidden": Regime(gt_blur=2.0, gt_noise=0.0, gt_jpeg=None, lq_blur=(0.3, 2.5), lq_down=(1.0, 1.5),
-                     lq_noise=(5.0, 25.0), lq_jpeg=(50.0, 95.0)),
+                     lq_noise=(5.0, 25.0), lq_jpeg=(50.0, 95.0), label_members=("blur_effect",)),
     "visible": Regime(),
 }
 DEFAULT_REGIME = REGIMES["hidden"]

@@ -34,7 +34,7 @@ def run_control(cfg: ControlConfig) -> dict:
                          lq_from=cfg.lq_from, regime=cfg.degradation)
         ev = make_eval(held, cfg.eval_draws, np.random.default_rng(cfg.seed + 2), cfg.degradation)
         visibility = grade_visibility(pool)
-        labels = make_labels(pool, cfg.labels)
+        labels = make_labels(pool, cfg.labels, members=cfg.degradation.label_members)
         log.info("labels %s: level counts %s, rho(quality, score) %.3f", cfg.labels,
                  torch.bincount(labels.level, minlength=GRADES).tolist(), labels.rho_grade)
         base, plus = build_twins(cfg)
