@@ -31,7 +31,7 @@ class ControlConfig:
     #: the LQ input degraded from the GT (Eq. 16, default) or from the pristine crop (ablation: the grade hidden)
     lq_from: str = "gt"
     #: the GT imperfection and the LQ degradation: a name of :data:`.data.REGIMES` or a :class:`.data.Regime`
-    regime: str | Regime = "hidden"
+    regime: str | Regime = "dominant"
     pool: int = 1536
     crop: int = 64
     #: side of the item each training GT is cropped from, the image the labels score
