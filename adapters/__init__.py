@@ -226,6 +226,9 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options:
         model = builder(**options)
         if checkpoint is not None:
             model.load_official(checkpoint)
+        elif getattr(model, "net", None) is None:  # auto/auto+: the architecture comes from the file
+            raise ValueError(f"adapter {name!r} builds its network from a model file: pass checkpoint=FILE "
+                             f"(--checkpoint FILE)")
     if entry.task is not None:
         model.task = entry.task
     if entry.fast_path is not None:
