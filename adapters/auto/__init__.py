@@ -7,7 +7,8 @@
 - :mod:`.reading`: the file through iqprior's safe reader, then spandrel's
   ``ModelLoader().load_from_state_dict`` (never spandrel's file loader);
 - :mod:`.families`: where each family's level embedding goes, and why; the
-  unsupported families; :func:`families_markdown` (the docs table);
+  unsupported families;
+- :mod:`.table`: :func:`families_markdown` (the docs table);
 - :mod:`.probe`: the automatic injection point of families without an entry;
 - :mod:`.adapter`: :class:`AutoAdapter` (pre/post-processing from spandrel's descriptor).
 
@@ -15,6 +16,7 @@ Importing this package imports spandrel (``pip install spandrel``; the ``auto``
 extra of iqprior, included in ``[dev]``).
 """
 from .adapter import AutoAdapter, build_auto, build_auto_plus
-from .families import FAMILIES, UNSUPPORTED, families_markdown
+from .families import FAMILIES, UNSUPPORTED
+from .table import families_markdown
 
 __all__ = ["AutoAdapter", "build_auto", "build_auto_plus", "FAMILIES", "UNSUPPORTED", "families_markdown"]

@@ -201,8 +201,10 @@ class AutoAdapter(Adapter):
             x = torch.cat([x, torch.ones_like(x[:, :1])], 1)
         elif self.in_channels != 3:
             raise ValueError(f"{self.architecture} takes {self.in_channels} input channels; auto maps 1, 3 or 4")
-        x = pad_to(x, *self.size_requirements)
-        return x * 2 - 1 if self._family.signed else x
+        y = pad_to(x, *self.size_requirements)
+        if self._family.signed:
+            return y * 2 - 1
+        return x.clone() if y is x else y  # some networks (RCAN) scale their input in place
 
     def from_network(self, y: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """The network's output -> RGB [0, 1] (not clamped), cropped to ``scale·(h, w)``."""

@@ -11,8 +11,8 @@ as the paper's ``(256, 16, 16)``).
 A family without an entry gets the automatic choice of :mod:`adapters.auto.probe`
 and a warning naming the module; ``condition_at=NAME`` (``--option
 condition_at=NAME``) overrides any choice. :data:`UNSUPPORTED` lists the
-families that cannot run this way, with the reason. :func:`families_markdown`
-writes the docs table from these tables.
+families that cannot run this way, with the reason.
+:func:`adapters.auto.table.families_markdown` writes the docs table from these tables.
 """
 from __future__ import annotations
 
@@ -81,25 +81,26 @@ _UPDATE_LOCK = threading.Lock()
 
 
 class _Serialized:
-    """A module's ``update_params`` run under one lock (picklable by deepcopy, shared by replicas)."""
+    """A bound method run under one lock (deep-copied with its module, shared by replicas)."""
 
-    def __init__(self, fn: Callable[[], None]):
+    def __init__(self, fn: Callable[..., Any]):
         self.fn = fn
 
-    def __call__(self) -> None:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with _UPDATE_LOCK:
-            self.fn()
+            return self.fn(*args, **kwargs)
 
     def __deepcopy__(self, memo: dict) -> _Serialized:
         return _Serialized(copy.deepcopy(self.fn, memo))
 
 
 def _serialize_reparam(net: nn.Module) -> None:
-    """SPAN's re-parameterised convs rebuild their eval weights on every eval call through shared scratch
-    attributes; two threads doing so at once corrupt them. Each rebuild is made atomic (same values)."""
+    """SPAN's re-parameterised convs rebuild their eval weights on every eval call (``update_params``
+    swaps ``eval_conv.weight.data``); a thread convolving while another swaps reads freed memory. Each
+    such conv (rebuild + convolution) runs under one lock; the values are the same as without it."""
     for m in net.modules():
         if hasattr(m, "eval_conv") and callable(getattr(type(m), "update_params", None)):
-            m.update_params = _Serialized(m.update_params)
+            m.forward = _Serialized(m.forward)
 
 
 _SWIN = ("the deep feature (B, C, H, W) that enters conv_after_body: the output of the residual transformer "
@@ -140,31 +141,3 @@ UNSUPPORTED: dict[str, str] = {
 def family(arch_id: str) -> Optional[Family]:
     """The entry of ``arch_id`` (spandrel's architecture id), or ``None``."""
     return FAMILIES.get(arch_id)
-
-
-def families_markdown() -> str:
-    """The docs table (docs/auto.md): every family spandrel knows here, supported or not, with its entry.
-
-    Columns: family, status, injection point (and why), scale, purpose. Scale and
-    purpose are per file for most families (read from the weights), so they say so.
-    """
-    from .reading import registry
-
-    rows = ["| family | status | injection point (why) | scale | purpose |", "|---|---|---|---|---|"]
-    fixed = {"GFPGAN": ("1", "FaceSR"), "RestoreFormer": ("1", "FaceSR"), "LaMa": ("1", "Inpainting")}
-    for support in sorted(registry().architectures("insertion"), key=lambda s: str(s.architecture.id).lower()):
-        arch_id = str(support.architecture.id)
-        scale, purpose = fixed.get(arch_id, ("from the file", "SR if scale > 1, else Restoration"))
-        if arch_id in UNSUPPORTED:
-            rows.append(f"| {arch_id} | unsupported: {UNSUPPORTED[arch_id]} | – | {scale} | {purpose} |")
-            continue
-        entry = FAMILIES.get(arch_id)
-        if entry is None or entry.at is None:
-            point = "automatic (probe forward; warns with the module name)"
-            if entry is not None and entry.call is not None:
-                point += "; batch-safe call"
-        else:
-            at = entry.at if isinstance(entry.at, str) else "computed from the network"
-            point = f"`{at}` ({entry.why})"
-        rows.append(f"| {arch_id} | supported | {point} | {scale} | {purpose} |")
-    return "\n".join(rows) + "\n"
