@@ -15,8 +15,14 @@
 Importing this package imports spandrel (``pip install spandrel``; the ``auto``
 extra of iqprior, included in ``[dev]``).
 """
-from .adapter import AutoAdapter, build_auto, build_auto_plus
-from .families import FAMILIES, UNSUPPORTED
-from .table import families_markdown
+try:
+    import spandrel  # noqa: F401
+except ImportError as e:  # one actionable line from adapters.create("auto", ...)
+    raise ImportError("the auto / auto+ adapters need spandrel: pip install 'iqprior[auto]' (or pip install "
+                      "'spandrel>=0.4,<0.5')") from e
+
+from .adapter import AutoAdapter, build_auto, build_auto_plus  # noqa: E402
+from .families import FAMILIES, UNSUPPORTED  # noqa: E402
+from .table import families_markdown  # noqa: E402
 
 __all__ = ["AutoAdapter", "build_auto", "build_auto_plus", "FAMILIES", "UNSUPPORTED", "families_markdown"]
