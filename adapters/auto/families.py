@@ -97,9 +97,13 @@ class _Serialized:
 def _serialize_reparam(net: nn.Module) -> None:
     """SPAN's re-parameterised convs rebuild their eval weights on every eval call (``update_params``
     swaps ``eval_conv.weight.data``); a thread convolving while another swaps reads freed memory. Each
-    such conv (rebuild + convolution) runs under one lock; the values are the same as without it."""
+    such conv (rebuild + convolution) runs under one lock; the values are the same as without it.
+    The eval weights are rebuilt once here, so the state dict is the same before and after any call
+    (a fine-tune of the embedding alone leaves every network weight bit-identical)."""
     for m in net.modules():
         if hasattr(m, "eval_conv") and callable(getattr(type(m), "update_params", None)):
+            with torch.no_grad():
+                m.update_params()
             m.forward = _Serialized(m.forward)
 
 

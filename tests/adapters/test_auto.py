@@ -177,3 +177,29 @@ def test_full_size_face_model(family, tmp_path):
     assert (y - want).abs().max() <= 1e-5
     check_adapter(model, call_kwargs={"randomize_noise": False}, x=torch.rand(1, 3, 512, 512).repeat(2, 1, 1, 1),
                   checks=("identity", "keys", "finetune", "roundtrip", "mixed"))
+
+
+def test_cli_restore_keeps_the_scale_and_finetune_trains_only_the_embedding(files, tmp_path):
+    import torchvision
+
+    from iqprior.cli import main
+    from iqprior.io import read_image
+
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i in range(2):
+        torchvision.utils.save_image(torch.rand(3, 40, 36), gt / f"{i}.png")
+    assert main(["restore", str(gt), "--model", "auto+", "--checkpoint", str(files["SPAN"]), "--out",
+                 str(tmp_path / "out"), "--no-progress"]) == 0
+    assert read_image(tmp_path / "out" / "0.png").shape == (3, 80, 72)   # x2 kept
+    assert main(["finetune", "--model", "auto+", "--checkpoint", str(files["SPAN"]), "--data", str(gt),
+                 "--default-level", "7", "--steps", "2", "--batch-size", "2", "--size", "32", "--num-workers", "0",
+                 "--out", str(tmp_path / "ft"), "--no-progress"]) == 0
+    tuned = adapters.create("auto+", checkpoint=tmp_path / "ft" / "final")
+    base = adapters.create("auto", checkpoint=files["SPAN"])
+    assert tuned.scale == 2 and all(torch.equal(v, tuned.net.state_dict()[k]) for k, v in base.net.state_dict().items())
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert not torch.equal(tuned(x, score=7), tuned(x, score=0))
+    assert main(["restore", str(gt), "--model", "auto", "--checkpoint", str(gt / "0.png"), "--out",
+                 str(tmp_path / "bad")]) != 0 and not (tmp_path / "bad").exists()
