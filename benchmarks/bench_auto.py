@@ -4,8 +4,8 @@ Each round calls spandrel's descriptor (``ModelLoader().load_from_file`` is not
 used: the state dict is read by iqprior and handed to spandrel, as ``auto``
 does), then ``auto``, then ``auto+`` on the same input; the reported ratio is the
 median over rounds of (spandrel time / adapter time), so drifting machine load
-cancels. spandrel's call clamps its output and runs under ``inference_mode``;
-the adapters run under ``no_grad`` and do not clamp. The output difference to
+cancels. All calls run under ``inference_mode`` (spandrel's call sets it
+itself); spandrel's call clamps its output, the adapters do not. The output difference to
 spandrel is reported too (``auto`` vs spandrel ≤ 1e-5 is the contract).
 
     python benchmarks/bench_auto.py --file RealESRGAN_x4plus.pth --size 256
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         diff = float((base(x).clamp(0, 1) - want).abs().max())
     times: dict[str, list[float]] = {"spandrel": [], "auto": [], "auto+": []}
     calls = {"spandrel": lambda: ref(x.clone()), "auto": lambda: base(x), "auto+": lambda: plus(x, score=9)}
-    with torch.no_grad():
+    with torch.inference_mode():  # as spandrel's call runs
         for _ in range(args.rounds):
             for name, fn in calls.items():
                 times[name].append(timed(fn, device))
