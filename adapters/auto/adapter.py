@@ -142,7 +142,7 @@ class AutoAdapter(Adapter):
                 at = feature.name
             shape = self._shape_of(feature.shape)
         mode = self.options.get("mode", "add")
-        self.enable_condition(at, tuple(shape), mode=mode)
+        self.enable_condition(at, tuple(shape), mode=mode, every_call=self._family.every_call)
         self.options.update(condition_at=at, condition_shape=list(shape))
         if mode != "add":
             self.options["mode"] = mode

@@ -45,6 +45,8 @@ class Family:
         signed: the network works in [-1, 1] (the input is mapped from [0, 1] and
             the output back), as the upstream inference code does.
         prepare: run once on the network after loading (e.g. make it thread-safe).
+        every_call: the call runs the conditioned module more than once per image (a
+            large image split into parts): each run gets the embedding.
     """
 
     at: Union[None, str, Callable[[nn.Module], str]] = None
@@ -53,6 +55,7 @@ class Family:
     call: Optional[Call] = None
     signed: bool = False
     prepare: Optional[Callable[[nn.Module], None]] = None
+    every_call: bool = False
 
     def at_for(self, net: nn.Module) -> Optional[str]:
         return self.at(net) if callable(self.at) else self.at
@@ -132,6 +135,7 @@ FAMILIES: dict[str, Family] = {
     "DnCNN": Family(None, "automatic (a plain conv stack)", call=_dncnn),
     "FBCNN": Family(None, "automatic", call=_first),
     "MMRealSR": Family(None, "automatic", call=_first),
+    "RetinexFormer": Family(None, "automatic; images over 3000 px run as two interlaced halves", every_call=True),
     "Compact": Family(lambda net: f"body.{len(net.body) - 2}",
                       "the last body activation before the conv that feeds the pixel shuffle"),
 }

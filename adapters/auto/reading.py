@@ -140,15 +140,11 @@ def load_by_id(arch_id: str, state: dict[str, torch.Tensor], source: str):
     """Build architecture ``arch_id`` from ``state`` (a saved ``auto`` directory: no detection order involved)."""
     support = registry().get(arch_id)
     if support is None:
-        hint = " (install spandrel_extra_arches, which has it)" if arch_id not in _main_ids() else ""
-        raise CheckpointError(f"{source} holds a {arch_id} model, which this spandrel does not know{hint}")
+        raise CheckpointError(f"{source} holds a {arch_id} model, which the installed spandrel does not know (a "
+                              f"family of spandrel_extra_arches? install that package, or a newer spandrel)")
     try:
         return support.architecture.load(dict(state))
     except Exception as e:
         raise CheckpointError(f"{source}: its {arch_id} weights do not build the network: {type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''}") from None
 
-
-def _main_ids() -> set[str]:
-    from spandrel import MAIN_REGISTRY
-    return {str(s.architecture.id) for s in MAIN_REGISTRY.architectures("insertion")}
