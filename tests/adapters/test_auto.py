@@ -211,3 +211,19 @@ def test_cli_restore_keeps_the_scale_and_finetune_trains_only_the_embedding(file
         assert not torch.equal(tuned(x, score=7), tuned(x, score=0))
     assert main(["restore", str(gt), "--model", "auto", "--checkpoint", str(gt / "0.png"), "--out",
                  str(tmp_path / "bad")]) != 0 and not (tmp_path / "bad").exists()
+
+
+def test_grayscale_model_sees_the_luma_and_gives_three_channels(tmp_path):
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(0)
+    net = Compact(num_in_ch=1, num_out_ch=1, num_feat=8, num_conv=2, upscale=2)
+    path = save_layout(net.state_dict(), tmp_path / "gray.pth", "params")
+    model = adapters.create("auto", checkpoint=path)
+    ref = spandrel.ModelLoader().load_from_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 12, 10)
+    luma = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    with torch.no_grad():
+        y = model(x)
+    assert model.in_channels == 1 and y.shape == (1, 3, 24, 20)
+    assert torch.equal(y[:, 0], y[:, 2]) and (y[:, :1].clamp(0, 1) - ref(luma)).abs().max() <= 1e-5
