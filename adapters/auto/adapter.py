@@ -84,11 +84,13 @@ class AutoAdapter(Adapter):
     official_prefixes = ()
 
     def __init__(self, name: str, plus: bool, **options: Any):
+        """``options``: ``condition_at`` (a submodule of spandrel's network), ``mode`` ("add" or "adain");
+        ``architecture``, ``hyperparameters``, ``condition_shape`` are recorded by ``save_pretrained``."""
         check_options(options, OPTIONS, f"option(s) for {name}")
         if options.get("mode", "add") not in ("add", "adain"):
             raise ValueError(f"{name}: mode must be 'add' or 'adain', got {options['mode']!r}")
-        if not plus and (options.get("condition_at") or options.get("mode")):
-            raise ValueError(f"{name}: condition_at and mode apply to auto+ only")
+        if not plus:  # the "+" options are ignored by the base (so that one options dict builds both)
+            options = {k: v for k, v in options.items() if k not in ("condition_at", "condition_shape", "mode")}
         super().__init__(name, options)
         self.plus = plus
         self.task, self.native_size = "image", None
@@ -130,7 +132,9 @@ class AutoAdapter(Adapter):
     def _condition(self, source: str) -> None:
         at = self.options.get("condition_at") or self._family.at_for(self.net)
         shape = self.options.get("condition_shape")
-        if shape is None and self._family.shape is not None and at == self._family.at_for(self.net):
+        mode = self.options.get("mode", "add")
+        if shape is None and self._family.shape is not None and at == self._family.at_for(self.net) \
+                and mode == "add":
             shape = self._family.shape(self.net)
         if at is None or shape is None:
             feature = self._probe(at)
@@ -141,15 +145,19 @@ class AutoAdapter(Adapter):
                               stacklevel=4)
                 at = feature.name
             shape = self._shape_of(feature.shape)
-        mode = self.options.get("mode", "add")
         self.enable_condition(at, tuple(shape), mode=mode, every_call=self._family.every_call)
         self.options.update(condition_at=at, condition_shape=list(shape))
         if mode != "add":
             self.options["mode"] = mode
 
     def _shape_of(self, feature: tuple[int, ...]) -> tuple[int, ...]:
+        """The embedding shape for a feature: one value per channel ("add"); ``(C,)`` for "adain"."""
         from iqprior.conditioning import auto_shape
-        return auto_shape(feature, self.options.get("mode", "add"))
+        from iqprior.conditioning.embedding import token_layout
+
+        if self.options.get("mode", "add") == "adain":  # enable_condition makes the (2, C) table from C
+            return (int(feature[token_layout(len(feature), None)]),)
+        return auto_shape(feature, "add")
 
     def _probe(self, at: Optional[str]):
         minimum, multiple, _ = self.size_requirements

@@ -138,8 +138,13 @@ def test_family_without_entry_warns_and_condition_at_overrides(files):
     assert chosen.injections[0].at == "head" and chosen.score_embedding.shape == (8, 1, 1)
     with pytest.raises(ValueError, match="did you mean"):
         adapters.create("auto+", checkpoint=files["RCAN"], condition_at="haed")
-    with pytest.raises(ValueError, match="auto\\+ only"):
-        adapters.create("auto", checkpoint=files["RCAN"], condition_at="head")
+    assert not adapters.create("auto", checkpoint=files["RCAN"], condition_at="head").is_conditioned
+
+
+def test_adain_mode(files):
+    report = check_adapter("auto+", options={"checkpoint": str(files["NAFNet"]), "mode": "adain"},
+                           checks=("identity", "roundtrip", "mixed"))
+    assert report.results["roundtrip"] == "ok"
 
 
 def test_sr_finetune_losses_resize_the_lq_by_the_scale(files):
