@@ -2,8 +2,10 @@
 
 CodeFormer+ (IQPFR, arXiv 2503.09294, Eq. 7) adds one level embedding
 (10 x 256 x 16 x 16) to the LQ encoder's output through a forward hook; this
-measures what that costs. Both models share the same random weights (timing
-does not depend on them); each round runs CodeFormer then CodeFormer+.
+measures what that costs. Both models are built by ``adapters.create`` (the
+spec's fast path applied, as ``iqprior bench speed`` and ``iqprior restore`` run
+them) and share the same random weights (timing does not depend on them); the
+rounds interleave them (:func:`iqprior.bench.profiling.interleaved`).
 
     python benchmarks/bench_codeformer.py                       # CPU, 1 thread, 3 rounds
     python benchmarks/bench_codeformer.py --device cuda --batch 8 --rounds 20 --dtype bf16
@@ -11,9 +13,7 @@ does not depend on them); each round runs CodeFormer then CodeFormer+.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -21,11 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.codeformer import build_codeformer, build_codeformer_plus  # noqa: E402
-from iqprior.bench.speed import timed  # noqa: E402
-
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
+import adapters  # noqa: E402
+from iqprior.bench.profiling import interleaved, medians, ratio_stats  # noqa: E402
+from iqprior.fastpath import PRECISIONS  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -35,40 +33,39 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fidelity", type=float, default=0.5)
-    ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="autocast dtype (cuda: bf16/fp16)")
+    ap.add_argument("--dtype", choices=sorted(PRECISIONS), default="fp32",
+                    help="the adapters' precision (autocast; cuda: bf16/fp16)")
+    ap.add_argument("--exact", action="store_true", help="the exact path instead of the spec's fast path")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
     torch.manual_seed(0)
-    base = build_codeformer(fidelity=args.fidelity).eval().to(device)
-    plus = build_codeformer_plus(fidelity=args.fidelity).eval().to(device)
+    opts = dict(fidelity=args.fidelity, precision=args.dtype, exact=args.exact)
+    base = adapters.create("codeformer", **opts).to(device)
+    plus = adapters.create("codeformer+", **opts).to(device)
     plus.net.load_state_dict(base.net.state_dict())
     x = torch.rand(args.batch, 3, 512, 512, device=device)
-    dtype = DTYPES[args.dtype]
-    autocast = (torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None
-                else contextlib.nullcontext())
-    times: dict[str, list[float]] = {"codeformer": [], "codeformer+": []}
-    with torch.no_grad(), autocast:
-        y0, y1 = base(x), plus(x, score=9)  # warm-up; also: "+" at init equals the base
+    with torch.no_grad():
+        y0, y1 = base(x), plus(x, score=9)  # "+" at init equals the base
         same = float((y0.float() - y1.float()).abs().max())
-        for _ in range(args.rounds):
-            for name, model in (("codeformer", base), ("codeformer+", plus)):
-                times[name].append(timed(lambda m=model: m(x, score=9), device))
-    med = {k: statistics.median(v) for k, v in times.items()}
+        times = interleaved({"codeformer": lambda: base(x), "codeformer+": lambda: plus(x, score=9)},
+                            args.rounds, device, warmup=0)  # the calls above warmed both up
+    med = medians(times)
     result = {"device": str(device), "threads": args.threads, "batch": args.batch, "size": 512,
-              "dtype": args.dtype, "rounds": args.rounds, "fidelity": args.fidelity,
+              "dtype": args.dtype, "path": base.active_path.describe(), "rounds": args.rounds,
+              "fidelity": args.fidelity,
               "seconds_median": med, "seconds_all": times,
               "images_per_second": {k: args.batch / v for k, v in med.items()},
-              "ratio_plus_over_base": med["codeformer+"] / med["codeformer"],
+              "ratio_plus_over_base": ratio_stats(times["codeformer+"], times["codeformer"])[0],
               "params": sum(p.numel() for p in base.net.parameters()),
               "params_added_by_plus": plus.score_embedding.weight.numel(),
               "max_abs_diff_plus_vs_base_at_init": same}
     print(f"CodeFormer  {med['codeformer']:.3f} s ({result['images_per_second']['codeformer']:.2f} img/s)   "
           f"CodeFormer+ {med['codeformer+']:.3f} s ({result['images_per_second']['codeformer+']:.2f} img/s)   "
           f"ratio {result['ratio_plus_over_base']:.3f}  ({device}, {args.dtype}, batch {args.batch}, 512x512, "
-          f"median of {args.rounds})")
+          f"{result['path']}, median of {args.rounds} per-round ratios)")
     print(f"parameters {result['params'] / 1e6:.2f} M; CodeFormer+ adds {result['params_added_by_plus'] / 1e6:.3f} M; "
           f"max |plus - base| at init {same:.1e}")
     if args.json:

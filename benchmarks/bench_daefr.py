@@ -8,7 +8,9 @@ them at inference; DAEFR+ (IQPFR, arXiv 2503.09294) adds one level embedding
     python benchmarks/bench_daefr.py                      # 512x512, CPU, 1 thread, 3 rounds
     python benchmarks/bench_daefr.py --device cuda --rounds 10 --batch 4
 
-Random weights (timing does not depend on them). "Used at inference" is
+Both built by ``adapters.create`` (the spec's fast path, as ``iqprior bench speed``
+runs them; ``--exact`` for the exact path), random weights (timing does not depend
+on them), rounds interleaved. "Used at inference" is
 measured: forward hooks record which modules run, and the parameters of
 those modules (plus ``position_emb``) are counted.
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -24,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.daefr import build_daefr, build_daefr_plus  # noqa: E402
-from iqprior.bench.speed import timed  # noqa: E402
+import adapters  # noqa: E402
+from iqprior.bench.profiling import interleaved, medians, ratio_stats  # noqa: E402
 
 
 def used_parameter_count(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, list[str]]:
@@ -58,14 +59,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds; each runs DAEFR then DAEFR+")
+    ap.add_argument("--exact", action="store_true", help="the exact path instead of the spec's fast path")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
     torch.manual_seed(0)
-    base = build_daefr().eval().to(device)
-    plus = build_daefr_plus().eval().to(device)
+    base = adapters.create("daefr", exact=args.exact).to(device)
+    plus = adapters.create("daefr+", exact=args.exact).to(device)
     plus.net.load_state_dict(base.net.state_dict())
     x = torch.rand(args.batch, 3, 512, 512, device=device)
 
@@ -73,20 +75,19 @@ def main(argv=None) -> int:
     used, never = used_parameter_count(base, x)  # also the warm-up of the base model
     with torch.no_grad():
         plus(x)  # warm-up
-        times: dict[str, list[float]] = {"daefr": [], "daefr+": []}
-        for _ in range(args.rounds):
-            for name, model in (("daefr", base), ("daefr+", plus)):
-                times[name].append(timed(lambda m=model: m(x, score=9), device))
-    med = {k: statistics.median(v) for k, v in times.items()}
+        times = interleaved({"daefr": lambda: base(x), "daefr+": lambda: plus(x, score=9)}, args.rounds, device,
+                            warmup=0)
+    med = medians(times)
     result = {
         "device": str(device), "threads": args.threads, "batch": args.batch, "size": 512, "rounds": args.rounds,
-        "seconds_median": med, "seconds_all": times, "ratio_plus_over_base": med["daefr+"] / med["daefr"],
+        "seconds_median": med, "seconds_all": times, "path": base.active_path.describe(),
+        "ratio_plus_over_base": ratio_stats(times["daefr+"], times["daefr"])[0],
         "params_stored": stored, "params_used_at_inference": used,
         "params_added_by_plus": plus.score_embedding.weight.numel(), "modules_never_run": never,
     }
     print(f"DAEFR  forward {med['daefr']:.3f} s   DAEFR+ forward {med['daefr+']:.3f} s   "
           f"ratio {result['ratio_plus_over_base']:.3f}  ({device}, batch {args.batch}, 512x512, "
-          f"median of {args.rounds})")
+          f"{result['path']}, median of {args.rounds} per-round ratios)")
     print(f"parameters stored {stored / 1e6:.2f} M, used at inference {used / 1e6:.2f} M "
           f"({100 * used / stored:.1f}%); DAEFR+ adds {result['params_added_by_plus'] / 1e6:.3f} M")
     print(f"never run at inference: {', '.join(never)}")

@@ -8,8 +8,9 @@ to the UNet's timestep embedding, so its extra cost is one addition per step.
     python benchmarks/bench_difface.py                       # CPU, 1 thread, 2 steps, 1 round
     python benchmarks/bench_difface.py --device cuda --steps 100 --rounds 3 --precision fp16
 
-Each round times, for the base model and then the "+" model: the estimator
-alone, and a full call with ``start_step=STEPS`` (estimator + STEPS DDIM
+Both are built by ``adapters.create`` (the spec's fast path, as ``iqprior bench
+speed`` runs them; ``--exact`` for the exact path). Each round times, for the
+base model and the "+" model, interleaved: the estimator alone, and a full call with ``start_step=STEPS`` (estimator + STEPS DDIM
 steps). Per step = (call - estimator) / STEPS. Per image = estimator + 100 x
 per step: **extrapolated** to the released 100 steps when ``--steps`` < 100
 (a full CPU run takes 20+ minutes). Random weights (timing does not depend on
@@ -27,11 +28,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.difface import build_difface, build_difface_plus  # noqa: E402
-from iqprior.bench.speed import timed  # noqa: E402
+import adapters  # noqa: E402
+from iqprior.bench.profiling import interleaved  # noqa: E402
 
 RELEASED_STEPS = 100
-
 
 
 
@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2, help="DDIM steps timed per call (default 2; released: 100)")
     ap.add_argument("--rounds", type=int, default=1, help="timed rounds; each runs DifFace then DifFace+")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    ap.add_argument("--exact", action="store_true", help="the exact path instead of the spec's fast path")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     if not 1 <= args.steps <= RELEASED_STEPS:
@@ -51,24 +52,26 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
 
     torch.manual_seed(0)
-    base = build_difface(precision=args.precision).eval().to(device)
-    plus = build_difface_plus(precision=args.precision).eval().to(device)
+    base = adapters.create("difface", precision=args.precision, exact=args.exact).to(device)
+    plus = adapters.create("difface+", precision=args.precision, exact=args.exact).to(device)
     plus.load_state_dict(base.state_dict(), strict=False)
     x = torch.rand(args.batch, 3, 512, 512, device=device)
     models = {"difface": base, "difface+": plus}
-    if device.type == "cuda":  # warm-up (kernels, allocator); skipped on CPU to keep the run short
-        for m in models.values():
-            m(x, score=9, start_step=1)
 
-    est_t: dict[str, list[float]] = {k: [] for k in models}
-    call_t: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(args.rounds):
-        for name, m in models.items():
-            est_t[name].append(timed(lambda m=m: m.estimate(x), device))
-            gen = torch.Generator(device=device).manual_seed(0)
-            call_t[name].append(timed(lambda m=m, g=gen: m(x, score=9, start_step=args.steps, generator=g), device))
+    def call(m):
+        return lambda: m(x, score=9, start_step=args.steps, generator=torch.Generator(device=device).manual_seed(0))
+
+    fns = {}
+    for name, m in models.items():
+        fns[f"{name} estimator"] = lambda m=m: m.estimate(x)
+        fns[f"{name} call"] = call(m)
+    # warm-up (kernels, allocator) on CUDA only, to keep the CPU run short
+    times = interleaved(fns, args.rounds, device, warmup=1 if device.type == "cuda" else 0)
+    est_t = {name: times[f"{name} estimator"] for name in models}
+    call_t = {name: times[f"{name} call"] for name in models}
     result: dict = {"device": str(device), "threads": args.threads, "batch": args.batch, "size": 512,
-                    "precision": args.precision, "steps_timed": args.steps, "rounds": args.rounds,
+                    "precision": args.precision, "path": base.active_path.describe(), "steps_timed": args.steps,
+                    "rounds": args.rounds,
                     "extrapolated": args.steps < RELEASED_STEPS, "models": {}}
     for name in models:
         est = statistics.median(est_t[name])

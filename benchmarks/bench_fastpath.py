@@ -19,7 +19,6 @@ import argparse
 import copy
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -42,6 +41,7 @@ def _calls(name: str, size: int):
 
 def bench(name: str, size: int, rounds: int) -> list[str]:
     import adapters
+    from iqprior.bench.profiling import interleaved, ratio_stats
     from iqprior.fastpath import FastPath, max_abs_deviation
 
     torch.manual_seed(0)
@@ -57,20 +57,14 @@ def bench(name: str, size: int, rounds: int) -> list[str]:
     for label, fn in _calls(name, size).items():
         with torch.inference_mode():
             outs = {k: fn(m).float() for k, m in models.items()}   # warm-up and outputs
-            times = {k: [] for k in models}
-            order = list(models)
-            for r in range(rounds):
-                for k in (order if r % 2 == 0 else order[::-1]):
-                    t0 = time.perf_counter()
-                    fn(models[k])
-                    times[k].append(time.perf_counter() - t0)
+            times = interleaved({k: lambda m=m, f=fn: f(m) for k, m in models.items()}, rounds, warmup=0)
         ref = outs["exact"]
         tol = 1e-4 * max(1.0, float(ref.abs().max()))
         for k in models:
-            ratios = sorted(e / t for e, t in zip(times["exact"], times[k]))
+            med, lo, hi = ratio_stats(times["exact"], times[k])
             dev = max_abs_deviation(outs[k], ref)
             lines.append(f"| {label} | {k} | {statistics.median(times[k]) * 1000:.0f} | "
-                         f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}–{ratios[-1]:.2f}) | {dev:.1e} | "
+                         f"{med:.2f}x ({lo:.2f}–{hi:.2f}) | {dev:.1e} | "
                          f"{'✓' if dev <= tol else '✗'} ({tol:.1e}) | {chosen if k == 'exact' else ''} |")
             print(lines[-1], flush=True)
     return lines

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from iqprior.bench.speed import timed  # noqa: E402
+from iqprior.bench.profiling import interleaved, medians  # noqa: E402
 from iqprior.models.iqpfr import IQPFRConfig  # noqa: E402
 from iqprior.training.config import TrainConfig, TrainOptions  # noqa: E402
 from iqprior.training.stages import build_stage  # noqa: E402
@@ -45,28 +44,23 @@ def _batch(b: int, device) -> dict:
 
 
 
-def step_time(stage_mod, batch, device, amp: bool) -> float:
-    """One full training step (forward + backward of every optimised loss), seconds."""
+def training_step(stage_mod, batch, device, amp: bool) -> None:
+    """One full training step (forward + backward of every optimised loss)."""
     stage_mod.zero_grad(set_to_none=True)
-
-    def step():
+    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        losses, extra = stage_mod.losses(batch, step=10 ** 6)
+        total = sum(losses.values())
+    total.backward()
+    if stage_mod.stage == 1:
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            losses, extra = stage_mod.losses(batch, step=10 ** 6)
-            total = sum(losses.values())
-        total.backward()
-        if stage_mod.stage == 1:
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                d = stage_mod.disc_loss(extra["gt"], extra["rec"])
-            d.backward()
-    return timed(step, device)
+            d = stage_mod.disc_loss(extra["gt"], extra["rec"])
+        d.backward()
 
 
 @torch.no_grad()
-def infer_time(net, x, device, amp: bool) -> float:
-    def infer():
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            net(x, score=9)
-    return timed(infer, device)
+def inference(net, x, device, amp: bool) -> None:
+    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        net(x, score=9)
 
 
 def count(m) -> int:
@@ -105,21 +99,25 @@ def main(argv=None) -> dict:
         "stage2_trained": sum(p.numel() for p in net.parameters() if p.requires_grad) / 1e6,
         "total_network": count(net) / 1e6}
 
-    for m in stages.values():  # warm-up
-        step_time(m, batch, device, amp)
-    step_time(s2_none, batch, device, amp)
-    times: dict = {f"stage{s}": [] for s in stages}
-    times.update({"stage2_nocond": [], "infer_add": [], "infer_none": []})
     x = batch["lq"] * 2 - 1
-    for _ in range(args.rounds):
-        for s, m in stages.items():
-            times[f"stage{s}"].append(step_time(m, batch, device, amp))
-        times["stage2_nocond"].append(step_time(s2_none, batch, device, amp))
-        times["infer_add"].append(infer_time(stages[2].net.eval(), x, device, amp))
-        times["infer_none"].append(infer_time(s2_none.net.eval(), x, device, amp))
-        stages[2].net.train()
-        s2_none.net.train()
-    res["seconds_median"] = {k: statistics.median(v) for k, v in times.items()}
+
+    def train_step(m):
+        def run():
+            m.net.train()
+            training_step(m, batch, device, amp)
+        return run
+
+    def infer(net):
+        def run():
+            net.eval()
+            inference(net, x, device, amp)
+        return run
+
+    fns = {f"stage{s}": train_step(m) for s, m in stages.items()}
+    fns.update({"stage2_nocond": train_step(s2_none), "infer_add": infer(stages[2].net),
+                "infer_none": infer(s2_none.net)})
+    times = interleaved(fns, args.rounds, device)   # one warm-up call each, then rounds A B ... B A
+    res["seconds_median"] = medians(times)
     med = res["seconds_median"]
     res["condition_overhead_ratio"] = {"stage2_step": med["stage2"] / med["stage2_nocond"],
                                        "inference": med["infer_add"] / med["infer_none"]}

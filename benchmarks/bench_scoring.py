@@ -27,11 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def median_time(fn, repeats: int) -> float:
-    from iqprior.bench.speed import timed
-    return statistics.median(timed(fn) for _ in range(repeats))
-
-
 def _naive_metrics(scorer, random_weights):
     """One pyiqa ``InferenceModel`` per member, as a user would create it (random weights: same arch)."""
     import pyiqa
@@ -65,7 +60,7 @@ def bench_scorer(paths, members, repeats, random_weights, batch_size=None, worke
     import shutil
     import tempfile
 
-    from iqprior.bench.speed import timed
+    from iqprior.bench.profiling import interleaved, ratio_stats
     from iqprior.io import read_image
     from iqprior.scoring import create_scorer
     from iqprior.scoring.job import default_workers, score_directory
@@ -99,13 +94,7 @@ def bench_scorer(paths, members, repeats, random_weights, batch_size=None, worke
 
     fns = {f"iqprior score {pr}": ours(pr) for pr in precisions}
     fns["naive loop"] = loop
-    for fn in fns.values():   # warm up every variant
-        fn()
-    times = {k: [] for k in fns}
-    order = list(fns)
-    for r in range(repeats):  # interleaved, alternating the order
-        for k in (order if r % 2 == 0 else order[::-1]):
-            times[k].append(timed(fns[k]))
+    times = interleaved(fns, repeats)   # one warm-up call of each, then rounds in alternating order
     print(f"scoring {len(files)} images x {len(scorer.names)} members ({', '.join(scorer.names)}), CPU, "
           f"batch {scorer.batch_size}, {default_workers() if workers is None else workers} decode worker(s), "
           f"{torch.get_num_threads()} threads, {'random' if random_weights else 'released'} weights, "
@@ -114,9 +103,8 @@ def bench_scorer(paths, members, repeats, random_weights, batch_size=None, worke
         med = statistics.median(ts)
         print(f"  {k:22s}: {med:8.3f} s median ({min(ts):.3f}-{max(ts):.3f})  ({len(files) / med:6.2f} img/s)")
     for pr in precisions:
-        ratios = sorted(b / a for a, b in zip(times[f"iqprior score {pr}"], times["naive loop"]))
-        print(f"  speed-up {pr:5s}        : {statistics.median(ratios):8.2f} x naive, median of per-repeat ratios "
-              f"({ratios[0]:.2f}-{ratios[-1]:.2f})")
+        med, lo, hi = ratio_stats(times["naive loop"], times[f"iqprior score {pr}"])
+        print(f"  speed-up {pr:5s}        : {med:8.2f} x naive, median of per-repeat ratios ({lo:.2f}-{hi:.2f})")
     if "fp32" in precisions:
         ref = _raw_scores(last["fp32"])
         for pr in precisions:
@@ -140,13 +128,11 @@ def bench_condition(repeats):
     net = nn.Sequential(*[m for _ in range(4) for m in (nn.Conv2d(64, 64, 3, padding=1), nn.ReLU())]).eval()
     x = torch.randn(4, 64, 128, 128)
     wrapped = condition(net, at="4", embedding=ScoreEmbedding(10, (64, 128, 128))).eval()
+    from iqprior.bench.profiling import interleaved, medians
+
     with torch.no_grad():
-        net(x)
-        wrapped(x, score=9)
-        rounds = [(median_time(lambda: net(x), 1), median_time(lambda: wrapped(x, score=9), 1))
-                  for _ in range(repeats)]
-    t_net = statistics.median(r[0] for r in rounds)
-    t_wrap = statistics.median(r[1] for r in rounds)
+        med = medians(interleaved({"net": lambda: net(x), "wrapped": lambda: wrapped(x, score=9)}, repeats))
+    t_net, t_wrap = med["net"], med["wrapped"]
     print(f"condition() overhead, 4x conv64 on (4, 64, 128, 128), embedding added at layer 2, median of {repeats}")
     print(f"  unwrapped: {t_net * 1e3:8.1f} ms   wrapped: {t_wrap * 1e3:8.1f} ms   ratio {t_wrap / t_net:.3f}")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -23,23 +22,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.nu2net import build_nu2net, build_nu2net_plus
-from adapters.puienet import build_puienet, build_puienet_plus
-from iqprior.bench.speed import timed
-from iqprior.scoring.underwater import UCIQE, UIQM
+import adapters  # noqa: E402
+from iqprior.bench.profiling import interleaved, medians  # noqa: E402
+from iqprior.scoring.underwater import UCIQE, UIQM  # noqa: E402
 
 
-def compare(builders: dict, x: torch.Tensor, rounds: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per forward of each model, rounds interleaved (A, B, A, B, ...)."""
-    models = {name: b().to(device).eval() for name, b in builders.items()}
-    times: dict[str, list[float]] = {name: [] for name in models}
+def compare(names: dict[str, str], x: torch.Tensor, rounds: int, device: torch.device) -> dict[str, float]:
+    """Median seconds per forward of each model (``{role: adapter name}``), rounds interleaved (A B B A ...).
+
+    Built by ``adapters.create`` (the spec's fast path, as ``iqprior bench speed`` runs them).
+    """
+    models = {role: adapters.create(name).to(device) for role, name in names.items()}
     with torch.no_grad():
-        for m in models.values():
-            m(x)  # warm-up
-        for _ in range(rounds):
-            for name, m in models.items():
-                times[name].append(timed(lambda m=m: m(x), device))
-    return {name: statistics.median(t) for name, t in times.items()}
+        return medians(interleaved({role: lambda m=m: m(x, score=9) for role, m in models.items()}, rounds, device))
 
 
 def main(argv=None) -> int:
@@ -56,16 +51,15 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     x = torch.rand(args.batch, 3, *args.size, device=device)
     report: dict = {"device": str(device), "threads": args.threads, "size": list(args.size), "batch": args.batch}
-    for family, builders in (("puienet", {"base": build_puienet, "plus": build_puienet_plus}),
-                             ("nu2net", {"base": build_nu2net, "plus": build_nu2net_plus})):
-        t = compare(builders, x, args.rounds, device)
+    for family in ("puienet", "nu2net"):
+        t = compare({"base": family, "plus": f"{family}+"}, x, args.rounds, device)
         report[family] = {"base_s": round(t["base"], 4), "plus_s": round(t["plus"], 4),
                           "plus_over_base": round(t["plus"] / t["base"], 3)}
     img = torch.rand(1, 3, *args.metric_size, device=device)
     mp = img.shape[-1] * img.shape[-2] / 1e6
     for name, metric in (("uiqm", UIQM()), ("uciqe", UCIQE())):
         metric(img)  # warm-up
-        t = statistics.median(timed(lambda m=metric: m(img), device) for _ in range(args.rounds))
+        t = medians(interleaved({name: lambda m=metric: m(img)}, args.rounds, device, warmup=0))[name]
         report[name] = {"s_per_megapixel": round(t / mp, 4)}
     print(json.dumps(report, indent=2))
     return 0

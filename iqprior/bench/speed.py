@@ -19,205 +19,28 @@ the report gives the speed-up over the exact path (median, with min-max of
 the timed calls), the largest deviation of the fast path from the exact one
 (both float32) and, for ``bf16``/``fp16``, the largest deviation of the
 reduced-precision output from the float32 one, so that neither is silent.
+
+The clock and the memory probe are :mod:`.profiling`'s; the report :mod:`.speed_report`'s.
 """
 from __future__ import annotations
 
 import copy
-import gc
-import json
 import logging
-import os
 import statistics
-import threading
-import time
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
 
 import torch
 
+from .profiling import output, peak_memory, ratio_stats, time_once
 from .runner import build_model
+from .speed_config import SpeedConfig, SpeedResult, SpeedRow
+from .speed_report import speed_markdown, write_speed
 from .tables import base_of
 
+__all__ = ["SpeedConfig", "SpeedRow", "SpeedResult", "run_speed", "speed_markdown", "write_speed", "peak_memory",
+           "time_once"]
+
 log = logging.getLogger("iqprior.bench")
-
-
-@dataclass(frozen=True)
-class SpeedConfig:
-    models: tuple[str, ...]
-    sizes: tuple[int, ...] = (512,)
-    batch_sizes: tuple[int, ...] = (1, 4, 8)
-    device: str = "cpu"
-    amp: bool = False               # legacy switch: precision bf16 on CPU, fp16 on CUDA
-    warmup: int = 1
-    iters: int = 3
-    checkpoints: Mapping[str, str] = field(default_factory=dict)
-    score: int = 9
-    out: Optional[Path] = None
-    precision: str = "fp32"         # autocast of the timed (fast) model: fp32, bf16, fp16
-    exact: bool = False             # time the exact path only (no fast path, no comparison)
-    compare_exact: bool = True      # also time an exact float32 copy, interleaved, and compare outputs
-    compile: bool = False           # torch.compile the timed model (compile time goes into the warm-up)
-
-    @property
-    def effective_precision(self) -> str:
-        if self.amp and self.precision == "fp32":
-            return "fp16" if torch.device(self.device).type == "cuda" else "bf16"
-        return self.precision
-
-
-@dataclass
-class SpeedRow:
-    model: str
-    size: int
-    batch: int
-    latency_ms: Optional[float] = None        # median time of one forward call on the batch
-    images_per_s: Optional[float] = None
-    peak_mem_mb: Optional[float] = None
-    ratio_to_base: Optional[float] = None     # "+" rows: latency / base latency
-    params_m: Optional[float] = None
-    error: str = ""
-    path: str = ""                            # "exact" or the fast path's measures
-    precision: str = "fp32"
-    latency_min_ms: Optional[float] = None
-    latency_max_ms: Optional[float] = None
-    exact_latency_ms: Optional[float] = None  # median of the exact float32 copy, interleaved
-    speedup_vs_exact: Optional[float] = None  # exact latency / this latency
-    max_abs_vs_exact: Optional[float] = None  # fast float32 output vs exact float32 output
-    max_abs_vs_fp32: Optional[float] = None   # reduced-precision output vs float32 (same path)
-    within_tolerance: Optional[bool] = None   # max_abs_vs_exact <= TOLERANCE * max(1, max |exact|)
-
-
-@dataclass
-class SpeedResult:
-    rows: list[SpeedRow]
-    files: dict[str, Path]
-
-
-# -- peak memory ----------------------------------------------------------------------------
-def _proc_kb(field_name: str) -> Optional[int]:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-        return True
-    except OSError:
-        return False
-
-
-def _trim() -> None:
-    """Return freed heap memory to the OS (glibc), so the RSS rise counts what a call needs."""
-    gc.collect()
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-@contextmanager
-def peak_memory(device: torch.device) -> Iterator[dict]:
-    """Yields a dict that holds ``peak_mb`` (peak rise over the start) when the block ends."""
-    box: dict = {"peak_mb": None}
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        start = torch.cuda.memory_allocated(device)
-        yield box
-        torch.cuda.synchronize(device)
-        box["peak_mb"] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
-        return
-    _trim()
-    start = _proc_kb("VmRSS")
-    if start is not None and _reset_peak_rss():
-        yield box
-        peak = _proc_kb("VmHWM")
-        box["peak_mb"] = None if peak is None else max(peak - start, 0) / 1024
-        return
-    # fallback: sample RSS in a thread
-    stop = threading.Event()
-    samples = [start or 0]
-
-    def sample():
-        while not stop.wait(0.005):
-            v = _proc_kb("VmRSS")
-            if v is not None:
-                samples.append(v)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        yield box
-    finally:
-        stop.set()
-        t.join()
-        if start is not None:
-            box["peak_mb"] = max(max(samples) - start, 0) / 1024
-
-
-# -- timing ---------------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device | str = "cpu") -> float:
-    """Seconds one ``fn()`` call takes, CUDA-synchronised before and after (the benchmarks' one clock)."""
-    device = torch.device(device)
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t0
-
-
-def _autocast(device: torch.device, amp: bool | str):
-    """Autocast for ``amp``: a precision name, or the legacy bool (fp16 on CUDA, bf16 on CPU)."""
-    from iqprior.fastpath import autocast
-
-    if isinstance(amp, str):
-        return autocast(device, amp)
-    if not amp:
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
-
-
-def time_once(model: torch.nn.Module, x: torch.Tensor, score: Optional[int], amp: bool | str = False
-              ) -> tuple[float, Optional[float]]:
-    """Latency (ms) of one ``model(x)`` call, synchronised, and the peak memory it needed (MB).
-
-    ``amp``: autocast around the call (adapters with a ``precision`` setting autocast themselves).
-    """
-    device = x.device
-    with torch.inference_mode(), _autocast(device, amp):
-        _sync(device)
-        with peak_memory(device) as mem:
-            t0 = time.perf_counter()
-            model(x, score=score)
-            _sync(device)
-            ms = (time.perf_counter() - t0) * 1000.0
-    return ms, mem["peak_mb"]
-
-
-def _output(model: torch.nn.Module, x: torch.Tensor, score: Optional[int]) -> torch.Tensor:
-    """One call's output, float32 on the CPU, with the global RNG seeded (DifFace draws noise)."""
-    torch.manual_seed(0)
-    with torch.inference_mode():
-        y = model(x, score=score)
-    if isinstance(y, (tuple, list)):
-        y = y[0]
-    return y.float().cpu()
 
 
 def _variants(model: torch.nn.Module, cfg: SpeedConfig) -> dict[str, torch.nn.Module]:
@@ -241,14 +64,17 @@ def _variants(model: torch.nn.Module, cfg: SpeedConfig) -> dict[str, torch.nn.Mo
 
 
 def _groups(names: tuple[str, ...]) -> list[list[str]]:
-    """Models measured together: a base with its "+" variant (interleaved), others alone."""
+    """Models measured together: a base with its "+" variants (interleaved), others alone.
+
+    The pairing is the adapter table's (``adapters.spec(name).base``), not the name.
+    """
     seen: set[str] = set()
     out = []
     for n in names:
         if n in seen:
             continue
-        base = n[:-1] if n.endswith("+") and n[:-1] in names else n
-        group = [m for m in (base, base + "+") if m in names and m not in seen] if base + "+" in names else [n]
+        base = base_of(n, names) or n
+        group = [m for m in (base, *(p for p in names if base_of(p, names) == base)) if m not in seen]
         seen.update(group)
         out.append(group)
     return out
@@ -323,13 +149,13 @@ def _measure(built: dict, size: int, batch: int, cfg: SpeedConfig, device: torch
         row.path = _path_name(main)
         try:
             # the warm-up calls give the outputs compared (compile time, if any, is spent here)
-            y_main = _output(main, x, score)
+            y_main = output(main, x, score)
             if "exact" in variants:
-                y_exact = _output(variants["exact"], x, score)
+                y_exact = output(variants["exact"], x, score)
                 y_fast32 = y_main
                 if precision != "fp32":
                     main.set_precision("fp32")
-                    y_fast32 = _output(main, x, score)
+                    y_fast32 = output(main, x, score)
                     main.set_precision(precision)
                     row.max_abs_vs_fp32 = max_abs_deviation(y_main, y_fast32)
                 if row.path != "exact":
@@ -373,7 +199,7 @@ def _measure(built: dict, size: int, batch: int, cfg: SpeedConfig, device: torch
         if exact and len(exact) == len(main):
             row.exact_latency_ms = statistics.median(exact)
             # per-round ratios (the two calls of a round are adjacent in time): robust to drifting load
-            row.speedup_vs_exact = statistics.median(e / m for e, m in zip(exact, main))
+            row.speedup_vs_exact = ratio_stats(exact, main)[0]
         log.info("speed: %s %dx%d batch %d: %.1f ms (%s, %s)", name, size, size, batch, row.latency_ms, row.path,
                  precision)
     return list(rows.values())
@@ -389,64 +215,3 @@ def _ratios(rows: list[SpeedRow]) -> None:
             r.ratio_to_base = r.latency_ms / b.latency_ms
 
 
-def _f(v: Optional[float], fmt: str) -> str:
-    return "—" if v is None else format(v, fmt)
-
-
-def _e(v: Optional[float]) -> str:
-    return "—" if v is None else f"{v:.1e}"
-
-
-def speed_markdown(rows: list[SpeedRow], cfg: SpeedConfig) -> str:
-    from iqprior.fastpath import TOLERANCE
-
-    dev = cfg.device
-    if torch.device(dev).type == "cuda" and torch.cuda.is_available():
-        dev = torch.cuda.get_device_name(torch.device(dev))
-    else:
-        dev = f"cpu ({torch.get_num_threads()} threads)"
-    mem = "CUDA max allocated" if torch.device(cfg.device).type == "cuda" else "peak RSS rise"
-    precision = cfg.effective_precision
-    lines = [f"### Forward speed on {dev}, {precision}{', torch.compile' if cfg.compile else ''}", "",
-             "| Model | Size | Batch | Path | Latency (ms): median (min–max) | Exact fp32 (ms) | Speed-up vs exact | "
-             f"Images/s | Peak memory (MB, {mem}) | max abs Δ fast vs exact | max abs Δ {precision} vs fp32 | "
-             "vs base | Params (M) |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        if r.error:
-            lines.append(f"| {r.model} | {r.size} | {r.batch} | {r.path} | failed: {r.error[:120]} "
-                         "| | | | | | | | |")
-            continue
-        lat = f"{_f(r.latency_ms, '.1f')} ({_f(r.latency_min_ms, '.1f')}–{_f(r.latency_max_ms, '.1f')})"
-        tol = "" if r.within_tolerance is None else (" ✓" if r.within_tolerance else " ✗ over tolerance")
-        lines.append(f"| {r.model} | {r.size} | {r.batch} | {r.path} | {lat} | {_f(r.exact_latency_ms, '.1f')} | "
-                     f"{_f(r.speedup_vs_exact, '.2f')}{'x' if r.speedup_vs_exact is not None else ''} | "
-                     f"{_f(r.images_per_s, '.2f')} | {_f(r.peak_mem_mb, '.0f')} | {_e(r.max_abs_vs_exact)}{tol} | "
-                     f"{_e(r.max_abs_vs_fp32) if precision != 'fp32' else 'n/a (fp32)'} | "
-                     f"{_f(r.ratio_to_base, '.3f')}{'x' if r.ratio_to_base is not None else ''} | "
-                     f"{_f(r.params_m, '.2f')} |")
-    lines += ["", f"Median (min–max) of {cfg.iters} timed calls after the warm-up; the exact float32 copy's calls "
-              "are interleaved with the timed model's (same machine load). \"max abs Δ fast vs exact\": both in "
-              f"float32, ✓ when within {TOLERANCE:g} × max(1, max |exact|). \"vs base\": latency of a \"+\" "
-              "model over its base's, their calls interleaved in the same run.",
-              "Weights: random unless --checkpoints names a file (timing does not depend on them): "
-              + (", ".join(f"{m}={c}" for m, c in cfg.checkpoints.items()) or "all models RANDOM") + "."]
-    if precision != "fp32":
-        lines.append(f"Reduced precision ({precision} autocast) moves the outputs by the amount shown; it is "
-                     "never a default.")
-    return "\n".join(lines) + "\n"
-
-
-def write_speed(rows: list[SpeedRow], cfg: SpeedConfig, out: Path) -> dict[str, Path]:
-    from iqprior.io import atomic_write_text
-
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"json": out / "speed.json", "markdown": out / "speed.md"}
-    env = {"torch": torch.__version__, "device": cfg.device, "threads": torch.get_num_threads(),
-           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-           "cpu_count": os.cpu_count()}
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
-    atomic_write_text(files["json"], json.dumps({"config": config, "environment": env,
-                                                 "rows": [asdict(r) for r in rows]}, indent=1))
-    atomic_write_text(files["markdown"], speed_markdown(rows, cfg))
-    return files

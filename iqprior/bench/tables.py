@@ -33,10 +33,18 @@ class TableRow:
 
 
 def base_of(name: str, names: Sequence[str]) -> Optional[str]:
-    """The base model of a "+" variant (``"daefr+"`` -> ``"daefr"``) if it is among ``names``."""
-    if name.endswith("+") and name[:-1] in names:
-        return name[:-1]
-    return None
+    """The base model of a "+" variant (``"daefr+"`` -> ``"daefr"``) if it is among ``names``.
+
+    For a registered adapter the base is its spec's (``adapters.spec(name).base``); only a row that
+    names no adapter (a method whose numbers come from elsewhere) pairs by its "+" suffix.
+    """
+    import adapters
+
+    try:
+        base = adapters.spec(name).base
+    except ValueError:   # not an adapter
+        base = name[:-1] if name.endswith("+") else None
+    return base if base is not None and base in names else None
 
 
 def deltas(rows: Sequence[TableRow], metrics: Sequence[BenchMetric]) -> dict[tuple[str, str], float]:

@@ -61,7 +61,8 @@ def build_plus(**options) -> TinyAdapter:
 @pytest.fixture
 def tiny(monkeypatch):
     monkeypatch.setitem(adapters._USER, "tiny-test", adapters.AdapterSpec("tiny-test", f"{__name__}:build"))
-    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus"))
+    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus",
+                                                                           base="tiny-test"))
     BUILDS["count"] = 0
     return BUILDS
 
@@ -177,10 +178,38 @@ def test_speed_writes_json_and_markdown(tiny, tmp_path):
     for r in rows:
         assert r["error"] == "" and r["latency_ms"] > 0
         assert r["images_per_s"] == pytest.approx(r["batch"] / (r["latency_ms"] / 1000))
-        assert r["peak_mem_mb"] is not None and r["peak_mem_mb"] >= 0
+        assert isinstance(r["peak_mem_mb"], float)      # what the probe measures: test_peak_memory_*
     assert all(r["ratio_to_base"] is None for r in rows[:2]) and all(r["ratio_to_base"] > 0 for r in rows[2:])
     md = (out / "speed.md").read_text()
     assert "| tiny-test+ | 32 | 2 |" in md and "vs base" in md
+
+
+@pytest.mark.parametrize("probe", ["peak rss", "sampling thread"])
+def test_peak_memory_sees_a_known_allocation(monkeypatch, probe):
+    """The CPU probe of ``bench speed``: a 64 MiB tensor made (and freed) inside the block reads 64 MiB or a bit more."""
+    import time
+
+    from iqprior.bench import profiling
+
+    if probe == "sampling thread":
+        monkeypatch.setattr(profiling, "_reset_peak_rss", lambda: False)
+    with profiling.peak_memory(torch.device("cpu")) as mem:
+        x = torch.ones(16 * 2**20)          # 64 MiB, every page touched
+        time.sleep(0.1)                      # the sampling thread looks every 5 ms
+        del x
+    assert 63.0 <= mem["peak_mb"] < 64.0 + 48.0, mem
+
+
+def test_speed_pairs_by_the_adapter_table(tiny, monkeypatch):
+    """A "+" model is paired with the base its spec names, not with its name minus "+"."""
+    from iqprior.bench.speed import _groups
+
+    assert _groups(("tiny-test+", "x", "tiny-test")) == [["tiny-test", "tiny-test+"], ["x"]]
+    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus"))
+    assert _groups(("tiny-test", "tiny-test+")) == [["tiny-test"], ["tiny-test+"]]   # no base in its spec
+    monkeypatch.setitem(adapters._USER, "other", adapters.AdapterSpec("other", f"{__name__}:build_plus",
+                                                                      base="tiny-test"))
+    assert _groups(("other", "tiny-test")) == [["tiny-test", "other"]]
 
 
 def test_speed_unknown_model_fails_before_any_work(tiny, tmp_path, capsys):

@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from .control_data import GRADES
+from .data import GRADES
 
 STRIP_LEVELS = (0, 3, 6, 9)
 LOWER_BETTER_FR = {"psnr": False, "ssim": False, "lpips": True}

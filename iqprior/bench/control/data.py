@@ -52,7 +52,7 @@ GT_BLUR_MAX, GT_NOISE_MAX, GT_JPEG_BEST, GT_JPEG_WORST = 5.0, 3.0, 95, 40
 
 def default_data_dir() -> Path:
     """``examples/data`` of this checkout (the bundled images)."""
-    return Path(__file__).resolve().parents[2] / "examples" / "data"
+    return Path(__file__).resolve().parents[3] / "examples" / "data"
 
 
 @dataclass
