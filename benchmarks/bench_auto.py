@@ -2,11 +2,12 @@
 
 Each round calls spandrel's descriptor (``ModelLoader().load_from_file`` is not
 used: the state dict is read by iqprior and handed to spandrel, as ``auto``
-does), then ``auto``, then ``auto+`` on the same input; the reported ratio is the
-median over rounds of (spandrel time / adapter time), so drifting machine load
-cancels. All calls run under ``inference_mode`` (spandrel's call sets it
-itself); spandrel's call clamps its output, the adapters do not. The output difference to
-spandrel is reported too (``auto`` vs spandrel ≤ 1e-5 is the contract).
+does), ``auto`` and ``auto+`` on the same input, side by side
+(:func:`iqprior.bench.profiling.interleaved`); the reported ratio is the median
+over rounds of (spandrel time / adapter time), so drifting machine load cancels.
+All calls run under ``inference_mode`` (spandrel's call sets it itself);
+spandrel's call clamps its output, the adapters do not. The output difference
+to spandrel is reported too (``auto`` vs spandrel ≤ 1e-5 is the contract).
 
     python benchmarks/bench_auto.py --file RealESRGAN_x4plus.pth --size 256
     python benchmarks/bench_auto.py --tiny SwinIR --size 64 --rounds 20    # no download: a tiny random file
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import warnings
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adapters  # noqa: E402
 from adapters.auto.reading import load_descriptor, read_state_dict  # noqa: E402
-from iqprior.bench.speed import timed  # noqa: E402
+from iqprior.bench.profiling import interleaved, medians, ratio_stats  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -61,16 +61,13 @@ def main(argv=None) -> int:
         want = ref(x.clone()) if not signed else ((ref.model(x * 2 - 1)[0] + 1) / 2).clamp(0, 1)
         torch.manual_seed(0)
         diff = float((base(x).clamp(0, 1) - want).abs().max())
-    times: dict[str, list[float]] = {"spandrel": [], "auto": [], "auto+": []}
     calls = {"spandrel": lambda: ref(x.clone()), "auto": lambda: base(x), "auto+": lambda: plus(x, score=9)}
     with torch.inference_mode():  # as spandrel's call runs
-        for _ in range(args.rounds):
-            for name, fn in calls.items():
-                times[name].append(timed(fn, device))
-    ratio = {k: statistics.median(s / t for s, t in zip(times["spandrel"], times[k])) for k in ("auto", "auto+")}
+        times = interleaved(calls, args.rounds, device, warmup=1)
+    ratio = {k: ratio_stats(times["spandrel"], times[k])[0] for k in ("auto", "auto+")}
     result = {"file": Path(path).name, "architecture": base.architecture, "scale": base.scale, "size": args.size,
               "device": str(device), "threads": args.threads, "rounds": args.rounds,
-              "median_ms": {k: round(1000 * statistics.median(v), 2) for k, v in times.items()},
+              "median_ms": {k: round(1000 * v, 2) for k, v in medians(times).items()},
               "speed_vs_spandrel": {k: round(v, 3) for k, v in ratio.items()}, "max_abs_diff_auto_vs_spandrel": diff}
     print(json.dumps(result, indent=2))
     if args.json:
