@@ -2,12 +2,13 @@
 #   make demo   -> installs into .venv, scores the bundled sample images
 #   make test   -> installs into .venv, runs the test suite
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu   -> CPU-only torch (no CUDA wheels)
+#   make test-oldest-torch -> the conditioning and contract tests on the oldest torch setup.cfg declares
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.iqprior-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean test-oldest-torch
 
 install: $(STAMP)
 
@@ -34,8 +35,30 @@ lint: install
 test: lint
 	$(PY) -m pytest -q
 
+# The oldest torch/torchvision setup.cfg declares, in its own venv (docs/internals.md). pip resolves
+# the package's requirements together with the pins, so a pin below the declared floor fails here.
+OLDEST_TORCH ?= 2.8.0
+OLDEST_TORCHVISION ?= 0.23.0
+OLDEST_VENV ?= .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.torch-$(OLDEST_TORCH)
+OLDEST_PINS := "torch==$(OLDEST_TORCH)" "torchvision==$(OLDEST_TORCHVISION)"
+OLDEST_TESTS := tests/iqprior/test_torch_compat.py tests/iqprior/conditioning tests/adapters/test_contract.py
+
+$(OLDEST_STAMP): setup.cfg
+	test -d $(OLDEST_VENV) || python3 -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip wheel "setuptools<81"
+	$(OLDEST_VENV)/bin/python -m pip install --quiet $(OLDEST_PINS) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-build-isolation basicsr
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -e ".[dev]" $(OLDEST_PINS)
+	rm -f $(OLDEST_VENV)/.torch-*
+	touch $(OLDEST_STAMP)
+
+test-oldest-torch: $(OLDEST_STAMP)
+	$(OLDEST_VENV)/bin/python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	OMP_NUM_THREADS=1 $(OLDEST_VENV)/bin/python -m pytest -q $(OLDEST_TESTS)
+
 bench: install
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) $(OLDEST_VENV) results

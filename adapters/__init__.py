@@ -3,9 +3,38 @@
 >>> import adapters
 >>> model = adapters.create("codeformer+", checkpoint="codeformer.pth")   # doctest: +SKIP
 >>> y = model(x, score=9)   # x, y: (B, 3, H, W) RGB in [0, 1]; y not clamped
+>>> tiny = adapters.create("codeformer+", tiny=True)   # small random-weight config (tests, examples)
 
 Entries are ``"module:function"`` strings resolved on first use, so importing
 this package imports no model code.
+
+Layout. Infrastructure at the top level, one package per model below it:
+
+- ``base.py``: :class:`Adapter`, the common shape of every adapter;
+- ``specs.py``: :data:`~adapters.specs.SPECS`, the name-keyed table (builder,
+  base of a "+" variant, files, task, fast path, ``tiny`` options...);
+- ``registry.py``: :func:`create`, :func:`register`, :func:`spec`,
+  :func:`list_adapters` and :func:`~adapters.registry.configure`, the one place a
+  built model gets its spec's task and fast path (``create`` and every
+  ``build_*`` function end there, so both return identically configured models);
+- ``testing.py``: the adapter contract, :func:`adapters.testing.check_adapter`;
+- ``codeformer/``, ``daefr/``, ``difface/``, ``puienet/``, ``nu2net/``,
+  ``iqpfr/``: each model's architecture port (``arch.py``; DifFace: ``unet.py``,
+  ``swinir.py`` and its weightless ``sampler.py``), its adapter and "+" builder
+  (``adapter.py``). Building blocks several networks share (the taming VQGAN
+  blocks, the Transformer layer) live once in :mod:`iqprior.models.layers`
+  (in the core, because IQPFR uses them too and the core never imports
+  ``adapters``).
+
+Where a new adapter goes: a package ``adapters/<model>/`` with the port in
+``arch.py`` (upstream's ``state_dict`` keys; import shared blocks from
+:mod:`iqprior.models.layers` rather than copying them) and ``adapter.py``
+holding the :class:`Adapter` subclass and its ``build_<model>`` /
+``build_<model>_plus`` functions, each decorated with
+``@registry.builder("<name>")``; then one ``_pair(...)`` entry in ``specs.py``
+(builder strings ``"adapters.<model>.adapter:build_<model>"``, files, task,
+fast path, ``tiny`` options), tests in ``tests/adapters/<model>/``, and
+``tests/adapters/test_contract.py`` checks it with the contract suite.
 
 User adapters: declare them in the ``iqprior.adapters`` entry-point group of
 your package (``name = "module:function"``; the function returns an
@@ -20,220 +49,24 @@ your package (``name = "module:function"``; the function returns an
 """
 from __future__ import annotations
 
-import difflib
-import functools
-import importlib
-import os
-import warnings
-from pathlib import Path
-from typing import Any, Callable, Optional
-
 from iqprior.checkpoint import CheckpointError
 
-from .base import Adapter, read_config
-from .specs import SPECS, AdapterSpec
-
-# user additions (``register``); the built-in table is :data:`adapters.specs.SPECS`
-_USER: dict[str, AdapterSpec] = {}
+from .base import Adapter
+from .registry import (
+    _USER,  # noqa: F401  (the registry's own state: this process's register() table, tests patch it)
+    ENTRY_POINT_GROUP,
+    _entry_points,  # noqa: F401  (read once, cached)
+    builder,
+    configure,
+    create,
+    files_used_by,
+    finetune_weights,
+    list_adapters,
+    official_weights,
+    register,
+    spec,
+)
+from .specs import AdapterSpec
 
 __all__ = ["create", "list_adapters", "register", "spec", "Adapter", "AdapterSpec", "CheckpointError",
-           "official_weights", "finetune_weights"]
-
-
-def register(name: str, target: str, **fields: Any) -> None:
-    """Add an adapter ``name -> "module:function"`` (e.g. a user's own model) for this process.
-
-    ``fields`` are further :class:`AdapterSpec` fields (``task``, ``native_size``,
-    ``official_files``...). To make an adapter visible to the ``iqprior`` command,
-    declare it in the ``iqprior.adapters`` entry-point group instead.
-    """
-    if ":" not in target:
-        raise ValueError(f"target must be 'module:function', got {target!r}")
-    _USER[name] = AdapterSpec(name, target, **fields)
-
-
-ENTRY_POINT_GROUP = "iqprior.adapters"
-
-
-@functools.lru_cache(maxsize=1)
-def _entry_points() -> dict[str, AdapterSpec]:
-    """Adapters declared by installed packages in the ``iqprior.adapters`` entry-point group (read once)."""
-    from importlib.metadata import entry_points
-
-    out: dict[str, AdapterSpec] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
-        if ep.name in SPECS:
-            warnings.warn(f"entry point {ep.name!r} of {dist} in {ENTRY_POINT_GROUP} is ignored: the name is a "
-                          f"built-in adapter", stacklevel=3)
-            continue
-        out[ep.name] = AdapterSpec(ep.name, ep.value, source=f"entry point of {dist}") if ":" in ep.value \
-            else _BrokenSpec(ep.name, f"entry point {ep.name} = {ep.value!r} ({dist}, group {ENTRY_POINT_GROUP}) "
-                                      f"is not 'module:function'")
-    return out
-
-
-class _BrokenSpec(AdapterSpec):
-    """A listed entry point whose value cannot be used; :func:`create` reports it in one line."""
-
-    def __init__(self, name: str, error: str):
-        super().__init__(name, "invalid:entry_point")
-        object.__setattr__(self, "source", error)
-
-
-def _table() -> dict[str, AdapterSpec]:
-    return {**SPECS, **_entry_points(), **_USER}
-
-
-def spec(name: str) -> AdapterSpec:
-    """The :class:`AdapterSpec` of adapter ``name`` (unknown names get a "did you mean")."""
-    table = _table()
-    if name not in table:
-        close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown adapter {name!r}{hint} (available: {', '.join(table)})")
-    return table[name]
-
-
-def list_adapters(available_only: bool = False) -> list[str]:
-    """Registered adapter names; with ``available_only``, those whose module imports."""
-    names = list(_table())
-    if available_only:
-        names = [n for n in names if _importable(n)]
-    return names
-
-
-def _importable(name: str) -> bool:
-    try:
-        _resolve(name)
-        return True
-    except (ImportError, AttributeError):
-        return False
-
-
-def _resolve(name: str) -> Callable[..., Adapter]:
-    entry = spec(name)
-    if isinstance(entry, _BrokenSpec):
-        raise ImportError(entry.source)
-    module, func = entry.builder.split(":", 1)
-    where = f" ({entry.source})" if entry.source.startswith("entry point") else ""
-    try:
-        mod = importlib.import_module(module.strip())
-    except ImportError as e:
-        raise ImportError(f"adapter {name!r}{where}: cannot import {module!r}: {e}") from e
-    try:
-        return getattr(mod, func.strip())
-    except AttributeError:
-        raise AttributeError(f"adapter {name!r}{where}: module {module!r} has no {func!r}") from None
-
-
-def official_weights(name: str) -> tuple[str, ...]:
-    """Names (in :mod:`iqprior.weights`) of the official files adapter ``name`` loads."""
-    return tuple(spec(name).official_files)
-
-
-def finetune_weights(name: str) -> dict[str, str]:
-    """``{option: official file}`` that a fine-tune of ``name`` should load when the file is on disk.
-
-    E.g. CodeFormer+ takes its stage-II code targets from the released VQGAN
-    (``vqgan_checkpoint`` = ``vqgan_code1024.pth``), as upstream training does.
-    """
-    return dict(spec(name).finetune_options)
-
-
-def files_used_by() -> dict[str, list[str]]:
-    """``{released file: [adapter names]}`` over the whole table (what ``iqprior weights list`` shows)."""
-    out: dict[str, list[str]] = {}
-    for s in _table().values():
-        for f in s.files:
-            out.setdefault(f, []).append(s.name)
-    return out
-
-
-def _registered_file(checkpoint: Optional[str | os.PathLike]) -> Optional[str | os.PathLike]:
-    """``--checkpoint NAME``: a registered file name that is no path on disk -> its copy in the weights cache."""
-    if checkpoint is None or str(checkpoint) == "official" or Path(checkpoint).exists():
-        return checkpoint
-    from iqprior import weights
-
-    if str(checkpoint) in weights.REGISTRY:
-        return weights.resolve(str(checkpoint))
-    return checkpoint
-
-
-def _resolve_all(names: list[str]) -> dict[str, Path]:
-    """Local paths of registered files; one error names every file that is missing."""
-    from iqprior import weights
-
-    paths, missing = {}, []
-    for n in dict.fromkeys(names):
-        try:
-            paths[n] = weights.resolve(n)
-        except weights.WeightsUnavailableError as e:
-            missing.append(str(e))
-    if missing:
-        raise weights.WeightsUnavailableError(" | ".join(missing))
-    return paths
-
-
-def create(name: str, checkpoint: Optional[str | os.PathLike] = None, **options: Any) -> Adapter:
-    """Build adapter ``name`` in eval mode.
-
-    Args:
-        name: one of :func:`list_adapters` (unknown names get a "did you mean").
-        checkpoint: ``None`` (random init), the official released file as
-            downloaded, a directory written by ``save_pretrained``, a
-            registered file name (``"DAEFR_model.ckpt"``, found through
-            ``IQPRIOR_WEIGHTS`` and the cache when no such path exists), or
-            ``"official"`` to fetch the official file(s) through
-            :mod:`iqprior.weights` (cache, ``IQPRIOR_WEIGHTS``).
-        **options: the adapter's options; ``None`` values are dropped so that
-            command-line defaults never override a model's own. Every adapter
-            also takes ``exact`` (``True``: the upstream-identical path instead
-            of the fast one, see :mod:`iqprior.fastpath`) and ``precision``
-            (``"fp32"`` default, ``"bf16"``, ``"fp16"``: autocast); both are
-            run-time settings, not saved with the model.
-    """
-    options = {k: v for k, v in options.items() if v is not None}
-    exact = options.pop("exact", False)
-    precision = options.pop("precision", None)
-    entry = spec(name)
-    build = _resolve(name)
-    checkpoint = _registered_file(checkpoint)
-
-    def builder(**kwargs: Any) -> Adapter:
-        model = build(**kwargs)
-        if not isinstance(model, Adapter):
-            raise TypeError(f"adapter {name!r}: {entry.builder} returned a {type(model).__name__}, not an "
-                            f"adapters.Adapter")
-        return model
-    if checkpoint is not None and Path(checkpoint).is_dir():
-        config = read_config(checkpoint)
-        if config["adapter"] != name:
-            raise CheckpointError(f"{checkpoint} holds a saved {config['adapter']!r} adapter, not {name!r}")
-        model = builder(**{**config.get("options", {}), **options})
-        model.load_pretrained_weights(checkpoint)
-    elif checkpoint is not None and str(checkpoint) == "official":
-        files = entry.official_files
-        if not files:
-            raise ValueError(f"adapter {name!r} has no official weights registered")
-        paths = _resolve_all([files[0], *entry.official_options.values()])
-        for opt, fname in entry.official_options.items():  # e.g. difface: {"estimator_checkpoint": file}
-            options.setdefault(opt, str(paths[fname]))
-        model = builder(**options)
-        model.load_official(paths[files[0]])
-    else:
-        model = builder(**options)
-        if checkpoint is not None:
-            model.load_official(checkpoint)
-        elif getattr(model, "net", None) is None:  # auto/auto+: the architecture comes from the file
-            raise ValueError(f"adapter {name!r} builds its network from a model file: pass checkpoint=FILE "
-                             f"(--checkpoint FILE)")
-    if entry.task is not None:
-        model.task = entry.task
-    if entry.fast_path is not None:
-        model.fast_path = entry.fast_path
-    model.set_exact(exact)
-    if precision is not None:
-        model.set_precision(precision)
-    return model.eval()
+           "official_weights", "finetune_weights", "files_used_by", "configure", "builder", "ENTRY_POINT_GROUP"]

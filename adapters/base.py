@@ -75,7 +75,7 @@ class Adapter(nn.Module):
     native_size: Optional[int] = 512   # square input size the network expects; None = any size
     official_prefixes: tuple[str, ...] = ("module.",)
     official_wrapper_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "net", "model")
-    fast_path: FastPath = EXACT        # the fast path's measures; adapters.create sets the spec table's
+    fast_path: FastPath = EXACT        # the fast path's measures; registry.configure sets the spec table's
     exact: bool = False                # True: always the exact (upstream-identical) path
     precision: str = "fp32"            # autocast of the network: "fp32", "bf16" or "fp16"
 

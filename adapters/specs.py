@@ -14,7 +14,7 @@ come from the built adapter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from iqprior.fastpath import FastPath
 
@@ -42,9 +42,13 @@ class AdapterSpec:
         condition_shape: the embedding's shape at the released size (for the docs).
         licence: licence of the released weights.
         source: upstream repository and paper.
-        fast_path: the inference measures :func:`adapters.create` turns on unless ``exact=True``
+        fast_path: the inference measures :func:`adapters.create` (and the builders) turn on unless ``exact=True``
             (:mod:`iqprior.fastpath`), chosen per model from measurements (benchmarks/README.md);
             ``None`` = the adapter class's own (the exact path for the base class).
+        tiny: builder options of a small random-weight network with the released structure, what
+            every test, example and benchmark builds: ``adapters.create(name, tiny=True)`` (or
+            ``build_<model>(tiny=True)``); further options override them. ``{}``: the default
+            network is already small.
     """
 
     name: str
@@ -61,6 +65,7 @@ class AdapterSpec:
     licence: str = ""
     source: str = ""
     fast_path: Optional[FastPath] = None
+    tiny: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if ":" not in self.builder:
@@ -86,12 +91,26 @@ _S_LAB = "S-Lab License 1.0 (non-commercial)"
 # exact (channels-last measured slower: its instance norms and bilinear upsampling).
 _CL_SDPA = FastPath(channels_last=True, attention=True)
 
+# Tiny random-weight networks with the released structure (``AdapterSpec.tiny``).
+_TINY_CODEFORMER = {"config": {"img_size": 64, "nf": 8, "ch_mult": [1, 2, 2, 4], "attn_resolutions": [8],
+                               "emb_dim": 16, "codebook_size": 32, "dim_embd": 32, "n_head": 2, "n_layers": 2,
+                               "connect_list": ["16", "32"]}}
+# 3 encoders, association, Transformer, 3 codebooks at 16x16 input (widths multiples of 32: GroupNorm(32))
+_TINY_DAEFR = {"ch": 32, "ch_mult": [1, 2], "resolution": 16, "attn_resolutions": [8], "z_channels": 32,
+               "embed_dim": 32, "n_embed": 64, "dim_embd": 64, "n_head": 4, "n_layers": 2, "dim_mlp": 128}
+# attention levels, shifted windows, unshuffle + nearest+conv as released; a 32px UNet and its 8x4 estimator
+_TINY_DIFFACE = {"unet_config": {"image_size": 32, "channel_mult": [1, 2], "num_res_blocks": [1, 1],
+                                 "attention_resolutions": [16], "num_head_channels": 32},
+                 "estimator_config": {"img_size": 8, "embed_dim": 12, "depths": [2], "num_heads": [2],
+                                      "window_size": 4, "scale": 4, "num_feat": 8}}
+
 
 def _pair(name: str, module: str, *, plus_at: str, plus_shape: tuple[int, ...], plus_finetune=None,
           **common) -> list[AdapterSpec]:
-    """A base adapter and its "+" variant (same files, task and size)."""
-    base = AdapterSpec(name, f"adapters.{module}:build_{module}", **common)
-    plus = AdapterSpec(f"{name}+", f"adapters.{module}:build_{module}_plus", base=name, condition_at=plus_at,
+    """A base adapter and its "+" variant (same files, task, size and tiny options), built by
+    ``adapters/<module>/adapter.py``."""
+    base = AdapterSpec(name, f"adapters.{module}.adapter:build_{module}", **common)
+    plus = AdapterSpec(f"{name}+", f"adapters.{module}.adapter:build_{module}_plus", base=name, condition_at=plus_at,
                        condition_shape=plus_shape, finetune_options=dict(plus_finetune or {}), **common)
     return [base, plus]
 
@@ -100,16 +119,18 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
     *_pair("codeformer", "codeformer", plus_at="encoder.blocks.<last>", plus_shape=(256, 16, 16),
            plus_finetune={"vqgan_checkpoint": "vqgan_code1024.pth"},  # stage-II code targets, as upstream trains
            official_files=("codeformer.pth",), task=FACE, native_size=512, licence=_S_LAB, fast_path=_CL_SDPA,
+           tiny=_TINY_CODEFORMER,
            source="sczhou/CodeFormer (Zhou et al., NeurIPS 2022)"),
     *_pair("daefr", "daefr", plus_at="cross_attention", plus_shape=(256, 16, 16),
            official_files=("DAEFR_model.ckpt",), task=FACE, native_size=512, licence="see LIAGM/DAEFR",
            fast_path=FastPath(channels_last=True),  # SDPA measured 0.83x here (benchmarks/README.md)
+           tiny=_TINY_DAEFR,
            source="LIAGM/DAEFR (Tsai et al., ICLR 2024)"),
     *_pair("difface", "difface", plus_at="time_embed", plus_shape=(512,),
            official_files=("iddpm_ffhq512_ema500000.pth",),
            official_options={"estimator_checkpoint": "swinir_restoration512_L1.pth"},
            task=FACE, native_size=512, licence=_S_LAB, source="zsyOAOA/DifFace (Yue & Loy, TPAMI 2024)",
-           fast_path=_CL_SDPA),
+           fast_path=_CL_SDPA, tiny=_TINY_DIFFACE),
     *_pair("puienet", "puienet", plus_at="decoder.pr_conv", plus_shape=(64, 1, 1),
            official_files=("puie.pth",), task=IMAGE, native_size=None,
            fast_path=FastPath(channels_last=True),
@@ -117,15 +138,16 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
     *_pair("nu2net", "nu2net", plus_at="encoder.e_stage4", plus_shape=(512, 1, 1),
            official_files=("NU2Net_ckpt.pth",), task=IMAGE, native_size=None,
            licence="CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)", source="RQ-Wu/UnderwaterRanker (Guo et al., AAAI 2023)"),
-    AdapterSpec("iqpfr", "adapters.iqpfr:build_iqpfr", task=FACE, native_size=512,
+    AdapterSpec("iqpfr", "adapters.iqpfr.adapter:build_iqpfr", task=FACE, native_size=512, tiny={"preset": "tiny"},
                 option_files={"vqgan_checkpoint": "vqgan_code1024.pth"},  # Stage I init (`iqprior train`)
                 condition_at="Z_l (built in, Eq. 7)", condition_shape=(256, 16, 16),
                 licence="Apache-2.0 (ours; no official weights released)",
                 source="IQPFR (arXiv 2503.09294); trained with `iqprior train`", fast_path=_CL_SDPA),
     # any model file spandrel detects (adapters/auto); task, size and the injection point come from the file
-    AdapterSpec("auto", "adapters.auto:build_auto", licence="that of the model file",
+    # (tiny: a small random-weight SwinIR x2 from spandrel's class, no file; adapters/auto/tiny.py has more families)
+    AdapterSpec("auto", "adapters.auto:build_auto", licence="that of the model file", tiny={"tiny_family": "SwinIR"},
                 source="any architecture spandrel detects (chaiNNer-org/spandrel, MIT)"),
-    AdapterSpec("auto+", "adapters.auto:build_auto_plus", base="auto",
+    AdapterSpec("auto+", "adapters.auto:build_auto_plus", base="auto", tiny={"tiny_family": "SwinIR"},
                 condition_at="per family (adapters/auto/families.py)", licence="that of the model file",
                 source="any architecture spandrel detects (chaiNNer-org/spandrel, MIT)"),
 ]}

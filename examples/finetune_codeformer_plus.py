@@ -23,10 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import adapters  # noqa: E402
 from iqprior.cli import main as iqprior  # noqa: E402
-
-TINY = dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16, codebook_size=32,
-            dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"])
 
 
 def main(argv=None) -> int:
@@ -46,7 +44,9 @@ def main(argv=None) -> int:
         rc = iqprior(["score", args.data, "--members", "offline", "--calibrate", "--out", scores, "--no-progress"])
         if rc:
             return rc
-    extra = ["--checkpoint", args.checkpoint] if args.checkpoint else ["--option", f"config={json.dumps(TINY)}"]
+    tiny = adapters.spec("codeformer+").tiny  # the spec's tiny network, as command-line options
+    extra = ["--checkpoint", args.checkpoint] if args.checkpoint else \
+        [a for k, v in tiny.items() for a in ("--option", f"{k}={json.dumps(v)}")]
     if args.checkpoint is None:
         print("note: no --checkpoint: RANDOM weights and a tiny configuration; this only shows the workflow")
     rc = iqprior(["finetune", "--model", "codeformer+", "--data", args.data, "--scores", scores,

@@ -24,9 +24,6 @@ import adapters  # noqa: E402
 from iqprior.faces.restorer import Restorer  # noqa: E402
 from iqprior.io import list_images, read_image, write_image  # noqa: E402
 
-TINY = dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16, codebook_size=32,
-            dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"])
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,10 +36,9 @@ def main(argv=None) -> int:
     ap.add_argument("--output", default="results/restore_faces")
     args = ap.parse_args(argv)
     torch.set_num_threads(min(4, torch.get_num_threads()))
-    options = {} if args.checkpoint else {"config": TINY}
     if args.checkpoint is None:
         print(f"note: no --checkpoint: {args.model} has RANDOM weights (tiny configuration); outputs are not faces")
-    model = adapters.create(args.model, checkpoint=args.checkpoint, fidelity=args.fidelity, **options)
+    model = adapters.create(args.model, checkpoint=args.checkpoint, fidelity=args.fidelity, tiny=args.checkpoint is None)
     restorer = Restorer(model, batch_size=4, aligned=not args.whole)
     paths = list_images(args.input)
     results = restorer.restore([read_image(p) for p in paths], score=args.score)

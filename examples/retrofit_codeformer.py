@@ -24,9 +24,6 @@ sys.path.insert(0, str(ROOT))
 import adapters  # noqa: E402
 from iqprior.io import read_image  # noqa: E402
 
-TINY = dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16, codebook_size=32,
-            dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"])
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,12 +31,12 @@ def main(argv=None) -> int:
     ap.add_argument("--image", default=str(ROOT / "examples" / "data" / "faces" / "0143.png"))
     args = ap.parse_args(argv)
     torch.set_num_threads(min(4, torch.get_num_threads()))
-    options = {} if args.checkpoint else {"config": TINY}
+    tiny = args.checkpoint is None  # the spec's tiny network (adapters.spec("codeformer").tiny)
     if args.checkpoint is None:
         print("note: no --checkpoint: RANDOM weights and a tiny configuration (64x64); outputs are not faces")
     torch.manual_seed(0)
-    base = adapters.create("codeformer", checkpoint=args.checkpoint, **options)
-    plus = adapters.create("codeformer+", checkpoint=args.checkpoint, **options)
+    base = adapters.create("codeformer", checkpoint=args.checkpoint, tiny=tiny)
+    plus = adapters.create("codeformer+", checkpoint=args.checkpoint, tiny=tiny)
     if args.checkpoint is None:
         plus.net.load_state_dict(base.net.state_dict())  # same random weights
     size = base.native_size

@@ -77,7 +77,7 @@ def resolve_device(name: str | torch.device | None, flag: str = "--device") -> t
         raise ValueError(f"{flag} {name!r} is not a device; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"{flag} {name}: no CUDA GPU is available here (torch {torch.__version__}, "
+            raise ValueError(f"{flag} {name}: no CUDA GPU is available here (torch {torch.version.__version__}, "
                              f"CUDA build {torch.version.cuda or 'none'}); use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "

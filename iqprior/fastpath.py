@@ -24,6 +24,7 @@ report prints by how much.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,10 +82,9 @@ def set_fast_path(module: nn.Module, path: FastPath | None) -> None:
     for m in module.modules():
         if hasattr(m, FAST_ATTENTION):
             setattr(m, FAST_ATTENTION, path.attention)
-        for store in (m._parameters, m._buffers):
-            for t in store.values():
-                if t is not None and t.dim() == 4 and not t.is_contiguous(memory_format=fmt):
-                    t.data = t.data.contiguous(memory_format=fmt)
+        for t in itertools.chain(m.parameters(recurse=False), m.buffers(recurse=False)):
+            if t.dim() == 4 and not t.is_contiguous(memory_format=fmt):
+                t.data = t.data.contiguous(memory_format=fmt)
 
 
 def to_channels_last(obj: Any) -> Any:

@@ -8,7 +8,7 @@ is a pickle of module objects (``__torch__.*`` classes, each restored from a
 dict of its attributes) and tensors stored beside it, as in ``torch.save``'s
 zip format. :func:`read_scripted_tensors` unpickles it with a restricted
 unpickler: ``__torch__.*`` classes become inert attribute holders, tensors are
-rebuilt with ``torch._utils._rebuild_tensor_v2``, and any other global is
+rebuilt with torch's own rebuilder (:data:`iqprior.torch_compat.REBUILD_TENSOR`), and any other global is
 refused. The code in the archive is never read.
 """
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from . import torch_compat
 
 __all__ = ["is_torchscript", "read_scripted_tensors", "ScriptedObject"]
 
@@ -73,8 +75,8 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module.startswith("__torch__"):
             return _script_class(f"{module}.{name}")
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return torch._utils._rebuild_tensor_v2
+        if (module, name) == torch_compat.REBUILD_TENSOR:
+            return torch_compat.tensor_rebuilder()
         if module == "torch" and name in _STORAGE_NAMES:
             return getattr(torch, name)
         if module == "torch.jit._pickle" and name in _LIST_BUILDERS:

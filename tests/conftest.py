@@ -1,4 +1,4 @@
-"""Shared fixtures: bundled sample images, a temporary weights cache, thread limits."""
+"""Shared fixtures: bundled sample images, a temporary weights cache, thread limits, a global-state guard."""
 from __future__ import annotations
 
 import os
@@ -22,6 +22,18 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("IQPRIOR_WEIGHTS", raising=False)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _global_state_restored():
+    """A test that changes torch's thread count, default dtype or grad mode, or the cwd, fails here
+    (restore it with a fixture: ``one_thread``, ``monkeypatch``...)."""
+    def state():
+        return (torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled(), os.getcwd())
+    before = state()
+    yield
+    after = state()
+    assert after == before, f"the test left global state changed: (threads, dtype, grad, cwd) {before} -> {after}"
 
 
 @pytest.fixture

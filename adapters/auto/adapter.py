@@ -36,11 +36,12 @@ from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
 
 from ..base import WEIGHTS_NAME, Adapter
+from ..registry import builder
 from .families import Family, family
 from .probe import choose_feature, probe_features
 from .reading import load_by_id, load_descriptor, read_state_dict
 
-OPTIONS = ("architecture", "hyperparameters", "condition_at", "condition_shape", "mode")
+OPTIONS = ("architecture", "hyperparameters", "condition_at", "condition_shape", "mode", "tiny_family")
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
@@ -82,10 +83,14 @@ class AutoAdapter(Adapter):
     """
 
     official_prefixes = ()
+    task = "image"        # until a file says otherwise: FaceSR models are "face" at 512
+    native_size = None
 
     def __init__(self, name: str, plus: bool, **options: Any):
-        """``options``: ``condition_at`` (a submodule of spandrel's network), ``mode`` ("add" or "adain");
-        ``architecture``, ``hyperparameters``, ``condition_shape`` are recorded by ``save_pretrained``."""
+        """``options``: ``condition_at`` (a submodule of spandrel's network), ``mode`` ("add" or "adain"),
+        ``tiny_family`` (build a small random-weight network of that family, :mod:`adapters.auto.tiny`,
+        instead of reading a file); ``architecture``, ``hyperparameters``, ``condition_shape`` are
+        recorded by ``save_pretrained``."""
         check_options(options, OPTIONS, f"option(s) for {name}")
         if options.get("mode", "add") not in ("add", "adain"):
             raise ValueError(f"{name}: mode must be 'add' or 'adain', got {options['mode']!r}")
@@ -93,13 +98,19 @@ class AutoAdapter(Adapter):
             options = {k: v for k, v in options.items() if k not in ("condition_at", "condition_shape", "mode")}
         super().__init__(name, options)
         self.plus = plus
-        self.task, self.native_size = "image", None
         self.scale, self.in_channels, self.out_channels = 1, 3, 3
         self.size_requirements = (0, 1, False)
         self.architecture: Optional[str] = None
         self.purpose: Optional[str] = None
         self._family = Family()
         object.__setattr__(self, "_call", None)
+        tiny = self.options.pop("tiny_family", None)
+        if tiny is not None:  # adapters.create("auto", tiny=True): a small random-weight network, no file
+            from .tiny import tiny_network
+
+            with torch.random.fork_rng():
+                state = tiny_network(str(tiny)).state_dict()
+            self.install(load_descriptor(state, f"tiny {tiny}"), f"tiny {tiny}")
 
     # -- building from spandrel's descriptor --------------------------------------------------------
     def install(self, desc: Any, source: str) -> AutoAdapter:
@@ -243,7 +254,8 @@ class AutoAdapter(Adapter):
     def load_official(self, path: str | os.PathLike) -> AutoAdapter:
         """Read the model file safely, detect its architecture with spandrel and build this adapter from it."""
         if self._call is not None:
-            raise ValueError(f"{self.adapter_name} already holds a {self.architecture} network")
+            raise ValueError(f"{self.adapter_name} already holds a {self.architecture} network (tiny=True and a "
+                             f"checkpoint together?)")
         state = read_state_dict(path)
         return self.install(load_descriptor(state, str(path)), str(path))
 
@@ -279,11 +291,13 @@ def _diff(a: dict, b: dict) -> str:
     return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys[:3])
 
 
+@builder("auto")
 def build_auto(**options: Any) -> AutoAdapter:
     """``auto``: the network of whatever architecture the model file holds (``adapters.create`` loads it)."""
     return AutoAdapter("auto", plus=False, **options)
 
 
+@builder("auto+")
 def build_auto_plus(**options: Any) -> AutoAdapter:
     """``auto+``: ``auto`` + a zero-initialised level embedding at the family's injection point."""
     return AutoAdapter("auto+", plus=True, **options)

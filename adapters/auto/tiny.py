@@ -73,7 +73,7 @@ LAYOUTS = ("params_ema", "params", "state_dict", "raw", "module", "safetensors")
 
 def tiny_network(family: str, seed: int = 0) -> nn.Module:
     """A small random-weight network of ``family`` (one of :data:`TINY`, or ``"GFPGAN"`` at full size)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # callers that must keep the global RNG wrap this in torch.random.fork_rng()
     if family == "GFPGAN":
         from spandrel.architectures.GFPGAN import GFPGAN
         return GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,

@@ -65,7 +65,7 @@ def write_speed(rows: list[SpeedRow], cfg: SpeedConfig, out: Path) -> dict[str, 
 
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / "speed.json", "markdown": out / "speed.md"}
-    env = {"torch": torch.__version__, "device": cfg.device, "threads": torch.get_num_threads(),
+    env = {"torch": torch.version.__version__, "device": cfg.device, "threads": torch.get_num_threads(),
            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
            "cpu_count": os.cpu_count()}
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}

@@ -15,6 +15,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
+import adapters
+
 from .metrics import BenchMetric
 
 MISSING = "—"
@@ -33,18 +35,13 @@ class TableRow:
 
 
 def base_of(name: str, names: Sequence[str]) -> Optional[str]:
-    """The base model of a "+" variant (``"daefr+"`` -> ``"daefr"``) if it is among ``names``.
-
-    For a registered adapter the base is its spec's (``adapters.spec(name).base``); only a row that
-    names no adapter (a method whose numbers come from elsewhere) pairs by its "+" suffix.
-    """
-    import adapters
-
+    """The base model of a "+" variant as its spec says (:attr:`adapters.AdapterSpec.base`:
+    ``"daefr+"`` -> ``"daefr"``) if it is among ``names``; ``None`` for other rows."""
     try:
         base = adapters.spec(name).base
-    except ValueError:   # not an adapter
-        base = name[:-1] if name.endswith("+") else None
-    return base if base is not None and base in names else None
+    except ValueError:  # not a registered adapter (the Input row)
+        return None
+    return base if base in names else None
 
 
 def deltas(rows: Sequence[TableRow], metrics: Sequence[BenchMetric]) -> dict[tuple[str, str], float]:

@@ -77,7 +77,7 @@ def check_adapters_package() -> None:
             raise ImportError("iqprior's `adapters` package is not importable; reinstall iqprior "
                               "(`pip install -e .` in its checkout)")
     folder = Path(origin).parent if origin else None
-    if folder is None or not ((folder / "specs.py").is_file() and (folder / "iqpfr.py").is_file()):
+    if folder is None or not ((folder / "specs.py").is_file() and (folder / "registry.py").is_file()):
         raise ImportError(f"`import adapters` finds {folder or 'a namespace package'}, not iqprior's adapters "
                           f"(AdapterHub's PyPI package is also named `adapters`); `pip uninstall adapters`, then "
                           f"reinstall iqprior, or use a separate environment")

@@ -31,6 +31,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from .. import torch_compat
+
 _ACTIVE: contextvars.ContextVar[Mapping[int, CallState]] = contextvars.ContextVar(
     "iqprior_condition", default=MappingProxyType({}))
 _TRACED: dict[int, CallState] = {}
@@ -75,7 +77,7 @@ def lookup(key: int) -> tuple[Optional[CallState], Optional[str]]:
     state = _ACTIVE.get().get(key)
     if state is not None:
         return state, None
-    gid = torch._C._current_graph_task_id()
+    gid = torch_compat.graph_task_id()
     if gid != -1:
         state = _BACKWARD.get(gid, {}).get(key)
         if state is not None:
@@ -107,8 +109,7 @@ def in_checkpoint(state: CallState) -> bool:
     """Whether a hook runs inside an activation-checkpointed region of ``state``'s call."""
     if state.grad_enabled and not torch.is_grad_enabled():
         return True  # re-entrant checkpoint runs its region under no_grad
-    top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
-    return top is None or top(False) is not None  # non-re-entrant checkpoint installs saved-tensor hooks
+    return torch_compat.saved_tensors_hooks_active()  # non-re-entrant checkpoint installs saved-tensor hooks
 
 
 class _KeepForRecompute(torch.autograd.Function):
@@ -121,11 +122,11 @@ class _KeepForRecompute(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):  # type: ignore[override]
-        gid = torch._C._current_graph_task_id()
+        gid = torch_compat.graph_task_id()
         table = _BACKWARD.get(gid)
         if table is None:
             table = _BACKWARD[gid] = {}
-            torch.autograd.Variable._execution_engine.queue_callback(lambda: _BACKWARD.pop(gid, None))
+            torch_compat.queue_engine_callback(lambda: _BACKWARD.pop(gid, None))
         table[ctx.key] = ctx.state
         return (None, None, *grads)
 

@@ -1,1 +1,2 @@
-"""Networks of the library (the CodeFormer VQGAN, IQPFR). Import submodules explicitly."""
+"""Networks of the library (the CodeFormer VQGAN, IQPFR) and the building blocks several networks share
+(:mod:`iqprior.models.layers`). Import submodules explicitly."""

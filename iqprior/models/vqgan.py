@@ -22,24 +22,25 @@ A tiny configuration for tests (8×8 latent)::
     >>> rec.shape, info["indices"].shape, cfg.latent_shape
     (torch.Size([2, 3, 64, 64]), torch.Size([2, 64]), (16, 8, 8))
 
-Group normalisation uses 32 groups as upstream; for channel counts that 32
-does not divide (tiny configs only) the number of groups is ``gcd(32, C)``.
+The building blocks (``ResBlock``, ``AttnBlock``, ``Downsample``,
+``Upsample``, ``group_norm``, ``swish``) are taming-transformers' and live in
+:mod:`iqprior.models.layers.taming` (DAEFR's port uses them too). The whole
+VQGAN stays in the core: IQPFR builds its dual codebook on it and initialises
+Stage I from the released ``vqgan_code1024.pth`` (:class:`VQAutoEncoder`).
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigMixin
+from .layers.taming import AttnBlock, Downsample, ResBlock, Upsample, group_norm
 
-__all__ = ["VQGANConfig", "Encoder", "Generator", "VectorQuantizer", "VQAutoEncoder",
-           "ResBlock", "AttnBlock", "Downsample", "Upsample", "group_norm", "swish"]
+__all__ = ["VQGANConfig", "Encoder", "Generator", "VectorQuantizer", "VQAutoEncoder"]
 
 
 @dataclass(frozen=True)
@@ -109,91 +110,6 @@ class VQGANConfig(ConfigMixin):
     def top_channels(self) -> int:
         """Channels at the lowest resolution (``nf * ch_mult[-1]``; 512 released)."""
         return self.nf * self.ch_mult[-1]
-
-
-def group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:
-    """GroupNorm as upstream (eps 1e-6, affine); ``gcd(groups, channels)`` groups."""
-    return nn.GroupNorm(num_groups=math.gcd(groups, channels), num_channels=channels, eps=1e-6, affine=True)
-
-
-def swish(x: torch.Tensor) -> torch.Tensor:
-    """``x * sigmoid(x)`` written out (bit-identical to upstream's scripted swish)."""
-    return x * torch.sigmoid(x)
-
-
-class ResBlock(nn.Module):
-    """norm -> swish -> conv3 -> norm -> swish -> conv3, plus a (1×1-projected) skip."""
-
-    def __init__(self, in_ch: int, out_ch: Optional[int] = None, groups: int = 32):
-        super().__init__()
-        out_ch = in_ch if out_ch is None else out_ch
-        self.in_channels, self.out_channels = in_ch, out_ch
-        self.norm1 = group_norm(in_ch, groups)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
-        self.norm2 = group_norm(out_ch, groups)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1)
-        if in_ch != out_ch:
-            self.conv_out = nn.Conv2d(in_ch, out_ch, 1, 1, 0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(swish(self.norm1(x)))
-        h = self.conv2(swish(self.norm2(h)))
-        skip = self.conv_out(x) if self.in_channels != self.out_channels else x
-        return h + skip
-
-
-class AttnBlock(nn.Module):
-    """Single-head spatial self-attention with 1×1 q/k/v/proj convolutions and a residual.
-
-    ``fast_attention`` (:func:`iqprior.fastpath.set_fast_path`): fused SDPA on ``(B, 1, N, C)``
-    instead of the explicit ``softmax(q k^T / sqrt(C)) v`` (same result up to float rounding).
-    """
-
-    fast_attention = False
-
-    def __init__(self, channels: int, groups: int = 32):
-        super().__init__()
-        self.norm = group_norm(channels, groups)
-        self.q = nn.Conv2d(channels, channels, 1)
-        self.k = nn.Conv2d(channels, channels, 1)
-        self.v = nn.Conv2d(channels, channels, 1)
-        self.proj_out = nn.Conv2d(channels, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm(x)
-        b, c, hh, ww = x.shape
-        if self.fast_attention:
-            q, k, v = (f(h).flatten(2).transpose(1, 2).unsqueeze(1) for f in (self.q, self.k, self.v))
-            out = F.scaled_dot_product_attention(q, k, v)                # (B, 1, N, C)
-            return x + self.proj_out(out.squeeze(1).transpose(1, 2).reshape(b, c, hh, ww))
-        q = self.q(h).reshape(b, c, hh * ww).transpose(1, 2)        # (B, N, C)
-        k = self.k(h).reshape(b, c, hh * ww)                        # (B, C, N)
-        v = self.v(h).reshape(b, c, hh * ww)                        # (B, C, N)
-        attn = torch.softmax(torch.bmm(q, k) * (int(c) ** -0.5), dim=2)   # (B, Nq, Nk)
-        out = torch.bmm(v, attn.transpose(1, 2)).reshape(b, c, hh, ww)
-        return x + self.proj_out(out)
-
-
-class Downsample(nn.Module):
-    """Stride-2 3×3 convolution after zero padding right and bottom by one pixel."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, 2, 0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))
-
-
-class Upsample(nn.Module):
-    """Nearest ×2 upsampling followed by a 3×3 convolution."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class Encoder(nn.Module):

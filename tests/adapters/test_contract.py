@@ -6,30 +6,17 @@ import torch
 
 import adapters
 from adapters.testing import CHECKS, check_adapter, cpu_replicas
+from adapters.testing.registry import REGISTRY, contract_check
+from iqprior import torch_compat
 
-CODEFORMER = dict(config=dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16,
-                              codebook_size=32, dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"]))
-DAEFR = dict(ch=32, ch_mult=(1, 2), resolution=16, attn_resolutions=(8,), z_channels=32, embed_dim=32, n_embed=64,
-             dim_embd=64, n_head=4, n_layers=2, dim_mlp=128)
-DIFFACE = dict(unet_config=dict(image_size=32, channel_mult=[1, 2], num_res_blocks=[1, 1], attention_resolutions=[16],
-                                num_head_channels=32),
-               estimator_config=dict(img_size=8, embed_dim=12, depths=[2], num_heads=[2], window_size=4, scale=4,
-                                     num_feat=8))
-# name -> (tiny options, per-call keyword arguments)
-TINY = {
-    "codeformer": (CODEFORMER, None),
-    "daefr": (DAEFR, None),
-    "difface": (DIFFACE, lambda: {"start_step": 2, "generator": torch.Generator().manual_seed(0)}),
-    "puienet": ({}, None),
-    "nu2net": ({}, None),
-    "iqpfr": ({"preset": "tiny"}, None),
-}
+# per-call keyword arguments of the contract run (the tiny options are the spec's, AdapterSpec.tiny)
+CALL = {"difface": lambda: {"start_step": 2, "generator": torch.Generator().manual_seed(0)}}
 
 
 def _tiny(name: str):
-    options, call = TINY[name.rstrip("+")]
+    call = CALL.get(adapters.spec(name).base or name)
     torch.manual_seed(0)
-    model = adapters.create(name, **options)
+    model = adapters.create(name, tiny=True)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():  # non-trivial weights everywhere (zero-initialised output layers too); embeddings stay 0
         for n, p in model.named_parameters():
@@ -38,18 +25,30 @@ def _tiny(name: str):
     return model, call
 
 
-# auto/auto+ build their network from a model file: their contract runs per spandrel family (test_auto.py)
+def _size(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# auto/auto+ build their network from a model file: their contract runs per spandrel family
+# (tests/adapters/auto/test_auto.py, on adapters.auto.tiny's files)
 FROM_FILE = ("auto", "auto+")
+BUILT_IN = sorted(n for n in adapters.specs.SPECS if n not in FROM_FILE)
 
 
-def test_every_builtin_adapter_has_a_tiny_config():
-    builtin = [n for n in adapters.list_adapters() if n in adapters.specs.SPECS and n not in FROM_FILE]
-    assert sorted({n.rstrip("+") for n in builtin}) == sorted(TINY)
+def test_every_builtin_adapter_has_tiny_options_shared_with_its_plus():
+    """``tiny`` builds a network no larger than the released one (smaller where the spec says how);
+    a "+" variant's tiny options are its base's."""
+    for name, entry in ((n, adapters.specs.SPECS[n]) for n in BUILT_IN):
+        if entry.is_plus:
+            assert entry.tiny == adapters.spec(entry.base).tiny, name
+        with torch.device("meta"):
+            full = _size(adapters.create(name))
+        tiny = _size(adapters.create(name, tiny=True))
+        assert tiny < full if entry.tiny else tiny == full, (name, tiny, full)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in adapters.specs.SPECS if n not in FROM_FILE))
-def test_contract(name):
-    torch.set_num_threads(1)
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_contract(name, one_thread):
     model, call = _tiny(name)
     report = check_adapter(model, call_kwargs=call)
     assert set(report.results) == set(CHECKS)
@@ -95,6 +94,13 @@ def test_checker_reports_broken_adapters():
 def test_cpu_replicas_are_dataparallel_copies():
     model = _SharedAdapter(every_call=True)
     reps = cpu_replicas(model, 2)
-    assert all(getattr(r, "_is_replica", False) for r in reps)
+    assert all(torch_compat.is_replica(r) for r in reps) and not torch_compat.is_replica(model)
     assert reps[0].net.conv is not model.net.conv
     assert reps[0].net.act._forward_hooks is model.net.act._forward_hooks  # replicas share the hooks
+
+
+def test_each_check_is_registered_once_in_run_order():
+    assert CHECKS == tuple(REGISTRY) == ("identity", "keys", "finetune", "roundtrip", "mixed", "threads", "replicas")
+    with pytest.raises(ValueError, match="registered twice"):
+        contract_check("keys")(lambda model, ctx: "ok")
+    assert REGISTRY["keys"].__name__ == "keys" and len(REGISTRY) == len(CHECKS)  # the first one stays

@@ -13,17 +13,9 @@ from iqprior.fastpath import (
     within_tolerance,
 )
 
-CODEFORMER = {"config": {"img_size": 64, "nf": 8, "ch_mult": [1, 2, 2, 4], "attn_resolutions": [8], "emb_dim": 16,
-                         "codebook_size": 32, "dim_embd": 32, "n_head": 2, "n_layers": 2, "connect_list": ["16", "32"]}}
-DAEFR = {"ch": 32, "ch_mult": (1, 2), "resolution": 16, "attn_resolutions": (8,), "z_channels": 32, "embed_dim": 32,
-         "n_embed": 64, "vq_heads": 1, "cross_heads": 2, "dim_embd": 32, "n_head": 2, "n_layers": 2, "dim_mlp": 64}
-DIFFACE = {"unet_config": {"image_size": 32, "channel_mult": [1, 2], "num_res_blocks": [1, 1],
-                           "attention_resolutions": [16], "model_channels": 32, "num_head_channels": 16},
-           "estimator_config": {"img_size": 8, "embed_dim": 12, "depths": [2], "num_heads": [2], "window_size": 4,
-                                "scale": 4, "num_feat": 8}}
-CASES = {  # name: (options, input side)
-    "codeformer": (CODEFORMER, 64), "codeformer+": (CODEFORMER, 64), "daefr": (DAEFR, 16), "daefr+": (DAEFR, 16),
-    "difface": (DIFFACE, 32), "iqpfr": ({"preset": "tiny"}, None), "puienet": ({}, 24), "nu2net": ({}, 32),
+SIDES = {  # name: input side (the spec's tiny networks, AdapterSpec.tiny; None = the native size)
+    "codeformer": 64, "codeformer+": 64, "daefr": 16, "daefr+": 16, "difface": 32, "iqpfr": None, "puienet": 24,
+    "nu2net": 32,
 }
 
 
@@ -38,16 +30,15 @@ def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
 
 
 def _pair(name: str):
-    options, _ = CASES[name]
-    fast = adapters.create(name, **options)
+    fast = adapters.create(name, tiny=True)
     _randomise(fast)
-    exact = adapters.create(name, exact=True, **options)
+    exact = adapters.create(name, exact=True, tiny=True)
     exact.load_state_dict(fast.state_dict())
     return fast, exact
 
 
 def _input(model, name: str, batch: int = 2) -> torch.Tensor:
-    side = CASES[name][1] or model.native_size
+    side = SIDES[name] or model.native_size
     return torch.rand(batch, 3, side, side, generator=torch.Generator().manual_seed(1))
 
 
@@ -59,7 +50,7 @@ def _call(model, x: torch.Tensor, name: str) -> torch.Tensor:
     return model(x)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", list(SIDES))
 def test_fast_path_matches_exact_path_within_tolerance(name):
     fast, exact = _pair(name)
     x = _input(fast, name)
@@ -129,10 +120,9 @@ def test_set_fast_path_round_trip_keeps_values():
 
 @pytest.mark.parametrize("name", ["codeformer", "nu2net", "difface"])
 def test_precision_flag_is_honoured(name):
-    options, _ = CASES[name]
-    model = adapters.create(name, precision="bf16", **options)
+    model = adapters.create(name, precision="bf16", tiny=True)
     _randomise(model)
-    ref = adapters.create(name, **options)
+    ref = adapters.create(name, tiny=True)
     ref.load_state_dict(model.state_dict())
     assert model.precision == "bf16" and ref.precision == "fp32"
     seen = []
@@ -162,7 +152,7 @@ def test_bad_precision_and_exact_values():
 
 def build_tiny_codeformer(**options):
     from adapters.codeformer import build_codeformer
-    return build_codeformer(**CODEFORMER, **options)
+    return build_codeformer(tiny=True, **options)
 
 
 def _register_tiny(monkeypatch) -> None:

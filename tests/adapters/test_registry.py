@@ -160,3 +160,42 @@ def test_broken_entry_points_give_one_line_errors(tmp_path, monkeypatch, clear_e
     with pytest.raises(TypeError, match="not an adapters.Adapter"):
         adapters.create("notadapter", size=(1,))
     assert "nomodule" not in adapters.list_adapters(available_only=True)
+
+
+def _builder_of(name: str):
+    import importlib
+
+    module, func = adapters.spec(name).builder.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+@pytest.mark.parametrize("name", sorted(adapters.specs.SPECS))
+def test_builder_and_create_return_identically_configured_models(name):
+    """One way to build: calling the spec's builder equals ``adapters.create`` (fast path, task, run-time
+    settings, eval mode, options), also with ``exact`` / ``precision`` / ``None`` options."""
+    build = _builder_of(name)
+    assert hasattr(build, "__adapter_builder__"), f"{name}: builder not decorated with adapters.builder"
+    entry = adapters.spec(name)
+    for kwargs in ({}, {"exact": True, "precision": "bf16", "no_such_option": None}):
+        torch.manual_seed(0)
+        a = build(tiny=True, **kwargs)
+        torch.manual_seed(0)
+        b = adapters.create(name, tiny=True, **kwargs)
+        assert type(a) is type(b) and a.adapter_name == b.adapter_name == name
+        assert a.fast_path == b.fast_path == (entry.fast_path or type(a).fast_path)
+        assert a.task == b.task == (entry.task or type(a).task)
+        assert (a.exact, a.precision, a.training) == (b.exact, b.precision, b.training) == \
+            (kwargs.get("exact", False), kwargs.get("precision", "fp32"), False)
+        assert a.options == b.options
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+
+def test_tiny_options_lie_under_the_callers():
+    model = adapters.create("codeformer", tiny=True, fidelity=0.25)
+    assert model.options["fidelity"] == 0.25 and model.config.img_size == adapters.spec("codeformer").tiny[
+        "config"]["img_size"]
+    model.options["config"]["img_size"] = 1  # the spec's table is not shared with the model
+    assert adapters.spec("codeformer").tiny["config"]["img_size"] == 64
+    with pytest.raises(TypeError, match="tiny"):
+        adapters.create("codeformer", tiny="yes")

@@ -11,9 +11,6 @@ from adapters.nu2net import build_nu2net
 from iqprior.checkpoint import CheckpointError, CheckpointRefused, read_official_checkpoint, safe_load
 from iqprior.torchscript import read_scripted_tensors
 
-TINY_DAEFR = dict(ch=32, ch_mult=(1, 2), resolution=16, attn_resolutions=(8,), z_channels=32, embed_dim=32,
-                  n_embed=64, dim_embd=64, n_head=4, n_layers=2, dim_mlp=128)
-
 
 def _noisy(module: torch.nn.Module) -> dict:
     g = torch.Generator().manual_seed(1)
@@ -31,14 +28,14 @@ def test_lightning_1_0_8_checkpoint_fixture_names_the_real_class(tmp_path, layou
 
 
 def test_daefr_lightning_ckpt_loads_like_plain_tensors(tmp_path, layouts):
-    src = build_daefr(**TINY_DAEFR).eval()
+    src = build_daefr(tiny=True, exact=True)
     state = _noisy(src.net)
     src.net.load_state_dict(state)
     ckpt = layouts.write_lightning(tmp_path / "DAEFR_model.ckpt", state)
     torch.save(state, tmp_path / "plain.pth")
     x = torch.rand(1, 3, 16, 16)
-    a = adapters.create("daefr", checkpoint=ckpt, exact=True, **TINY_DAEFR)  # bit-equal to the builder's net
-    b = adapters.create("daefr", checkpoint=tmp_path / "plain.pth", exact=True, **TINY_DAEFR)
+    a = adapters.create("daefr", checkpoint=ckpt, exact=True, tiny=True)  # bit-equal to the builder's net
+    b = adapters.create("daefr", checkpoint=tmp_path / "plain.pth", exact=True, tiny=True)
     with torch.no_grad():
         assert torch.equal(a(x), b(x)) and torch.equal(a(x), src(x))
 
@@ -62,8 +59,8 @@ def test_nu2net_runner_save_with_numpy_scalars(tmp_path, layouts, numpy_major):
 
 
 def test_difface_estimator_ddp_prefix_still_loads(tmp_path):
-    from adapters.difface_swinir import SwinIR
-    net = SwinIR(img_size=8, embed_dim=12, depths=[2], num_heads=[2], window_size=4, scale=4, num_feat=8)
+    from adapters.difface import SwinIR
+    net = SwinIR(**adapters.spec("difface").tiny["estimator_config"])
     state = {f"module.{k}": v for k, v in _noisy(net).items()}
     torch.save({"iters_start": 10, "log_step": {"train": 1}, "log_step_img": {"train": 1}, "state_dict": state},
                tmp_path / "swinir_restoration512_L1.pth")

@@ -50,10 +50,7 @@ def test_adapters_official_files(hostile):
 def test_difface_estimator_and_iqpfr_vqgan(hostile):
     plant, _ = hostile
     from adapters.difface import build_difface
-    model = build_difface(unet_config=dict(image_size=32, channel_mult=[1, 2], num_res_blocks=[1, 1],
-                                           attention_resolutions=[16], num_head_channels=32),
-                          estimator_config=dict(img_size=8, embed_dim=12, depths=[2], num_heads=[2],
-                                                window_size=4, scale=4, num_feat=8))
+    model = build_difface(tiny=True)
     _refused(model.load_estimator, plant("swinir_restoration512_L1.pth"), file="swinir_restoration512_L1.pth")
     _refused(adapters.create, "iqpfr", preset="tiny", vqgan_checkpoint=plant("vqgan_code1024.pth"),
              file="vqgan_code1024.pth")

@@ -30,7 +30,7 @@ from torch import nn
 
 from ...conditioning import ScoreEmbedding
 from ...levels import ScoreLike, as_levels
-from ..transformer import TransformerSALayer, prediction_head
+from ..layers.transformer import TransformerSALayer, prediction_head
 from ..vqgan import VectorQuantizer
 from .config import IQPFRConfig
 from .dual_vqgan import DualCodebookVQGAN

@@ -314,14 +314,19 @@ def test_bench_help_and_no_subcommand(capsys):
     assert e.value.code == 0 and "--metrics" in capsys.readouterr().out
 
 
-def test_table_ranks_and_deltas_follow_direction():
+def test_table_ranks_and_deltas_follow_direction(monkeypatch):
     from iqprior.bench.metrics import get_metric
     from iqprior.bench.tables import TableRow, deltas, ranks, to_markdown
+
+    # "+" rows pair with their base by the spec (AdapterSpec.base), not by the name
+    monkeypatch.setitem(adapters._USER, "a", adapters.AdapterSpec("a", f"{__name__}:build"))
+    monkeypatch.setitem(adapters._USER, "a+", adapters.AdapterSpec("a+", f"{__name__}:build_plus", base="a"))
+    monkeypatch.setitem(adapters._USER, "b+", adapters.AdapterSpec("b+", f"{__name__}:build_plus"))  # no base
 
     mdfs, ent = get_metric("mdfs"), get_metric("entropy")  # lower better, higher better
     rows = [TableRow("Input", {"mdfs": 1.0, "entropy": 9.0}, ranked=False),
             TableRow("a", {"mdfs": 18.41, "entropy": 5.0}), TableRow("a+", {"mdfs": 18.08, "entropy": 6.0}),
-            TableRow("b", {"mdfs": 19.00, "entropy": 6.0})]
+            TableRow("b", {"mdfs": 19.00, "entropy": 6.0}), TableRow("b+", {"mdfs": 20.0, "entropy": 1.0})]
     rk = ranks(rows, [mdfs, ent])
     assert rk[("a+", "mdfs")] == 1 and rk[("a", "mdfs")] == 2 and ("b", "mdfs") not in rk
     assert rk[("a+", "entropy")] == rk[("b", "entropy")] == 1 and rk[("a", "entropy")] == 2  # tie shares

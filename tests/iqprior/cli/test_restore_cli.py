@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
+import adapters
 from iqprior.cli import main
 from iqprior.io import read_image
 
-TINY = json.dumps(dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16,
-                       codebook_size=32, dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"]))
+TINY = json.dumps(adapters.spec("codeformer").tiny["config"])  # the spec's tiny network, for --option
 BASE = ["--option", f"config={TINY}", "--aligned", "--no-progress"]
 
 

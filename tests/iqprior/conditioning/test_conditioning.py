@@ -116,14 +116,12 @@ def test_lazy_top_level_api():
     assert iqprior.condition is condition and iqprior.ScoreEmbedding is ScoreEmbedding
 
 
-def test_ddp_wraps_conditioned_module():
-    import os
-
+def test_ddp_wraps_conditioned_module(monkeypatch):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29533")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")  # restored after the test
+    monkeypatch.setenv("MASTER_PORT", "29533")
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
         emb = ScoreEmbedding(10, (8, 1, 1))

@@ -11,8 +11,7 @@ import adapters
 from iqprior.cli import main
 from iqprior.training.finetune import EpochSampler, FinetuneConfig
 
-TINY = json.dumps(dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16,
-                       codebook_size=32, dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"]))
+TINY = json.dumps(adapters.spec("codeformer").tiny["config"])  # the spec's tiny network, for --option
 
 
 @pytest.fixture
@@ -36,7 +35,7 @@ def test_finetune_trains_only_the_embedding_and_resumes(face_paths, scored, tmp_
     out = tmp_path / "run"
     base = tmp_path / "base"
     torch.manual_seed(0)
-    adapters.create("codeformer+", config=json.loads(TINY)).save_pretrained(base)
+    adapters.create("codeformer+", tiny=True).save_pretrained(base)
     assert main(_args(face_paths, scored, out, 2, "--checkpoint", str(base))) == 0
     first = adapters.create("codeformer+", checkpoint=out / "final")
     start = adapters.create("codeformer+", checkpoint=base)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from iqprior.models.transformer import TransformerSALayer
+from iqprior.models.layers.transformer import TransformerSALayer
 
 
 @pytest.fixture

@@ -6,6 +6,11 @@ Lookup Transformer", NeurIPS 2022 (github.com/sczhou/CodeFormer,
 shapes equal ``codeformer_manifest.json`` (515 entries, 94.1 M parameters) so
 the released ``codeformer.pth`` (``params_ema``) loads strictly.
 
+The VQGAN (encoder, codebook, generator) is the core's
+:mod:`iqprior.models.vqgan` (IQPFR builds on the same network) and the
+Transformer layer :mod:`iqprior.models.layers.transformer`; this module adds
+what is CodeFormer's own: the configuration, the fusion blocks and the forward.
+
 Forward (input in [-1, 1], ``(B, 3, S, S)`` with S = ``img_size``):
 
 1. the VQGAN encoder gives ``lq_feat`` ``(B, 256, 16, 16)`` and keeps the
@@ -28,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iqprior.models.transformer import TransformerSALayer
-from iqprior.models.vqgan import Encoder, Generator, ResBlock, VectorQuantizer, VQGANConfig
+from iqprior.models.layers.taming import ResBlock
+from iqprior.models.layers.transformer import TransformerSALayer
+from iqprior.models.vqgan import Encoder, Generator, VectorQuantizer, VQGANConfig
 
-__all__ = ["CodeFormerConfig", "CodeFormer", "TransformerSALayer", "FuseSFTBlock", "adaptive_instance_norm"]
+__all__ = ["CodeFormerConfig", "CodeFormer", "FuseSFTBlock", "adaptive_instance_norm"]
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,12 @@ from iqprior.config import check_options
 from iqprior.fastpath import check_precision
 from iqprior.io import check_image_batch
 
-from .base import Adapter
-from .difface_sampler import DifFaceSampler, SamplerConfig
-from .difface_swinir import SwinIR, SwinIRConfig
-from .difface_unet import UNet, UNetConfig
-from .specs import SPECS
+from ..base import Adapter
+from ..registry import builder
+from ..specs import SPECS
+from .sampler import DifFaceSampler, SamplerConfig
+from .swinir import SwinIR, SwinIRConfig
+from .unet import UNet, UNetConfig
 
 __all__ = ["DifFace", "build_difface", "build_difface_plus"]
 
@@ -223,12 +224,14 @@ def _check_options(options: dict[str, Any]) -> None:
     check_options(options, OPTIONS, "DifFace option(s)")
 
 
+@builder("difface")
 def build_difface(**options: Any) -> DifFace:
     """DifFace with random weights (the registry then loads ``iddpm_ffhq512_ema500000.pth``)."""
     _check_options(options)
     return DifFace("difface", **options)
 
 
+@builder("difface+")
 def build_difface_plus(**options: Any) -> DifFace:
     """DifFace+: DifFace with a zero-initialised level embedding added to the UNet's timestep embedding."""
     _check_options(options)

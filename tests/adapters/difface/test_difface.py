@@ -9,17 +9,14 @@ import torch
 import torch.nn.functional as F
 
 import adapters
-from adapters.difface import build_difface
-from adapters.difface_swinir import SwinIR, SwinIRConfig
-from adapters.difface_unet import UNet, UNetConfig
+from adapters.difface import SwinIR, SwinIRConfig, UNet, UNetConfig, build_difface
 from iqprior.checkpoint import CheckpointError
 
 REFERENCE = Path("/work/shared/reference")
-# Same structure as the released nets (attention levels, shifted windows, unshuffle + nearest+conv), tiny sizes.
-TINY_UNET = dict(image_size=32, channel_mult=[1, 2], num_res_blocks=[1, 1], attention_resolutions=[16],
-                 num_head_channels=32)
-TINY_EST = dict(img_size=8, embed_dim=12, depths=[2], num_heads=[2], window_size=4, scale=4, num_feat=8)
-TINY = dict(unet_config=TINY_UNET, estimator_config=TINY_EST)
+# the spec's tiny networks (AdapterSpec.tiny): the released structure (attention levels, shifted windows,
+# unshuffle + nearest+conv) at tiny sizes
+TINY = adapters.spec("difface").tiny
+TINY_UNET, TINY_EST = TINY["unet_config"], TINY["estimator_config"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -323,15 +320,10 @@ def test_parity_with_upstream_code():
 
 def test_restore_cli_on_an_aligned_face(tmp_path, tiny_state, face_paths):
     """``iqprior restore FACE --model difface --checkpoint SAVED --aligned --out DIR`` writes a restored PNG."""
-    import importlib.util
-
-    if importlib.util.find_spec("iqprior.cli.restore") is None:
-        pytest.skip("iqprior restore is not there yet")
     from iqprior.cli import main
     from iqprior.io import read_image
 
-    if not face_paths:
-        pytest.skip("no bundled face sample")
+    assert face_paths, "the bundled face samples (examples/data/faces) are missing"
     saved = _tiny(state=tiny_state, start_step=1).save_pretrained(tmp_path / "difface")
     out = tmp_path / "out"
     rc = main(["restore", str(face_paths[0]), "--model", "difface", "--checkpoint", str(saved), "--aligned",

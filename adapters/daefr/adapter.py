@@ -2,7 +2,7 @@
 
 DAEFR (Tsai et al., "Dual Associated Encoder for Face Restoration", ICLR 2024;
 upstream LIAGM/DAEFR 02d5010) restores 512x512 aligned faces in [-1, 1]; the
-network is :class:`adapters.daefr_arch.DAEFRNet`. The released file
+network is :class:`adapters.daefr.arch.DAEFRNet`. The released file
 ``DAEFR_model.ckpt`` is a PyTorch-Lightning checkpoint with the state dict
 under ``state_dict``; as upstream's ``scripts/test.py`` does, keys lacking the
 leading ``vqvae.`` are accepted too, and so is a ``module.`` prefix.
@@ -33,9 +33,10 @@ from torch import nn
 from iqprior.checkpoint import match_prefix
 from iqprior.levels import ScoreLike
 
-from .base import Adapter
-from .daefr_arch import UNUSED_AT_INFERENCE, DAEFRConfig, DAEFRNet
-from .specs import SPECS
+from ..base import Adapter
+from ..registry import builder
+from ..specs import SPECS
+from .arch import UNUSED_AT_INFERENCE, DAEFRConfig, DAEFRNet
 
 __all__ = ["DAEFRAdapter", "build_daefr", "build_daefr_plus", "FEATURE_LOSS_WEIGHT", "CONDITION_AT"]
 
@@ -109,6 +110,7 @@ def _config(options: dict[str, Any]) -> DAEFRConfig:
     return DAEFRConfig.from_dict(options)
 
 
+@builder("daefr")
 def build_daefr(**options: Any) -> DAEFRAdapter:
     """DAEFR, randomly initialised (``adapters.create`` loads the weights).
 
@@ -117,6 +119,7 @@ def build_daefr(**options: Any) -> DAEFRAdapter:
     return DAEFRAdapter("daefr", _config(options), options)
 
 
+@builder("daefr+")
 def build_daefr_plus(**options: Any) -> DAEFRAdapter:
     """DAEFR+: DAEFR with a zero-initialised level embedding on the Transformer's input feature."""
     cfg = _config(options)

@@ -1,4 +1,4 @@
-"""The code-prediction Transformer layer shared by CodeFormer and IQPFR.
+"""The code-prediction Transformer layer shared by CodeFormer, DAEFR and IQPFR.
 
 CodeFormer (Zhou et al., NeurIPS 2022; github.com/sczhou/CodeFormer,
 ``basicsr/archs/codeformer_arch.py`` at b33cc7d) predicts codebook indices
@@ -7,8 +7,10 @@ learned position embedding added to queries and keys (not values), then a
 GELU MLP, tokens sequence-first ``(N, B, C)``. IQPFR (arXiv 2503.09294,
 §3.2, App. 6.1.1) uses the same layer ("The Conditional Transformer
 comprises 9 Self-Attention layers"); its module names are upstream's, so
-both networks' ``state_dict`` keys are ``self_attn.*``, ``linear1/2.*``,
-``norm1/2.*``.
+the networks' ``state_dict`` keys are ``self_attn.*``, ``linear1/2.*``,
+``norm1/2.*``. DAEFR (Tsai et al., ICLR 2024; LIAGM/DAEFR) copies the layer
+with ``need_weights=False`` (``upstream_attention=False`` here) and its own MLP
+width.
 
 Two switches:
 
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..conditioning import ScoreEmbedding
+from ...conditioning import ScoreEmbedding
 
 __all__ = ["LevelNorm", "TransformerSALayer", "prediction_head"]
 

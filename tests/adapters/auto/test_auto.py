@@ -29,8 +29,7 @@ def _spandrel(family: str):
 
 
 @pytest.mark.parametrize("family", TINY)
-def test_auto_equals_spandrel_and_auto_plus_equals_auto(family, files):
-    torch.set_num_threads(1)
+def test_auto_equals_spandrel_and_auto_plus_equals_auto(family, files, one_thread):
     base = adapters.create("auto", checkpoint=files[family])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -55,8 +54,7 @@ CONTRACT = [f if f not in ("ESRGAN", "SCUNet") else pytest.param(f, marks=pytest
 
 
 @pytest.mark.parametrize("family", CONTRACT)
-def test_contract(family, files):
-    torch.set_num_threads(1)
+def test_contract(family, files, one_thread):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = check_adapter("auto+", options={"checkpoint": str(files[family])}, size=input_size(family))
@@ -166,9 +164,8 @@ def test_docs_table_lists_every_family():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FULL_SIZE)
-def test_full_size_face_model(family, tmp_path):
+def test_full_size_face_model(family, tmp_path, one_thread):
     """GFPGAN at its released size: [-1, 1] like upstream, equal to spandrel's network; contract with fixed noise."""
-    torch.set_num_threads(2)
     path = write_tiny_file(family, tmp_path / "GFPGANv1.4.pth")
     model = adapters.create("auto+", checkpoint=path)
     assert model.task == "face" and model.native_size == 512 and model.score_embedding.shape == (256, 4, 4)
@@ -184,9 +181,8 @@ def test_full_size_face_model(family, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FULL_SIZE)
-def test_full_size_contract(family, tmp_path):
+def test_full_size_contract(family, tmp_path, one_thread):
     """The contract at 512² (several minutes on a CPU); fixed StyleGAN noise makes calls deterministic."""
-    torch.set_num_threads(2)
     path = write_tiny_file(family, tmp_path / "GFPGANv1.4.pth")
     check_adapter("auto+", options={"checkpoint": str(path)}, call_kwargs={"randomize_noise": False},
                   checks=("identity", "keys", "finetune", "roundtrip", "mixed"))

@@ -18,7 +18,9 @@ associated codebooks ``HQ_quantize``/``LQ_quantize`` are in the released file
 but unused at inference; they are built so that the file loads strictly.
 
 Every size is a :class:`DAEFRConfig` field (defaults = the released config), so
-tests can build a tiny network with the same structure.
+tests can build a tiny network with the same structure. The VQ autoencoders are
+taming-transformers' and use the shared blocks of :mod:`iqprior.models.layers.taming`;
+the Transformer layer is :class:`iqprior.models.layers.transformer.TransformerSALayer`.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from iqprior.config import ConfigMixin
+from iqprior.models.layers.taming import Downsample, ResBlock, Upsample, group_norm, swish
+from iqprior.models.layers.transformer import TransformerSALayer
 
 __all__ = ["DAEFRConfig", "DAEFRNet", "DAEFROutput", "UNUSED_AT_INFERENCE"]
 
@@ -98,33 +102,13 @@ class DAEFRConfig(ConfigMixin):
         return self.resolution // self.downscale
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(32, channels, eps=1e-6, affine=True)
+def _res_block(cin: int, cout: int) -> ResBlock:
+    """Taming's block with its upstream key ``nin_shortcut`` (32 groups: DAEFRConfig keeps widths multiples of 32)."""
+    return ResBlock(cin, cout, shortcut="nin_shortcut")
 
 
-def _swish(x: torch.Tensor) -> torch.Tensor:
-    return x * torch.sigmoid(x)  # written out, as upstream, to keep its rounding
-
-
-class ResBlock(nn.Module):
-    """GroupNorm-swish-conv twice, plus a 1x1 ``nin_shortcut`` when the width changes."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.norm1 = _norm(cin)
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.norm2 = _norm(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        if cin != cout:
-            self.nin_shortcut = nn.Conv2d(cin, cout, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(_swish(self.norm1(x)))
-        h = self.conv2(_swish(self.norm2(h)))
-        skip = self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x
-        return skip + h
-
-
+# Kept apart from the taming AttnBlock: DAEFR's is multi-head and has a second norm (``norm1``/``norm2``
+# keys) for its cross-attention, where the taming block is single-head with one ``norm``.
 class AttnBlock(nn.Module):
     """Multi-head spatial attention with 1x1-conv projections and a residual.
 
@@ -140,8 +124,8 @@ class AttnBlock(nn.Module):
     def __init__(self, channels: int, heads: int = 1):
         super().__init__()
         self.heads = heads
-        self.norm1 = _norm(channels)
-        self.norm2 = _norm(channels)  # used only when a context is given
+        self.norm1 = group_norm(channels)
+        self.norm2 = group_norm(channels)  # used only when a context is given
         self.q = nn.Conv2d(channels, channels, 1)
         self.k = nn.Conv2d(channels, channels, 1)
         self.v = nn.Conv2d(channels, channels, 1)
@@ -164,33 +148,11 @@ class AttnBlock(nn.Module):
         return x + self.proj_out(out)
 
 
-class Downsample(nn.Module):
-    """Stride-2 3x3 conv after padding one pixel right and bottom."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))
-
-
-class Upsample(nn.Module):
-    """Nearest x2 then a 3x3 conv."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-
-
 def _mid(channels: int, heads: int) -> nn.Module:
     mid = nn.Module()
-    mid.block_1 = ResBlock(channels, channels)
+    mid.block_1 = _res_block(channels, channels)
     mid.attn_1 = AttnBlock(channels, heads)
-    mid.block_2 = ResBlock(channels, channels)
+    mid.block_2 = _res_block(channels, channels)
     return mid
 
 
@@ -211,7 +173,7 @@ class Encoder(nn.Module):
             stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
             cout = cfg.ch * mult
             for _ in range(cfg.num_res_blocks):
-                stage.block.append(ResBlock(cin, cout))
+                stage.block.append(_res_block(cin, cout))
                 cin = cout
                 if res in cfg.attn_resolutions:
                     stage.attn.append(AttnBlock(cin, cfg.vq_heads))
@@ -220,7 +182,7 @@ class Encoder(nn.Module):
                 res //= 2
             self.down.append(stage)
         self.mid = _mid(cin, cfg.vq_heads)
-        self.norm_out = _norm(cin)
+        self.norm_out = group_norm(cin)
         self.conv_out = nn.Conv2d(cin, cfg.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -233,7 +195,7 @@ class Encoder(nn.Module):
             if hasattr(stage, "downsample"):
                 h = stage.downsample(h)
         h = _run_mid(self.mid, h)
-        return self.conv_out(_swish(self.norm_out(h)))
+        return self.conv_out(swish(self.norm_out(h)))
 
 
 class Decoder(nn.Module):
@@ -251,7 +213,7 @@ class Decoder(nn.Module):
             stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
             cout = cfg.ch * cfg.ch_mult[level]
             for _ in range(cfg.num_res_blocks + 1):
-                stage.block.append(ResBlock(cin, cout))
+                stage.block.append(_res_block(cin, cout))
                 cin = cout
                 if res in cfg.attn_resolutions:
                     stage.attn.append(AttnBlock(cin, cfg.vq_heads))
@@ -260,7 +222,7 @@ class Decoder(nn.Module):
                 res *= 2
             stages.insert(0, stage)
         self.up = nn.ModuleList(stages)  # up[0] is the full-resolution stage, as upstream
-        self.norm_out = _norm(cin)
+        self.norm_out = group_norm(cin)
         self.conv_out = nn.Conv2d(cin, cfg.out_ch, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -272,7 +234,7 @@ class Decoder(nn.Module):
                     h = stage.attn[i](h)
             if hasattr(stage, "upsample"):
                 h = stage.upsample(h)
-        return self.conv_out(_swish(self.norm_out(h)))
+        return self.conv_out(swish(self.norm_out(h)))
 
 
 class Codebook(nn.Module):
@@ -322,24 +284,6 @@ class DualVQ(nn.Module):
         return self.decoder(self.post_quant_conv(quant))
 
 
-class TransformerLayer(nn.Module):
-    """Pre-norm self-attention + GELU MLP, sequence-first ``(N, B, C)``, position added to q and k."""
-
-    def __init__(self, dim: int, heads: int, dim_mlp: int):
-        super().__init__()
-        self.self_attn = nn.MultiheadAttention(dim, heads, dropout=0.0)
-        self.linear1 = nn.Linear(dim, dim_mlp)
-        self.linear2 = nn.Linear(dim_mlp, dim)
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
-
-    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(x)
-        qk = h + pos
-        x = x + self.self_attn(qk, qk, value=h, need_weights=False)[0]
-        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
-
-
 class DAEFROutput(NamedTuple):
     """``image``: (B, 3, R, R) in [-1, 1] (None when not decoded); ``logits``: (B, N, n_embed);
     ``feature``: the association output entering the Transformer, (B, embed_dim, r, r)."""
@@ -364,7 +308,7 @@ class DAEFRNet(nn.Module):
         self.vqvae = DualVQ(cfg)
         self.cross_attention = AttnBlock(cfg.embed_dim, cfg.cross_heads)
         self.feat_emb = nn.Linear(cfg.embed_dim, cfg.dim_embd)
-        self.ft_layers = nn.Sequential(*[TransformerLayer(cfg.dim_embd, cfg.n_head, cfg.dim_mlp)
+        self.ft_layers = nn.Sequential(*[TransformerSALayer(cfg.dim_embd, cfg.n_head, cfg.dim_mlp)
                                          for _ in range(cfg.n_layers)])
         self.idx_pred_layer = nn.Sequential(nn.LayerNorm(cfg.dim_embd),
                                             nn.Linear(cfg.dim_embd, cfg.n_embed, bias=False))

@@ -126,11 +126,7 @@ def test_save_pretrained_round_trip(official_file, tmp_path):
 
 def test_restore_cli_on_samples(official_file, underwater_paths, tmp_path, monkeypatch):
     """``iqprior restore --model nu2net+ --score 9`` on the bundled underwater images."""
-    cli = pytest.importorskip("iqprior.cli")
-    try:
-        import iqprior.cli.restore  # noqa: F401
-    except ImportError:
-        pytest.skip("iqprior restore is not available yet")
+    from iqprior import cli
     from iqprior.io import read_image
     monkeypatch.setenv("IQPRIOR_WEIGHTS", str(official_file[0].parent))
     src = tmp_path / "in"
@@ -156,7 +152,7 @@ def test_bad_options():
 
 def test_finetune_on_paired_underwater_data(official_file, underwater_paths, tmp_path):
     """A few steps on (raw, reference) pairs through PairedImageDataset: only the embedding moves."""
-    data = pytest.importorskip("iqprior.data")
+    from iqprior import data
     from iqprior.io import read_image, write_image
     ref, raw = tmp_path / "ref", tmp_path / "raw"
     for p in underwater_paths:
@@ -182,11 +178,7 @@ def test_finetune_on_paired_underwater_data(official_file, underwater_paths, tmp
 
 
 def test_finetune_cli(official_file, underwater_paths, tmp_path):
-    """``iqprior finetune --model nu2net+ --data REF --lq RAW --scores scores.jsonl`` (when the CLI exists)."""
-    try:
-        import iqprior.cli.finetune  # noqa: F401
-    except ImportError:
-        pytest.skip("iqprior finetune is not available yet")
+    """``iqprior finetune --model nu2net+ --data REF --lq RAW --scores scores.jsonl``."""
     from iqprior.cli import main
     from iqprior.io import read_image, write_image
     ref, raw = tmp_path / "ref", tmp_path / "raw"

@@ -24,12 +24,14 @@ from typing import Any, Optional
 
 import torch
 
-from adapters.base import Adapter
 from iqprior.config import check_options
 from iqprior.fastpath import is_channels_last
 from iqprior.levels import ScoreLike
 from iqprior.models.iqpfr.config import TINY, IQPFRConfig
 from iqprior.models.iqpfr.model import DEFAULT_LEVEL, IQPFR
+
+from ..base import Adapter
+from ..registry import builder
 
 PRESETS = {"paper": IQPFRConfig(), "tiny": TINY}
 
@@ -76,6 +78,7 @@ class IQPFRAdapter(Adapter):
         return [p for m in mods for p in m.parameters()]
 
 
+@builder("iqpfr")
 def build_iqpfr(preset: str = "paper", vqgan_checkpoint: Optional[str] = None, **options: Any) -> IQPFRAdapter:
     """An :class:`IQPFRAdapter` (random init; ``vqgan_checkpoint`` initialises the Stage I parts)."""
     if preset not in PRESETS:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adapters.difface_sampler import DifFaceSampler, SamplerConfig, space_timesteps
+from adapters.difface import DifFaceSampler, SamplerConfig, space_timesteps
 
 SCHEDULE = Path("/work/shared/reference/difface_schedule.json")
 

@@ -9,22 +9,21 @@ import torch
 
 import adapters
 from adapters import CheckpointError
-from adapters.codeformer_arch import CodeFormer, CodeFormerConfig, adaptive_instance_norm
+from adapters.codeformer import CodeFormer, CodeFormerConfig, adaptive_instance_norm
 
 MANIFEST = Path("/work/shared/reference/codeformer_manifest.json")
-TINY = dict(img_size=64, nf=8, ch_mult=[1, 2, 2, 4], attn_resolutions=[8], emb_dim=16, codebook_size=32,
-            dim_embd=32, n_head=2, n_layers=2, connect_list=["16", "32"])
+TINY = adapters.spec("codeformer").tiny["config"]  # the spec's tiny network (AdapterSpec.tiny)
 
 
 @pytest.fixture
 def tiny() -> adapters.Adapter:
     torch.manual_seed(0)
-    return adapters.create("codeformer", config=TINY)
+    return adapters.create("codeformer", tiny=True)
 
 
 @pytest.mark.parametrize("name", ["codeformer", "codeformer+"])
 def test_registry_construction_and_forward(name):
-    model = adapters.create(name, config=TINY, fidelity=0.7)
+    model = adapters.create(name, tiny=True, fidelity=0.7)
     assert not model.training and model.fidelity == 0.7 and model.native_size == 64
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
@@ -43,7 +42,7 @@ def test_fidelity_changes_output_and_zero_skips_fusion(tiny):
         torch.testing.assert_close(tiny(x, fidelity=0.0), y0)
     assert (y5 - y0).abs().max() > 1e-4 and (y1 - y5).abs().max() > 1e-4
     with pytest.raises(ValueError, match="fidelity"):
-        adapters.create("codeformer", config=TINY, fidelity=1.5)
+        adapters.create("codeformer", tiny=True, fidelity=1.5)
 
 
 def test_output_is_affine_map_of_network_output_and_not_clamped(tiny):
@@ -75,7 +74,7 @@ def test_official_format_round_trip(tmp_path, wrapper, prefix, tiny):
     path = tmp_path / "codeformer.pth"
     torch.save({wrapper: state} if wrapper else state, path)
     for name in ("codeformer", "codeformer+"):
-        loaded = adapters.create(name, checkpoint=path, config=TINY)
+        loaded = adapters.create(name, checkpoint=path, tiny=True)
         for k, v in tiny.net.state_dict().items():
             assert torch.equal(loaded.net.state_dict()[k], v), k
         x = torch.rand(1, 3, 64, 64)
@@ -89,20 +88,20 @@ def test_truncated_and_wrong_model_files(tmp_path, tiny):
     truncated = tmp_path / "trunc.pth"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="cannot read"):
-        adapters.create("codeformer", checkpoint=truncated, config=TINY)
+        adapters.create("codeformer", checkpoint=truncated, tiny=True)
     wrong = tmp_path / "wrong.pth"   # a bare VQGAN file: no Transformer / fusion keys
     torch.save({"params_ema": {k: v for k, v in tiny.net.state_dict().items()
                                if k.split(".")[0] in ("encoder", "quantize", "generator")}}, wrong)
     with pytest.raises(CheckpointError, match="missing") as info:
-        adapters.create("codeformer", checkpoint=wrong, config=TINY)
+        adapters.create("codeformer", checkpoint=wrong, tiny=True)
     assert "position_emb" in str(info.value) or "ft_layers" in str(info.value)
     with pytest.raises(CheckpointError):   # full-size file into a tiny model: shape mismatch
         torch.save({"params_ema": {**tiny.net.state_dict(), "position_emb": torch.zeros(256, 512)}}, wrong)
-        adapters.create("codeformer", checkpoint=wrong, config=TINY)
+        adapters.create("codeformer", checkpoint=wrong, tiny=True)
 
 
 def test_save_and_load_finetuned_plus_dir_reproduces_outputs(tmp_path):
-    plus = adapters.create("codeformer+", config=TINY, fidelity=0.3)
+    plus = adapters.create("codeformer+", tiny=True, fidelity=0.3)
     with torch.no_grad():
         plus.score_embedding.weight.normal_(0, 0.5)
     plus.save_pretrained(tmp_path / "ft")
@@ -117,7 +116,7 @@ def test_save_and_load_finetuned_plus_dir_reproduces_outputs(tmp_path):
 
 
 def test_finetune_losses_train_only_the_embedding():
-    plus = adapters.create("codeformer+", config=TINY).train()
+    plus = adapters.create("codeformer+", tiny=True).train()
     lq, gt = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
     params = plus.trainable_parameters(train_base=False)
     assert params == [plus.score_embedding.weight]
@@ -133,11 +132,11 @@ def test_finetune_losses_train_only_the_embedding():
 
 def test_finetune_targets_come_from_given_vqgan_file(tmp_path):
     from iqprior.models.vqgan import VQAutoEncoder
-    plus = adapters.create("codeformer+", config=TINY)
+    plus = adapters.create("codeformer+", tiny=True)
     vq = VQAutoEncoder(plus.config.vqgan)
     vq.quantize.load_state_dict(plus.net.quantize.state_dict())
     torch.save({"params_ema": vq.state_dict()}, tmp_path / "vqgan.pth")
-    plus2 = adapters.create("codeformer+", config=TINY, vqgan_checkpoint=str(tmp_path / "vqgan.pth"))
+    plus2 = adapters.create("codeformer+", tiny=True, vqgan_checkpoint=str(tmp_path / "vqgan.pth"))
     plus2.load_state_dict(plus.state_dict())
     gt = torch.rand(1, 3, 64, 64)
     expected = vq.quantize(vq.encoder(gt * 2 - 1))[2]["indices"]

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from iqprior.config import ConfigMixin
+from iqprior.models.layers.taming import Upsample
 
 __all__ = ["UNetConfig", "UNet", "timestep_embedding"]
 
@@ -99,6 +100,8 @@ class TimestepSequential(nn.Sequential):
         return x
 
 
+# guided-diffusion's own blocks: Downsample pads symmetrically (key ``op``; taming pads right/bottom) and
+# ResBlock takes the time embedding, so neither is the taming block; Upsample is (the shared one).
 class Downsample(nn.Module):
     """3x3 convolution with stride 2 (key ``op``)."""
 
@@ -108,17 +111,6 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
-
-
-class Upsample(nn.Module):
-    """Nearest x2 then a 3x3 convolution (key ``conv``)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 class ResBlock(nn.Module):

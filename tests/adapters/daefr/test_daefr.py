@@ -8,14 +8,10 @@ import pytest
 import torch
 
 import adapters
-from adapters.daefr import build_daefr, build_daefr_plus
-from adapters.daefr_arch import UNUSED_AT_INFERENCE, DAEFRConfig, DAEFRNet
+from adapters.daefr import UNUSED_AT_INFERENCE, DAEFRConfig, DAEFRNet, build_daefr, build_daefr_plus
 from iqprior.checkpoint import CheckpointError
 
 MANIFEST = Path("/work/shared/reference/daefr_manifest.json")
-# Same structure as the released net (3 encoders, association, Transformer, 3 codebooks), tiny sizes.
-TINY = dict(ch=32, ch_mult=(1, 2), resolution=16, attn_resolutions=(8,), z_channels=32, embed_dim=32, n_embed=64,
-            dim_embd=64, n_head=4, n_layers=2, dim_mlp=128)
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -29,11 +25,11 @@ def _randomise(module: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor
 
 @pytest.fixture
 def tiny_state() -> dict[str, torch.Tensor]:
-    return _randomise(build_daefr(**TINY).net)
+    return _randomise(build_daefr(tiny=True, exact=True).net)
 
 
 def test_tiny_forward_range_and_shape(tiny_state):
-    model = build_daefr(**TINY).eval()
+    model = build_daefr(tiny=True, exact=True).eval()
     model.net.load_state_dict(tiny_state)
     x = torch.rand(2, 3, 16, 16)
     with torch.no_grad():
@@ -52,7 +48,7 @@ def test_tiny_forward_range_and_shape(tiny_state):
 
 
 def test_wrong_input_size_is_a_clear_error():
-    model = build_daefr(**TINY).eval()
+    model = build_daefr(tiny=True, exact=True).eval()
     with pytest.raises(ValueError, match="16x16"):
         model(torch.rand(1, 3, 20, 20))
 
@@ -61,7 +57,7 @@ def test_unknown_option_rejected():
     with pytest.raises(TypeError, match="unknown DAEFR option"):
         build_daefr(fidelity=0.5)
     with pytest.raises(ValueError, match="multiples of 32"):
-        build_daefr(**{**TINY, "ch": 16})
+        build_daefr(tiny=True, ch=16)
 
 
 def test_full_size_keys_equal_manifest():
@@ -77,7 +73,7 @@ def test_full_size_keys_equal_manifest():
 
 def test_unused_modules_are_unused(tiny_state):
     """Changing the modules upstream marks unused at inference changes nothing."""
-    model = build_daefr(**TINY).eval()
+    model = build_daefr(tiny=True, exact=True).eval()
     model.net.load_state_dict(tiny_state)
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
@@ -103,7 +99,7 @@ def test_official_checkpoint_round_trip(tmp_path, tiny_state, variant):
                                        "pytorch-lightning_version": "1.0.8", "optimizer_states": [{}]}
     path = tmp_path / "DAEFR_model.ckpt"
     torch.save(obj, path)
-    model = adapters.create("daefr", checkpoint=path, **TINY)
+    model = adapters.create("daefr", checkpoint=path, tiny=True)
     for k, v in model.net.state_dict().items():
         assert torch.equal(v, tiny_state[k]), k
     assert not model.training
@@ -114,13 +110,13 @@ def test_wrong_file_is_a_clear_error(tmp_path, tiny_state):
     path = tmp_path / "codeformer.pth"
     torch.save(other, path)
     with pytest.raises(CheckpointError, match="missing"):
-        adapters.create("daefr", checkpoint=path, **TINY)
+        adapters.create("daefr", checkpoint=path, tiny=True)
     # the right model but a wrong shape is named
     bad = dict(tiny_state)
     bad["position_emb"] = torch.zeros(10, 64)
     torch.save({"state_dict": bad}, path)
     with pytest.raises(CheckpointError, match="position_emb"):
-        adapters.create("daefr", checkpoint=path, **TINY)
+        adapters.create("daefr", checkpoint=path, tiny=True)
 
 
 def test_truncated_file_is_a_clear_error(tmp_path, tiny_state):
@@ -129,12 +125,12 @@ def test_truncated_file_is_a_clear_error(tmp_path, tiny_state):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated|cannot read"):
-        adapters.create("daefr", checkpoint=path, **TINY)
+        adapters.create("daefr", checkpoint=path, tiny=True)
 
 
 def test_plus_identity_at_init_and_condition_effect(tiny_state):
-    base = build_daefr(**TINY).eval()
-    plus = build_daefr_plus(**TINY).eval()
+    base = build_daefr(tiny=True, exact=True).eval()
+    plus = build_daefr_plus(tiny=True, exact=True).eval()
     base.net.load_state_dict(tiny_state)
     plus.net.load_state_dict(tiny_state)
     assert set(plus.state_dict()) == {"net." + k for k in tiny_state} | {"score_embedding.weight"}
@@ -153,7 +149,7 @@ def test_plus_identity_at_init_and_condition_effect(tiny_state):
 
 
 def test_finetune_losses_and_gradients(tiny_state):
-    plus = build_daefr_plus(**TINY)
+    plus = build_daefr_plus(tiny=True, exact=True)
     plus.net.load_state_dict(tiny_state)
     lq, gt = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
     losses = plus.finetune_losses(lq, gt, score=torch.tensor([9, 4]))
@@ -177,7 +173,7 @@ def test_finetune_losses_and_gradients(tiny_state):
 
 
 def test_plus_finetune_step_reduces_loss(tiny_state):
-    plus = build_daefr_plus(**TINY)
+    plus = build_daefr_plus(tiny=True, exact=True)
     plus.net.load_state_dict(tiny_state)
     lq, gt = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     opt = torch.optim.Adam(plus.trainable_parameters(), lr=1e-2)
@@ -194,7 +190,7 @@ def test_plus_finetune_step_reduces_loss(tiny_state):
 
 @pytest.mark.parametrize("name", ["daefr", "daefr+"])
 def test_save_pretrained_round_trip(tmp_path, tiny_state, name):
-    model = adapters.create(name, **TINY)
+    model = adapters.create(name, tiny=True)
     model.net.load_state_dict(tiny_state)
     if name == "daefr+":
         with torch.no_grad():
@@ -225,7 +221,7 @@ def test_restore_cli_aligned(tmp_path, face_paths, tiny_state, name):
     from iqprior.faces.restorer import Restorer
     from iqprior.io import read_image
 
-    model = adapters.create(name, **TINY)
+    model = adapters.create(name, tiny=True)
     model.net.load_state_dict(tiny_state)
     model.save_pretrained(tmp_path / "model")
     out = tmp_path / "out"

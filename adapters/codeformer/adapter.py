@@ -1,7 +1,7 @@
 """CodeFormer and CodeFormer+ adapters.
 
 CodeFormer: Zhou et al., NeurIPS 2022 (github.com/sczhou/CodeFormer at
-b33cc7d); network in :mod:`adapters.codeformer_arch`. The adapter maps [0, 1]
+b33cc7d); network in :mod:`adapters.codeformer.arch`. The adapter maps [0, 1]
 RGB to the network's [-1, 1] (mean 0.5, std 0.5), runs the official inference
 forward (``w`` = ``fidelity``, top-1 code lookup, ``adain=True``) and returns
 ``(out + 1) / 2``, not clamped.
@@ -35,8 +35,9 @@ import torch.nn.functional as F
 
 from iqprior.levels import ScoreLike
 
-from .base import Adapter
-from .codeformer_arch import CodeFormer, CodeFormerConfig
+from ..base import Adapter
+from ..registry import builder
+from .arch import CodeFormer, CodeFormerConfig
 
 __all__ = ["CodeFormerAdapter", "build_codeformer", "build_codeformer_plus", "STAGE2_LOSS_WEIGHTS"]
 
@@ -137,12 +138,14 @@ class CodeFormerAdapter(Adapter):
                 "code_ce": STAGE2_LOSS_WEIGHTS["code_ce"] * F.cross_entropy(logits.permute(0, 2, 1), idx)}
 
 
+@builder("codeformer")
 def build_codeformer(fidelity: float = 0.5, config: Optional[CodeFormerConfig | Mapping[str, Any]] = None,
                      vqgan_checkpoint: Optional[str] = None) -> CodeFormerAdapter:
     """CodeFormer (random init; ``adapters.create`` loads ``codeformer.pth``)."""
     return CodeFormerAdapter("codeformer", fidelity=fidelity, config=config, vqgan_checkpoint=vqgan_checkpoint)
 
 
+@builder("codeformer+")
 def build_codeformer_plus(fidelity: float = 0.5, config: Optional[CodeFormerConfig | Mapping[str, Any]] = None,
                           vqgan_checkpoint: Optional[str] = None, mode: str = "add") -> CodeFormerAdapter:
     """CodeFormer+: CodeFormer with a level embedding added to ``lq_feat`` (paper Eq. 7).

@@ -2,7 +2,7 @@
 
 Fu et al., "Uncertainty Inspired Underwater Image Enhancement", ECCV 2022;
 upstream zhenqifu/PUIE-Net (revision cba7557). The network is our own
-re-implementation (:mod:`adapters.puienet_arch`) with the keys of the released
+re-implementation (:mod:`adapters.puienet.arch`) with the keys of the released
 ``puie.pth`` (a raw ``state_dict`` of ``mynet``: ``decoder.*`` and the VGG-16
 perceptual network ``VGG16.loss_network.*``, unused at inference but loaded
 strictly).
@@ -43,9 +43,10 @@ from iqprior.config import check_options
 from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
 
-from .base import Adapter
-from .puienet_arch import CHANNELS, PUIENet
-from .specs import SPECS
+from ..base import Adapter
+from ..registry import builder
+from ..specs import SPECS
+from .arch import CHANNELS, PUIENet
 
 MODES = ("mp", "mc")
 MULTIPLE = 8          # Test_*.py: each side rounded down to a multiple of 8
@@ -109,11 +110,13 @@ def _resize(x: torch.Tensor, size: tuple[int, int], antialias: bool) -> torch.Te
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=antialias)
 
 
+@builder("puienet")
 def build_puienet(**options: Any) -> PUIENetAdapter:
     """PUIE-Net (random init; ``adapters.create`` loads ``puie.pth``). Options: mode, samples, generator."""
     return PUIENetAdapter("puienet", **options)
 
 
+@builder("puienet+")
 def build_puienet_plus(**options: Any) -> PUIENetAdapter:
     """PUIE-Net + a zero-initialised level embedding at the prior bottleneck ``decoder.pr_conv``."""
     model = PUIENetAdapter("puienet+", **options)
