@@ -150,7 +150,7 @@ class AutoAdapter(Adapter):
         if at is None or shape is None:
             feature = self._probe(at)
             if at is None:
-                warnings.warn(f"{source}: {self.architecture} has no entry in the auto+ injection table; the level "
+                warnings.warn(f"{source}: {self.architecture} has no injection point in the auto+ table; the level "
                               f"embedding goes to {feature.name!r} {tuple(feature.shape[1:])} (the deepest, "
                               f"lowest-resolution body feature); --option condition_at=NAME chooses another",
                               stacklevel=4)

@@ -129,7 +129,7 @@ def test_unsupported_family_gives_the_reason(files, monkeypatch):
 
 def test_family_without_entry_warns_and_condition_at_overrides(files):
     assert "RCAN" not in FAMILIES
-    with pytest.warns(UserWarning, match="RCAN has no entry .* goes to '([^']+)'"):
+    with pytest.warns(UserWarning, match="RCAN has no injection point .* goes to '([^']+)'"):
         model = adapters.create("auto+", checkpoint=files["RCAN"])
     assert model.injections[0].at == model.options["condition_at"]
     chosen = adapters.create("auto+", checkpoint=files["RCAN"], condition_at="head")
