@@ -284,4 +284,7 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, *, tiny: b
         model = build(**options)
         if checkpoint is not None:
             model.load_official(checkpoint)
+        elif getattr(model, "net", None) is None:  # auto/auto+: the architecture comes from the file
+            raise ValueError(f"adapter {name!r} builds its network from a model file: pass checkpoint=FILE "
+                             f"(--checkpoint FILE)")
     return configure(model, name, exact=exact, precision=precision)

@@ -147,6 +147,13 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
                 condition_at="Z_l (built in, Eq. 7)", condition_shape=(256, 16, 16),
                 licence="Apache-2.0 (ours; no official weights released)",
                 source="IQPFR (arXiv 2503.09294); trained with `iqprior train`", fast_path=_CL_SDPA),
+    # any model file spandrel detects (adapters/auto); task, size and the injection point come from the file
+    # (tiny: a small random-weight SwinIR x2 from spandrel's class, no file; adapters/auto/tiny.py has more families)
+    AdapterSpec("auto", "adapters.auto:build_auto", licence="that of the model file", tiny={"tiny_family": "SwinIR"},
+                source="any architecture spandrel detects (chaiNNer-org/spandrel, MIT)"),
+    AdapterSpec("auto+", "adapters.auto:build_auto_plus", base="auto", tiny={"tiny_family": "SwinIR"},
+                condition_at="per family (adapters/auto/families.py)", licence="that of the model file",
+                source="any architecture spandrel detects (chaiNNer-org/spandrel, MIT)"),
 ]}
 
 
