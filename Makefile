@@ -3,13 +3,14 @@
 #   make test   -> installs into .venv, runs the test suite
 #   make docs   -> installs into .venv, builds the documentation site into site/
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu   -> CPU-only torch (no CUDA wheels)
+#   make app    -> the local web app (`iqprior demo`) on http://127.0.0.1:7860
 #   make test-oldest-torch -> the conditioning and contract tests on the oldest torch setup.cfg declares
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.iqprior-installed
 
-.PHONY: install demo test lint docs bench clean test-oldest-torch
+.PHONY: install demo app demo-model test lint docs fuzz bench clean test-oldest-torch
 
 install: $(STAMP)
 
@@ -28,6 +29,15 @@ demo: install
 	$(VENV)/bin/iqprior score examples/data --members offline --calibrate \
 		--out results/demo/scores.jsonl --plot results/demo/histogram.png
 
+# the web app: a level slider, before/after, sweep (docs/demo.md); PORT=... to change the port
+PORT ?= 7860
+app: install
+	$(VENV)/bin/iqprior demo --port $(PORT)
+
+# re-train the demo's bundled model (a few CPU minutes; writes iqprior/demo/assets/minires-plus)
+demo-model: install
+	$(PY) -m iqprior.demo.recipe --out iqprior/demo/assets/minires-plus
+
 # the layer rule (import-linter contract in setup.cfg) and ruff, then the tests
 lint: install
 	$(VENV)/bin/ruff check .
@@ -40,6 +50,11 @@ test: lint
 # members tables are generated from the code by docs/_hooks/iqprior_docs.py
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# the readers of untrusted files under a long Hypothesis budget (the default suite runs 20 cases each)
+FUZZ_EXAMPLES ?= 2000
+fuzz: install
+	IQPRIOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:warnings tests/iqprior/fuzz
 
 # The oldest torch/torchvision setup.cfg declares, in its own venv (docs/internals.md). pip resolves
 # the package's requirements together with the pins, so a pin below the declared floor fails here.

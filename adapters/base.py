@@ -69,10 +69,16 @@ class Adapter(nn.Module):
     - ``task``: ``"face"`` (restore aligns faces in whole photos) or ``"image"``
       (the whole image is processed at any size, e.g. underwater models).
     - ``native_size``: the square size the network works at, or ``None``.
+    - ``controls``: per-call float options of :meth:`forward` (keywords, taking a
+      tensor too) that an ONNX export keeps as optional inputs, e.g. CodeFormer's
+      ``fidelity``; the default of each is the attribute of the same name.
+    - ``export_refused``: ``None``, or why ``iqprior export`` cannot export the model.
     """
 
     task: str = "face"                 # "face" (aligned 512 crops / whole photos via face detection) or "image"
     native_size: Optional[int] = 512   # square input size the network expects; None = any size
+    controls: tuple[str, ...] = ()     # per-call float options kept as inputs by an ONNX export
+    export_refused: Optional[str] = None  # why the model cannot be exported to ONNX (None: it can)
     official_prefixes: tuple[str, ...] = ("module.",)
     official_wrapper_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "net", "model")
     fast_path: FastPath = EXACT        # the fast path's measures; registry.configure sets the spec table's

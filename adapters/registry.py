@@ -217,6 +217,21 @@ def builder(name: str) -> Callable[[_F], _F]:
     return decorate
 
 
+def _load_base_directory(model: Adapter, directory: str | os.PathLike, base: str) -> None:
+    """Load a saved ``base`` adapter's weights into the "+" ``model``'s network; its embeddings start at zero."""
+    import torch
+
+    from iqprior.checkpoint import load_strict
+
+    saved = create(base, checkpoint=directory)
+    load_strict(model.net, saved.net.state_dict(), source=str(directory))
+    with torch.no_grad():
+        for w in model.embedding_parameters():
+            w.zero_()
+    warnings.warn(f"{directory} holds a saved {base!r} adapter: loaded into {model.adapter_name!r} with its level "
+                  f"embedding(s) at zero (it restores as {base!r} until the embedding is fine-tuned)", stacklevel=3)
+
+
 def create(name: str, checkpoint: Optional[str | os.PathLike] = None, *, tiny: bool = False,
            **options: Any) -> Adapter:
     """Build adapter ``name`` in eval mode.
@@ -249,10 +264,13 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, *, tiny: b
 
     if checkpoint is not None and Path(checkpoint).is_dir():
         config = read_config(checkpoint)
-        if config["adapter"] != name:
+        if config["adapter"] != name and not (entry.is_plus and config["adapter"] == entry.base):
             raise CheckpointError(f"{checkpoint} holds a saved {config['adapter']!r} adapter, not {name!r}")
         model = build(**{**config.get("options", {}), **options})
-        model.load_pretrained_weights(checkpoint)
+        if config["adapter"] == name:
+            model.load_pretrained_weights(checkpoint)
+        else:  # a "+" adapter takes its base's saved directory as it takes its base's official file
+            _load_base_directory(model, checkpoint, entry.base)
     elif checkpoint is not None and str(checkpoint) == "official":
         files = entry.official_files
         if not files:
@@ -266,4 +284,7 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, *, tiny: b
         model = build(**options)
         if checkpoint is not None:
             model.load_official(checkpoint)
+        elif getattr(model, "net", None) is None:  # auto/auto+: the architecture comes from the file
+            raise ValueError(f"adapter {name!r} builds its network from a model file: pass checkpoint=FILE "
+                             f"(--checkpoint FILE)")
     return configure(model, name, exact=exact, precision=precision)

@@ -138,11 +138,22 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
     *_pair("nu2net", "nu2net", plus_at="encoder.e_stage4", plus_shape=(512, 1, 1),
            official_files=("NU2Net_ckpt.pth",), task=IMAGE, native_size=None,
            licence="CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)", source="RQ-Wu/UnderwaterRanker (Guo et al., AAAI 2023)"),
+    *_pair("minires", "minires", plus_at="encoder", plus_shape=(32, 1, 1),
+           task=IMAGE, native_size=None, tiny={"width": 4, "blocks": 1},
+           licence="Apache-2.0 (ours; no upstream weights)",
+           source="iqprior's own small restorer; a trained minires+ ships with `iqprior demo` (iqprior.demo.recipe)"),
     AdapterSpec("iqpfr", "adapters.iqpfr.adapter:build_iqpfr", task=FACE, native_size=512, tiny={"preset": "tiny"},
                 option_files={"vqgan_checkpoint": "vqgan_code1024.pth"},  # Stage I init (`iqprior train`)
                 condition_at="Z_l (built in, Eq. 7)", condition_shape=(256, 16, 16),
                 licence="Apache-2.0 (ours; no official weights released)",
                 source="IQPFR (arXiv 2503.09294); trained with `iqprior train`", fast_path=_CL_SDPA),
+    # any model file spandrel detects (adapters/auto); task, size and the injection point come from the file
+    # (tiny: a small random-weight SwinIR x2 from spandrel's class, no file; adapters/auto/tiny.py has more families)
+    AdapterSpec("auto", "adapters.auto:build_auto", licence="that of the model file", tiny={"tiny_family": "SwinIR"},
+                source="any architecture spandrel detects (chaiNNer-org/spandrel, MIT)"),
+    AdapterSpec("auto+", "adapters.auto:build_auto_plus", base="auto", tiny={"tiny_family": "SwinIR"},
+                condition_at="per family (adapters/auto/families.py)", licence="that of the model file",
+                source="any architecture spandrel detects (chaiNNer-org/spandrel, MIT)"),
 ]}
 
 

@@ -11,7 +11,11 @@ Attributes are imported on first use, so ``import iqprior`` loads no model code.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING
+
+# OpenCV reads its pixel cap once, when cv2 loads: set it before anything imports cv2 (iqprior.io.MAX_PIXELS)
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "100000000")
 
 __version__ = "0.1.0"
 

@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from .image_header import ImageReadError, header_size
+
+__all__ = ["ImageReadError", "NonFiniteError", "MAX_PIXELS", "MIN_SIDE", "IMAGE_EXTENSIONS", "header_size",
+           "read_image", "read_image_array", "write_image", "atomic_path", "atomic_write_bytes",
+           "atomic_write_text", "fsync_directory", "check_finite", "check_image_batch", "list_images", "tensor_to_uint8",
+           "to_rgb_float"]
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MIN_SIDE = 8              # smaller images cannot be scored or restored meaningfully
 MAX_PIXELS = 100_000_000  # 100 MP; larger images are refused rather than exhausting memory
-
-
-class ImageReadError(ValueError):
-    """An image file cannot be used; the message says why."""
+MAX_FILE_BYTES = 2 << 30  # 2 GiB: above a 100 MP 16-bit RGBA image stored uncompressed
+# OpenCV's own cap, read once when cv2 loads (iqprior/__init__.py sets it first as well)
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 
 class NonFiniteError(ValueError):
@@ -65,6 +72,10 @@ def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_
 
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # before reading it into memory
+            raise ImageReadError(f"{path} is {size / 2**30:.1f} GiB, above the {MAX_FILE_BYTES / 2**30:.0f} GiB "
+                                 f"limit for one image file")
         data = path.read_bytes()
     except OSError as e:
         raise ImageReadError(f"cannot read {path}: {e.strerror or e}") from None
@@ -72,9 +83,14 @@ def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_
         raise ImageReadError(f"{path} is empty (0 bytes)")
     # The size from the header first: a small file can declare a huge image (a decompression bomb).
     size = header_size(data, path, max_pixels)
-    if size is not None:
-        _check_size(path, *size, max_pixels=max_pixels, min_side=min_side)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if size is None:  # OpenCV would decode it unbounded
+        raise ImageReadError(f"{path} is not a decodable image (no header can be read: corrupt, truncated, or a "
+                             f"format iqprior does not read)")
+    _check_size(path, *size, max_pixels=max_pixels, min_side=min_side)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # OpenCV's own limits and decoder failures
+        raise ImageReadError(f"{path} cannot be decoded: {_cv2_reason(e)}") from None
     if img is None:
         raise ImageReadError(f"{path} is not a decodable image (corrupt or truncated, or an unsupported format)")
     h, w = img.shape[:2]
@@ -82,38 +98,17 @@ def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_
     return to_rgb_float(img, path)
 
 
+def _cv2_reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    lines = [t for t in text if "error:" in t] or text or [type(e).__name__]
+    return lines[0].split("error:", 1)[-1].strip()[:200]
+
+
 def _check_size(path: Path, w: int, h: int, max_pixels: int, min_side: int) -> None:
     if h * w > max_pixels:
         raise ImageReadError(f"{path} is {w}x{h} = {h * w / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP limit")
     if min(h, w) < min_side:
         raise ImageReadError(f"{path} is {w}x{h}, smaller than {min_side} px on a side")
-
-
-def header_size(data: bytes, source: str | os.PathLike = "image",
-                max_pixels: int = MAX_PIXELS) -> Optional[tuple[int, int]]:
-    """``(width, height)`` read from the file header without decoding pixels; ``None`` if PIL cannot parse it.
-
-    PIL refuses headers above twice its own ``Image.MAX_IMAGE_PIXELS`` as
-    decompression bombs; that is reported as an :class:`ImageReadError`.
-    """
-    import io
-    import re
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                return int(im.size[0]), int(im.size[1])
-    except Image.DecompressionBombError as e:
-        m = re.search(r"\((\d+) pixels\)", str(e))
-        declared = f"{int(m.group(1)) / 1e6:.0f} MP" if m else "a decompression bomb"
-        raise ImageReadError(f"{source} declares {declared} in its header, above the {max_pixels / 1e6:.0f} MP "
-                             f"limit") from None
-    except Exception:  # a format PIL does not know (or a header it cannot parse): OpenCV decides below
-        return None
 
 
 def to_rgb_float(img: np.ndarray, source: str | os.PathLike = "image") -> np.ndarray:
@@ -177,29 +172,64 @@ def write_image(path: str | os.PathLike, x: torch.Tensor | np.ndarray) -> Path:
     return path
 
 
+def _create_private_tmp(directory: Path, name: str) -> Path:
+    """A new empty file beside ``name`` (O_EXCL, no symlink followed), mode 0o666 less the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, flags, 0o666))  # the kernel applies the umask: no os.umask() race
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file in {directory}")
+
+
+def fsync_directory(directory: str | os.PathLike) -> None:
+    """Make a rename in ``directory`` durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The temporary file is created exclusively (never through a symlink) with the
+    usual permissions (0o666 less the umask, which is never changed); a replaced
+    regular file keeps its own mode, so a private file stays private. A symlink
+    at ``path`` is replaced by the new file, never written through. The file is
+    fsynced before the rename and its directory after it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _create_private_tmp(path.parent, path.name)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            old = os.lstat(path)
+        except FileNotFoundError:
+            old = None
+        if old is not None and stat.S_ISREG(old.st_mode):
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))
         os.replace(tmp, path)
+        fsync_directory(path.parent)
     finally:
-        if tmp.exists():
+        if os.path.lexists(tmp):
             tmp.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 ENV_WEIGHTS = "IQPRIOR_WEIGHTS"
 ENV_CACHE = "IQPRIOR_CACHE"
@@ -244,11 +244,32 @@ def verify(name: str) -> tuple[Path, str, Optional[bool]]:
     return path, digest, (None if m is None else digest.startswith(m.group(1)))
 
 
-def copy_into_cache(path: str | os.PathLike) -> Path:
-    """Copy a file obtained elsewhere into the cache under its registered name."""
+def copy_into_cache(path: str | os.PathLike, check: Optional[Callable[[Path], Any]] = None) -> tuple[Path, Any]:
+    """Copy a file obtained elsewhere into the cache under its registered name; ``(dest, check's result)``.
+
+    The bytes are copied into a private staging folder in the cache first;
+    ``check`` (e.g. "loads into its network") runs on that copy, so what is
+    checked is exactly what is installed. The copy then replaces the cached
+    name atomically (a symlink there is replaced, never written through). A
+    failing ``check`` leaves the cache as it was.
+    """
+    import tempfile
+
+    from .io import atomic_path
+
     path = Path(path)
     get(path.name)
-    dest = cache_dir() / path.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, dest)
-    return dest
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".add-", dir=root))
+    try:
+        staged = staging / path.name
+        with open(path, "rb") as src, open(staged, "xb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        result = check(staged) if check is not None else None
+        dest = root / path.name
+        with atomic_path(dest) as tmp:
+            os.replace(staged, tmp)
+        return dest, result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

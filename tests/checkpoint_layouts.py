@@ -109,3 +109,53 @@ def unpickled_unsafely(path: Path) -> None:
     with open(path, "rb") as f:
         buf = io.BytesIO(f.read())
     torch.load(buf, weights_only=False)
+
+
+# -- TorchScript-shaped archives (hostile ones included) ----------------------------------------
+class StorageRef:
+    """A persistent reference to ``data/<key>`` in :func:`write_scripted`'s archive."""
+
+    def __init__(self, key: str, storage_type=torch.FloatStorage, numel: int = 0):
+        self.key, self.storage_type, self.numel = key, storage_type, numel
+
+
+class TensorRef:
+    """Pickles as ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())``."""
+
+    def __init__(self, storage: StorageRef, offset: int, size: tuple, stride: tuple):
+        self.args = (storage, offset, tuple(size), tuple(stride))
+
+    def __reduce__(self):
+        import collections
+        return torch._utils._rebuild_tensor_v2, (*self.args, False, collections.OrderedDict())
+
+
+class _ScriptPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, StorageRef):
+            return ("storage", obj.storage_type, obj.key, "cpu", obj.numel)
+        return None
+
+
+def scripted_pickle(obj) -> bytes:
+    buf = io.BytesIO()
+    _ScriptPickler(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
+def write_scripted(path: Path, obj=None, records: dict | None = None, data_pkl: bytes | None = None,
+                   compress: dict | None = None) -> Path:
+    """A zip laid out as ``torch.jit.save`` writes it (``archive/constants.pkl``, ``data.pkl``, ``data/<key>``).
+
+    ``obj`` is pickled into ``data.pkl`` (:class:`TensorRef`/:class:`StorageRef` become tensors and
+    storages), or ``data_pkl`` is used as it is; ``compress`` maps member names to a zipfile method.
+    """
+    import zipfile
+
+    members = {"archive/constants.pkl": pickle.dumps(()), "archive/version": b"3",
+               "archive/data.pkl": data_pkl if data_pkl is not None else scripted_pickle(obj)}
+    members.update({f"archive/data/{k}": v for k, v in (records or {}).items()})
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data, compress_type=(compress or {}).get(name, zipfile.ZIP_STORED))
+    return path

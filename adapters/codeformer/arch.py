@@ -165,7 +165,7 @@ class CodeFormer(nn.Module):
         for i, block in enumerate(self.encoder.blocks):
             x = block(x)
             if i in keep:
-                enc_feats[str(x.shape[-1])] = x.clone()
+                enc_feats[str(int(x.shape[-1]))] = x.clone()  # int(): a traced size is a tensor
         lq_feat = x
         b = x.shape[0]
 
@@ -188,7 +188,7 @@ class CodeFormer(nn.Module):
         x = quant
         for i, block in enumerate(self.generator.blocks):
             x = block(x)
-            if i in fuse_at and w > 0:
-                size = str(x.shape[-1])
+            if i in fuse_at and (isinstance(w, torch.Tensor) or w > 0):  # a tensor w (export input) always fuses
+                size = str(int(x.shape[-1]))
                 x = self.fuse_convs_dict[size](enc_feats[size].detach(), x, w)
         return x, logits, lq_feat

@@ -87,6 +87,8 @@ class DifFace(Adapter):
     """
 
     official_wrapper_keys = ("params_ema", "params", "state_dict", "net", "model")
+    export_refused = ("its output comes from a diffusion sampler loop (the SwinIR estimate, then start_step UNet "
+                      "steps with random noise), not from one forward pass; see docs/export.md")
 
     def __init__(self, name: str = "difface", *, start_step: int = 100, eta: float = 0.5,
                  precision: str = "fp32", generator: Optional[torch.Generator] = None, seed: Optional[int] = None,

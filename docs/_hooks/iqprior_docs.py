@@ -199,7 +199,7 @@ def presets_table() -> str:
     rows = ["| preset | members |", "|---|---|"]
     for p, members in PRESETS.items():
         optional = set(OPTIONAL_IN_PRESET.get(p, ()))
-        cells = [f"`{m}`" + (" (only when its weights are on disk)" if m in optional else "") for m in members]
+        cells = [f"`{m}`" + (" (optional: see its note)" if m in optional else "") for m in members]
         rows.append(f"| `{p}` | {', '.join(cells)} |")
     return "\n".join(rows) + "\n"
 

@@ -153,7 +153,7 @@ def restore_folder(name: str, items: Sequence[tuple[str, Path]], out_dir: Path, 
     """
     from tqdm.auto import tqdm
 
-    from iqprior.io import ImageReadError, read_image, write_image
+    from iqprior.io import ImageReadError, atomic_write_text, read_image, write_image
 
     res = RestoreResult(name)
     meta = {"model": name, "checkpoint": None if checkpoint is None else str(checkpoint), "score": score,
@@ -179,7 +179,7 @@ def restore_folder(name: str, items: Sequence[tuple[str, Path]], out_dir: Path, 
         log.warning("model %s not run: %s", name, res.model_error)
         return res
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / META_NAME).write_text(json.dumps(meta, indent=2))
+    atomic_write_text(out_dir / META_NAME, json.dumps(meta, indent=2))
     cond_score = score if getattr(model, "is_conditioned", False) else None
     with torch.inference_mode():
         for rel, src, dst in tqdm(todo, desc=f"restore {name}", disable=not progress, unit="img"):

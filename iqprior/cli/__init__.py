@@ -25,9 +25,11 @@ SUBCOMMANDS = {
     "finetune": "finetune",
     "bench": "bench",
     "weights": "weights",
+    "export": "export",
+    "demo": "demo",
 }
 # sub-commands that import the top-level `adapters` package
-NEEDS_ADAPTERS = {"restore", "train", "finetune", "bench", "weights"}
+NEEDS_ADAPTERS = {"restore", "train", "finetune", "bench", "weights", "export", "demo"}
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +105,19 @@ def command_name(args: argparse.Namespace) -> str:
     return f"{name} {nested}" if nested else name
 
 
+THIRD_PARTY = r"^(?!iqprior|adapters|__main__)"  # a module name that is not ours
+
+
+def hide_third_party_deprecations() -> None:
+    """Drop deprecation notices raised inside dependencies (torchvision's ``pretrained=`` notices when
+    facexlib builds its networks...): a user cannot act on them. ``--debug`` keeps them."""
+    import warnings
+
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=THIRD_PARTY)
+    warnings.filterwarnings("ignore", message=r".*deprecat", category=UserWarning, module=THIRD_PARTY)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -113,8 +128,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     debug = bool(getattr(args, "debug", False) or getattr(args, "debug_all", False))
     formatwarning = warnings.formatwarning
+    quiet = warnings.catch_warnings()  # restores the filters on the way out (main() may run in-process)
+    quiet.__enter__()
     if not debug:  # library warnings as one line each, not "file:line: UserWarning: ..." + source
         warnings.formatwarning = lambda message, category, *_a, **_k: f"warning: {message}\n"
+        hide_third_party_deprecations()
     try:
         if args.command in NEEDS_ADAPTERS:
             check_adapters_package()
@@ -129,6 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     finally:
         warnings.formatwarning = formatwarning
+        quiet.__exit__(None, None, None)
 
 
 if __name__ == "__main__":  # pragma: no cover

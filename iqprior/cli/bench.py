@@ -145,6 +145,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.add_argument("--lq-from", choices=("gt", "pristine"), default="gt",
                    help="degrade the LQ input from the imperfect GT (Eq. 16, default) or from the pristine crop "
                         "(ablation: the LQ hides the GT's grade, the paper's premise in its pure form)")
+    c.add_argument("--regime", choices=("dominant", "visible"), default="dominant",
+                   help="GT imperfection vs LQ degradation: 'dominant' (default, the paper's regime: the degradation "
+                        "dominates a subtle GT blur) or 'visible' (ablation: a GT blur that shows through the LQ)")
     c.add_argument("--pool", type=int, default=None, help="training pairs (default 1536)")
     c.add_argument("--eval-draws", type=int, default=None, help="LQ draws per held-out image (default 4)")
     c.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -302,7 +305,7 @@ def run_control(args) -> int:
     kwargs = {k: v for k, v in (("steps", args.steps), ("pool", args.pool), ("eval_draws", args.eval_draws))
               if v is not None}
     cfg = ControlConfig(out=Path(args.out), labels=args.labels, seed=args.seed, lq_from=args.lq_from,
-                        threads=args.threads,
+                        regime=args.regime, threads=args.threads,
                         progress=not args.no_progress, **kwargs)
     res = _run(cfg)
     print(Path(res["files"]["markdown"]).read_text())

@@ -8,6 +8,12 @@ image at its own size. Outputs are PNGs written atomically; existing outputs
 are skipped (re-running resumes); a failing file is reported and the batch
 goes on; an image without a face is copied through and reported.
 
+``--onnx FILE`` runs an exported file (``iqprior export``) with onnxruntime
+instead of ``--model``: the same loop (:class:`iqprior.faces.restorer.Restorer` takes
+either, see :class:`iqprior.faces.restorer.Runner`), so the same resizing, face
+pipeline, NaN checks, atomic writes and resuming; what the loop needs (task,
+size, levels) comes from the file's metadata.
+
 ``--sweep 0..9`` writes, per input, one labelled grid of the result at every
 level (the paper's Fig. 13) instead of single outputs.
 """
@@ -31,7 +37,11 @@ def add_parser(sub) -> None:
         description="Restore images with a registered adapter. Face models restore aligned crops (--aligned) or "
                     "detect, align and paste back the faces of whole photos; image models process whole images.")
     p.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
-    p.add_argument("--model", required=True, help="adapter name, e.g. codeformer+ (see adapters.list_adapters())")
+    p.add_argument("--model", default=None, help="adapter name, e.g. codeformer+ (see adapters.list_adapters())")
+    p.add_argument("--onnx", default=None, metavar="FILE",
+                   help="run this ONNX file (`iqprior export`) with onnxruntime instead of --model; same "
+                        "pre/post-processing, face pipeline and outputs")
+    p.add_argument("--threads", type=int, default=None, help="--onnx: onnxruntime threads (default: its own)")
     p.add_argument("--checkpoint", default=None,
                    help="official file, a save_pretrained directory, or 'official' (weights registry); "
                         "default: random weights (for pipeline checks only)")
@@ -105,13 +115,48 @@ def _output_name(path: Path, used: dict[str, int]) -> str:
     return stem if n == 0 else f"{stem}_{n}"
 
 
-def run(args: argparse.Namespace) -> int:
+def build_model(args: argparse.Namespace, device):
+    """What the restore loop calls (a :class:`iqprior.faces.restorer.Runner`): the adapter ``--model``
+    in PyTorch, or the exported file ``--onnx`` in onnxruntime (:class:`iqprior.export.OnnxModel`)."""
+    from .checks import check_checkpoint, check_positive
+
+    if (args.model is None) == (args.onnx is None):
+        raise ValueError("give --model NAME (PyTorch) or --onnx FILE (an `iqprior export` file), one of the two")
+    check_positive(args.threads, "--threads")
+    options = parse_options(args.option)
+    if args.onnx is not None:
+        from ..export.runner import OnnxModel
+
+        flags = {"--checkpoint": args.checkpoint, "--option": options or None, "--exact": args.exact or None,
+                 "--compile": args.compile or None,
+                 "--precision": None if args.precision == "fp32" else args.precision}
+        bad = [k for k, v in flags.items() if v is not None]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} do(es) not apply to --onnx (the file fixes weights and precision; "
+                             f"`iqprior export` sets them)")
+        model = OnnxModel(args.onnx, threads=args.threads)
+        if args.fidelity is not None:
+            model.set_controls(fidelity=args.fidelity)
+        return model
     import adapters
 
+    check_checkpoint(args.checkpoint)
+    if args.model not in adapters.list_adapters():
+        adapters.spec(args.model)  # raises the registry's "unknown adapter ... did you mean" error
+    options.setdefault("fidelity", args.fidelity)
+    options.setdefault("exact", args.exact or None)
+    options.setdefault("precision", None if args.precision == "fp32" else args.precision)
+    model = adapters.create(args.model, checkpoint=args.checkpoint, **options).to(device)
+    if args.compile:
+        model.compile_for_inference()
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
     from ..distributed import resolve_device
     from ..faces.restorer import Restorer
     from ..io import check_finite, read_image, write_image
-    from .checks import check_checkpoint, check_out, check_positive
+    from .checks import check_out, check_positive
 
     # every argument is checked before any model is built or any file written
     files = collect_inputs(args.inputs)
@@ -128,20 +173,12 @@ def run(args: argparse.Namespace) -> int:
         args.batch_size = DEFAULT_BATCH.get(device.type, 1)
     check_positive(args.batch_size, "--batch-size")
     check_out(args.out, "--out")
-    check_checkpoint(args.checkpoint)
-    if args.model not in adapters.list_adapters():
-        adapters.spec(args.model)  # raises the registry's "unknown adapter ... did you mean" error
-    options = parse_options(args.option)
-    options.setdefault("fidelity", args.fidelity)
-    options.setdefault("exact", args.exact or None)
-    options.setdefault("precision", None if args.precision == "fp32" else args.precision)
-    model = adapters.create(args.model, checkpoint=args.checkpoint, **options).to(device)
-    if args.compile:
-        model.compile_for_inference()
-    if args.checkpoint is None:
-        print(f"note: {args.model} has random weights (no --checkpoint): outputs are meaningless", file=sys.stderr)
+    model = build_model(args, device)
+    name = model.adapter_name
+    if getattr(model, "random_weights", args.checkpoint is None):
+        print(f"note: {name} has random weights (no --checkpoint): outputs are meaningless", file=sys.stderr)
     if levels is not None and not model.is_conditioned:
-        print(f"note: {args.model} is not conditioned; every level gives the same image", file=sys.stderr)
+        print(f"note: {name} is not conditioned; every level gives the same image", file=sys.stderr)
     restorer = Restorer(model, device, batch_size=args.batch_size, aligned=args.aligned,
                         upscale=args.upscale, only_center_face=args.only_center_face)
     if restorer.task == "face" and not args.aligned:
@@ -156,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     done, failed, no_face = 0, [], []
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), desc=f"restore ({args.model})", unit="img", disable=args.no_progress)
+    bar = tqdm(total=len(todo), desc=f"restore ({name})", unit="img", disable=args.no_progress)
     # aligned crops of a face model are batched across files; everything else goes one file at a time
     step = args.batch_size if restorer.batched_files and levels is None else 1
     for i in range(0, len(todo), step):
@@ -188,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 if levels is not None:
                     for lv, y in img[0].items():
                         check_finite(y, f"the output at level {lv}")
-                    _write_sweep(img[0], o, f, args.model, img[1], levels)
+                    _write_sweep(img[0], o, f, name, img[1], levels)
                 else:
                     write_image(o, check_finite(img, "the output"))
             except Exception as e:

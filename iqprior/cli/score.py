@@ -34,10 +34,22 @@ def add_parser(sub) -> None:
                    help="build learned members with random weights (pipeline checks only; scores are meaningless)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--list-members", action="store_true", help="list known members and whether they are usable")
+    p.add_argument("--trust-remote-code", metavar="COMMIT", default=None,
+                   help="let members that run code from the Hugging Face hub (qalign) be built, at this 40-hex "
+                        "commit of their repo only; never needed otherwise (see docs/security.md)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.trust_remote_code:
+        return _run(args)
+    from ..scoring.remote_code import trusting_remote_code
+
+    with trusting_remote_code(args.trust_remote_code):  # the explicit, pinned opt-in, for this run only
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..distributed import default_device, init_distributed, resolve_device
     from ..scoring import SPECS, create_scorer, member_available
     from ..scoring.ensemble import preset_members

@@ -2,9 +2,10 @@
 
 Every file is in one registry (:data:`iqprior.weights.REGISTRY`): the official
 models' files, the IQA members' files, the face detector and parser,
-torchvision trunks and CLIP RN50. ``add FILE`` first checks that the file loads
-into the network it is named for (read with ``weights_only=True``, strict keys
-and shapes), then copies it into the cache.
+torchvision trunks and CLIP RN50. ``add FILE`` copies the file into a staging
+folder of the cache, checks that this copy loads into the network it is named
+for (read with ``weights_only=True``, strict keys and shapes), then installs it
+under its registered name atomically.
 """
 from __future__ import annotations
 
@@ -144,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no such file: {', '.join(missing)} (give the path of a file you downloaded)")
         rc = 0
         for n in args.names:
-            try:
-                fits = check_file(n)
+            try:  # the check runs on the copy that is installed, not on the source (which could change)
+                dest, fits = weights.copy_into_cache(n, check=lambda staged: check_file(staged))
             except KeyError as e:
                 print(f"{n}: refused: {e.args[0]}")
                 rc = 1
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{n}: refused: {e}")
                 rc = 1
                 continue
-            print(f"{weights.copy_into_cache(n)} (loads into {fits})")
+            print(f"{dest} (loads into {fits})")
         return rc
     rc = 0
     for n in names:

@@ -116,7 +116,11 @@ def resolve_scores(paths: Sequence[Path], scores: ScoresArg, root: Optional[Path
         if not 0.0 <= s <= 1.0:
             raise ValueError(f"score {s} of {r['path']} is outside [0, 1]; scores must be ensemble scores")
         lvl = r.get("level")
-        lvl = int(score_to_level(s, levels)) if lvl is None else int(lvl)
+        if lvl is None:
+            lvl = int(score_to_level(s, levels))
+        elif not (isinstance(lvl, int) and not isinstance(lvl, bool) and 0 <= lvl < levels):
+            raise ValueError(f"level {lvl!r} of {r['path']} is not an int in 0..{levels - 1}; re-score the "
+                             f"images with `iqprior score` (or drop the level field)")
         out.append((s, lvl))
     if missing:
         shown = ", ".join(str(p) for p in missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")

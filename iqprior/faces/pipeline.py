@@ -64,9 +64,12 @@ def model_rootpath(files: Sequence[str] = (DETECTOR_FILE, PARSER_FILE), download
         if not link.exists():
             try:
                 link.symlink_to(p.resolve())
-            except OSError:
+            except OSError:  # no symlinks here: an atomic copy (never through a symlink at the destination)
                 import shutil
-                shutil.copyfile(p, link)
+
+                from iqprior.io import atomic_path
+                with atomic_path(link) as tmp, open(p, "rb") as src, open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
     return root
 
 
@@ -96,9 +99,12 @@ def build_parser(path: Optional[str | os.PathLike] = None, device: str | torch.d
     return net.eval().to(device)
 
 
-def _to_bgr_uint8(image: torch.Tensor) -> np.ndarray:
+def _to_bgr_uint8(image: torch.Tensor, what: str = "image") -> np.ndarray:
+    from iqprior.io import check_finite
+
     if image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"expected an RGB image (3, H, W), got {tuple(image.shape)}")
+    check_finite(image, what)  # before the uint8 conversion, which would turn NaN into a black pixel
     arr = (image.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(arr[:, :, ::-1])
 
@@ -196,15 +202,19 @@ class FacePipeline:
 
     def paste(self, crops: FaceCrops, restored: torch.Tensor) -> torch.Tensor:
         """Warp ``restored`` ``(N, 3, S, S)`` (clamped to [0, 1]) back into the image of ``crops``."""
+        from iqprior.io import check_finite
+
         if restored.shape[0] != len(crops):
             raise ValueError(f"{len(crops)} faces were cropped but {restored.shape[0]} restored")
+        for k, face in enumerate(restored):  # every face, before any conversion
+            check_finite(face, f"restored face {k + 1} of {len(crops)}")
         h = self.helper
         h.clean_all()
         h.read_image(crops.image_bgr)
         h.affine_matrices = [a.copy() for a in crops.affines]
         h.get_inverse_affine(None)
         for face in restored:
-            h.add_restored_face(_to_bgr_uint8(face))
+            h.add_restored_face(_to_bgr_uint8(face, "restored face"))
         if len(crops) == 0:
             import cv2
             hh, ww = crops.image_bgr.shape[:2]
@@ -224,5 +234,6 @@ class FacePipeline:
         crops = self.crop(image, landmarks)
         if len(crops) == 0:
             return (image.clone() if self.helper.upscale_factor == 1 else self.paste(crops, crops.faces)), 0
-        restored = restore_faces(crops.faces)
-        return self.paste(crops, restored.float().clamp(0, 1).cpu()), len(crops)
+        restored = restore_faces(crops.faces).float().cpu()
+        return self.paste(crops, restored.clamp(0, 1) if bool(torch.isfinite(restored).all()) else restored), \
+            len(crops)

@@ -8,14 +8,14 @@ for the caller to refuse (:func:`iqprior.io.check_finite`), never a black image.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Protocol, Sequence, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 
 from ..levels import ScoreLike
 
-__all__ = ["Restorer", "resize_square"]
+__all__ = ["Restorer", "Runner", "resize_square"]
 
 
 def _clamp(y: torch.Tensor) -> torch.Tensor:
@@ -32,8 +32,23 @@ def resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
 
 
+@runtime_checkable
+class Runner(Protocol):
+    """What :class:`Restorer` calls: an :class:`adapters.Adapter` (PyTorch) or an
+    :class:`iqprior.export.OnnxModel` (onnxruntime).
+
+    ``task``: ``"face"`` or ``"image"``; ``native_size``: the square size of face crops (``None``: any);
+    ``runner(x, score=...)``: ``(B, 3, H, W)`` in [0, 1] -> the same convention, not clamped.
+    """
+
+    task: str
+    native_size: Optional[int]
+
+    def __call__(self, x: torch.Tensor, score: ScoreLike = ...) -> torch.Tensor: ...
+
+
 class Restorer:
-    """Apply ``model`` (an :class:`adapters.Adapter`) the way its task needs.
+    """Apply ``model`` (a :class:`Runner`: an adapter or an exported ONNX file) the way its task needs.
 
     - ``task == "image"``: the whole image at its own size, one at a time.
     - ``task == "face"`` and ``aligned``: crops resized to ``model.native_size``, batched.

@@ -40,13 +40,13 @@ class Calibration:
     @classmethod
     def fit(cls, raw_scores_by_member: Mapping[str, Sequence[float] | torch.Tensor],
             lower_better: Optional[Mapping[str, bool]] = None, eps: float = EPS) -> Calibration:
-        """Fit min/max per member; NaN values are ignored. Direction defaults to the spec table's."""
+        """Fit min/max per member; NaN and +-Inf values are ignored. Direction defaults to the spec table's."""
         from .specs import SPECS
 
         ranges = {}
         for name, values in raw_scores_by_member.items():
             v = torch.as_tensor(values, dtype=torch.float64).flatten()
-            v = v[~torch.isnan(v)]
+            v = v[torch.isfinite(v)]  # an Inf would make every other score 0 (or NaN) later
             if v.numel() == 0:
                 raise ValueError(f"cannot calibrate member {name!r}: no finite scores")
             lb = (lower_better or {}).get(name, SPECS[name].lower_better if name in SPECS else False)
@@ -72,14 +72,29 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Calibration:
-        try:
-            members = {n: MemberRange(float(m["min"]), float(m["max"]), bool(m.get("lower_better", False)),
-                                      int(m.get("count", 0))) for n, m in data["members"].items()}
-            eps = float(data.get("eps", EPS))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"not a calibration file: {e}") from None
+        """Check and build; any other shape is one ``ValueError`` line."""
+        def number(v: object, what: str) -> float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+                raise ValueError(f"{what} must be a finite number, got {v!r:.40}")
+            return float(v)
+
+        if not isinstance(data, Mapping) or not isinstance(data.get("members"), Mapping):
+            raise ValueError("not a calibration file: no 'members' mapping")
+        members = {}
+        for n, m in data["members"].items():
+            if not isinstance(m, Mapping):
+                raise ValueError(f"not a calibration file: member {n!r:.40} is not a mapping")
+            lb, count = m.get("lower_better", False), m.get("count", 0)
+            if not isinstance(lb, bool) or isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"not a calibration file: member {n!r:.40} has lower_better={lb!r:.20}, "
+                                 f"count={count!r:.20}")
+            members[str(n)] = MemberRange(number(m.get("min"), f"min of {n!r:.40}"),
+                                          number(m.get("max"), f"max of {n!r:.40}"), lb, count)
+        eps = number(data.get("eps", EPS), "eps")
+        if eps <= 0:
+            raise ValueError(f"calibration eps must be > 0, got {eps}")
         for n, m in members.items():
-            if not (math.isfinite(m.min) and math.isfinite(m.max)) or m.max < m.min:
+            if m.max < m.min:
                 raise ValueError(f"calibration of {n!r} has an invalid range [{m.min}, {m.max}]")
         return cls(members, eps)
 
@@ -90,7 +105,8 @@ class Calibration:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Calibration:
         try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nested too deep
+            raise ValueError(f"{path} is not valid JSON: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                             ) from None
         return cls.from_dict(data)

@@ -69,6 +69,9 @@ class _Files(torch.utils.data.Dataset):
             return self.names[i], read_image(self.paths[i])
         except ImageReadError as e:
             return self.names[i], str(e)
+        except Exception as e:  # noqa: BLE001 -- any decoder failure is this image's error record, never the run's
+            line = (str(e).strip().splitlines() or [""])[0][:300]
+            return self.names[i], f"{self.paths[i]} cannot be decoded: {type(e).__name__}: {line}"
 
 
 def default_workers() -> int:
@@ -290,7 +293,8 @@ def finalise(out: Path, scorer: EnsembleScorer, calibrate: bool, calibration, hq
              n_ok: int = 0, n_err: int = 0, skipped: int = 0) -> ScoreSummary:
     """Calibrate (optionally), add scores and levels, write summary and histogram."""
     paths = side_paths(out)
-    records = list(latest_by_path(read_manifest(out)).values())
+    counts: dict = {}
+    records = list(latest_by_path(read_manifest(out, counts=counts)).values())
     cal_path = Path(calibration) if calibration else paths["calibration"]
     cal = None
     if calibrate:
@@ -311,6 +315,7 @@ def finalise(out: Path, scorer: EnsembleScorer, calibrate: bool, calibration, hq
     write_manifest(out, records)
     summary = summarise(records, hq_threshold)
     summary["members_used"] = scorer.names
+    summary["skipped_lines"] = counts.get("skipped_lines", 0)
     summary["normalised_by"] = "calibration" if cal else "range"
     summary["precision"] = scorer.precision
     summary.update(random_note(scorer))

@@ -13,6 +13,7 @@ line being written; :func:`read_manifest` ignores a torn last line. Rewrites
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -21,28 +22,65 @@ from typing import Iterable, Optional
 from ..io import atomic_write_text
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict]:
-    """All records of a manifest; a missing file is empty; a torn or invalid line is skipped with a warning."""
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def valid_record(rec: object) -> bool:
+    """True when ``rec`` has the shape of a manifest record (see the module docstring).
+
+    ``path`` a non-empty string; ``raw`` a ``{str: finite number or null}`` dict;
+    ``score`` a finite number or null; ``level`` an int >= 0 or null; ``error`` a string.
+    """
+    if not isinstance(rec, dict) or not isinstance(rec.get("path"), str) or not rec["path"]:
+        return False
+    raw = rec.get("raw")
+    if raw is not None and not (isinstance(raw, dict) and all(
+            isinstance(k, str) and (v is None or (_number(v) and math.isfinite(v))) for k, v in raw.items())):
+        return False
+    score = rec.get("score")
+    if score is not None and not (_number(score) and math.isfinite(score)):
+        return False
+    level = rec.get("level")
+    if level is not None and not (isinstance(level, int) and not isinstance(level, bool) and level >= 0):
+        return False
+    return rec.get("error") is None or isinstance(rec["error"], str)
+
+
+def _parse_constant(name: str) -> float:
+    return float(name)  # NaN / Infinity parse; valid_record then refuses them
+
+
+def read_manifest(path: str | os.PathLike, counts: Optional[dict] = None) -> list[dict]:
+    """All records of a manifest; a missing file is empty.
+
+    A line of any other shape (torn, invalid JSON, nested too deep, wrong field
+    types, non-finite numbers) is skipped with one warning; the number skipped
+    is added to ``counts["skipped_lines"]`` when ``counts`` is given.
+    """
     path = Path(path)
     if not path.exists():
         return []
     records, bad = [], 0
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:
                 continue
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+                rec = json.loads(line, parse_constant=_parse_constant)
+            except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
                 bad += 1
                 continue
-            if isinstance(rec, dict) and "path" in rec:
+            if valid_record(rec):
                 records.append(rec)
             else:
                 bad += 1
     if bad:
-        warnings.warn(f"{path}: skipped {bad} unreadable line(s) (an interrupted write?)", stacklevel=2)
+        warnings.warn(f"{path}: skipped {bad} unreadable line(s) (an interrupted write, or not a scores "
+                      f"manifest record)", stacklevel=2)
+    if counts is not None:
+        counts["skipped_lines"] = counts.get("skipped_lines", 0) + bad
     return records
 
 
@@ -102,12 +140,12 @@ def scores_by_path(path: str | os.PathLike, require_score: bool = True) -> dict[
 
 
 def raw_by_member(records: Iterable[dict], members: Optional[Iterable[str]] = None) -> dict[str, list[float]]:
-    """``{member: [raw scores]}`` over error-free records (for :meth:`Calibration.fit`)."""
+    """``{member: [finite raw scores]}`` over error-free records (for :meth:`Calibration.fit`)."""
     out: dict[str, list[float]] = {}
     for rec in records:
-        if rec.get("error") or not rec.get("raw"):
+        if rec.get("error") or not isinstance(rec.get("raw"), dict):
             continue
         for name, value in rec["raw"].items():
-            if members is None or name in members:
-                out.setdefault(name, []).append(value)
+            if (members is None or name in members) and _number(value) and math.isfinite(value):
+                out.setdefault(name, []).append(float(value))
     return out

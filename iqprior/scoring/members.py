@@ -89,6 +89,12 @@ def member_available(name: str) -> tuple[bool, str]:
             importlib.import_module(spec.backend.split(":")[0])
     except ImportError as e:
         return False, f"cannot import its backend: {e}"
+    if spec.remote_code:
+        from .remote_code import RemoteCodeRefused, check_remote_code
+        try:
+            check_remote_code(spec)
+        except RemoteCodeRefused as e:
+            return False, str(e)
     missing = missing_weights(spec)
     if missing:
         return False, "weights not on disk: " + ", ".join(f"{w.file} (in {weight_dir(w)})" for w in missing)
@@ -216,12 +222,15 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
         module, cls = spec.backend.split(":")
         net = getattr(importlib.import_module(module), cls)(**dict(spec.create_kwargs))
         return Member(spec, net).to(device)
+    from .remote_code import check_remote_code, pinned_revision
+
     own_files = [w for w in spec.weights if w.load]
-    if pretrained:
-        ensure_weights(spec)
-    elif len(own_files) != len(spec.weights):
+    if not pretrained and len(own_files) != len(spec.weights):
         raise ValueError(f"IQA member {spec.name!r} cannot be built with random weights: its backend loads "
                          f"{', '.join(w.file for w in spec.weights if not w.load)} itself")
+    revision = check_remote_code(spec)  # before any file is looked up: hub code never runs without an opt-in
+    if pretrained:
+        ensure_weights(spec)
     import pyiqa
 
     from ..checkpoint import CheckpointError
@@ -237,7 +246,7 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
     if own_files:
         kwargs["pretrained"] = False
     try:
-        with guarded_loads():
+        with guarded_loads(), pinned_revision(spec, revision):
             metric = pyiqa.create_metric(spec.pyiqa_name, device=torch.device("cpu"), **kwargs)
     except CheckpointError:
         raise

@@ -62,6 +62,9 @@ class MetricSpec:
         note: anything a user should know (stand-ins, size, limits).
         channels_last: run the network in channels-last memory format (CNN
             members, measured faster on CPU; scores move by float rounding only).
+        remote_code: the Hugging Face repo whose Python code the backend runs
+            (``trust_remote_code``); such a member is built only on an explicit
+            opt-in with a pinned commit (:mod:`iqprior.scoring.remote_code`).
     """
 
     name: str
@@ -78,6 +81,7 @@ class MetricSpec:
     paper_name: Optional[str] = None
     note: str = ""
     channels_last: bool = False
+    remote_code: Optional[str] = None
 
     def normalise(self, raw):
         """Map raw scores to [0, 1] by the documented range, flipped if lower is better (unclipped)."""
@@ -134,7 +138,9 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
     MetricSpec(
         "qalign", pyiqa_name="qalign", score_range=(1.0, 5.0), differentiable=False,
         weights=(WeightSpec("q-future/one-align", where=HF),), licence="see q-future/one-align",
-        paper_name="Q-Align", note="mPLUG-Owl2 based, about 16 GB, fp16, batch 1; scoring only"),
+        paper_name="Q-Align", remote_code="q-future/one-align",
+        note="mPLUG-Owl2 based, about 16 GB, fp16, batch 1; scoring only; runs the hub repo's code: only with "
+             "--trust-remote-code COMMIT"),
     MetricSpec(
         "uranker", pyiqa_name="uranker", score_range=(-1.0, 2.0),
         weights=(WeightSpec("URanker_ckpt-450eb36d.pth", load=True),),

@@ -106,6 +106,27 @@ def complete_checkpoints(directory: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def prune_checkpoints(directory: str | os.PathLike, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``max(2, keep_last)`` complete ``step_*`` folders (steps compared as numbers).
+
+    Incomplete folders (no ``DONE``) older than the newest complete one are
+    crashed writes and go too; they never count toward ``keep_last``.
+    Returns the deleted folders.
+    """
+    import shutil
+
+    complete = complete_checkpoints(directory)
+    if keep_last <= 0 or not complete or complete[0] == Path(directory):
+        return []
+    newest = int(_STEP_DIR.match(complete[0].name).group(1))
+    stale = [p for p in Path(directory).iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()
+             and not (p / DONE_FILE).is_file() and int(m.group(1)) < newest]
+    gone = complete[max(2, keep_last):] + stale
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone
+
+
 def latest_checkpoint(directory: str | os.PathLike) -> Optional[Path]:
     """The complete ``step_*`` directory with the highest step, or ``None``."""
     found = complete_checkpoints(directory)
@@ -156,21 +177,27 @@ def read_training_state(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizers: Optional[dict[str, Any]] = None,
                     restore_rng: bool = True) -> dict[str, Any]:
-    """Restore weights, optimizer states and RNG from a checkpoint directory; return its state dict.
+    """Restore weights, optimizer/scheduler/scaler states and RNG from a checkpoint directory; return its state.
 
-    Both files are read (and checked) before anything is changed, so a bad
-    checkpoint leaves ``model`` and the optimizers as they were.
+    Every part is read and checked (weights against the model, optimizer
+    groups and state shapes, scheduler and scaler keys and types, RNG states,
+    the step against the folder name) before anything is changed, so a bad
+    checkpoint raises one :class:`iqprior.checkpoint.CheckpointError` and
+    leaves ``model`` and the optimizers as they were.
     """
-    from iqprior.checkpoint import load_strict
+    from iqprior.checkpoint import check_state_dict
+
+    from .state_checks import apply_training_state, check_training_state
 
     path = Path(path)
     tensors = read_model_weights(path)
     state = read_training_state(path)
     module = model.module if hasattr(model, "module") else model
-    load_strict(module, tensors, source=str(path / MODEL_FILE))
-    for name, obj in (optimizers or {}).items():
-        if obj is not None and name in state:
-            obj.load_state_dict(state[name])
+    check_state_dict(module, tensors, source=str(path / MODEL_FILE))
+    m = _STEP_DIR.match(path.name)
+    keyed = check_training_state(state, optimizers or {}, int(m.group(1)) if m else None)
+    module.load_state_dict(tensors, strict=True)
+    apply_training_state(state, optimizers or {}, keyed)
     if restore_rng:
         set_rng_state(state["rng"])
     return state
@@ -191,8 +218,9 @@ def resume(directory: str | os.PathLike, model: nn.Module, optimizers: Optional[
     for path in candidates:
         try:
             return path, load_checkpoint(path, model, optimizers)
-        except (CheckpointError, FileNotFoundError, KeyError) as e:
-            line = f"skipping checkpoint {path}: {e}"
+        except Exception as e:  # noqa: BLE001 -- any failure: name it in one line, try the previous one
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            line = f"skipping checkpoint {path}: {text}"
             log(line if len(line) < 500 else line[:500] + "...")
             problems.append(path.name)
     if problems:

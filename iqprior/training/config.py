@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from ..config import ConfigMixin, check_options
+from ..config import ConfigMixin, check_options, safe_load_bounded
 from ..data.degradations import DegradationConfig
 from ..models.iqpfr.config import IQPFRConfig
 
@@ -243,7 +243,7 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
     if path is not None:
         p = resolve_config_path(path)
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            raw = safe_load_bounded(p.read_text(encoding="utf-8", errors="replace"), str(p)) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -260,7 +260,7 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
         if not isinstance(raw[section], dict):
             raise ValueError(f"cannot override {key}: section {section!r} is not a mapping")
         try:
-            raw[section][name] = yaml.safe_load(value)
+            raw[section][name] = safe_load_bounded(value, f"override {item!r}")
         except yaml.YAMLError:
             raise ValueError(f"override {item!r}: the value is not valid YAML") from None
     if stage is not None:

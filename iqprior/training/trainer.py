@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..distributed import barrier, default_device, init_distributed
-from .checkpoint import MODEL_FILE, latest_checkpoint, resume, save_checkpoint
+from .checkpoint import MODEL_FILE, latest_checkpoint, prune_checkpoints, resume, save_checkpoint
 from .config import TrainConfig
 from .stages import build_stage
 
@@ -263,14 +263,8 @@ class Trainer:
         return path
 
     def _prune(self) -> None:
-        import shutil
-
-        if self.t.keep_last <= 0:
-            return
-        # at least two: an unreadable newest checkpoint leaves the previous one to resume from
-        steps = sorted((self.out / "checkpoints").glob("step_*"))
-        for old in steps[:-max(2, self.t.keep_last)]:
-            shutil.rmtree(old, ignore_errors=True)
+        # at least two complete ones: an unreadable newest checkpoint leaves the previous one to resume from
+        prune_checkpoints(self.out / "checkpoints", self.t.keep_last)
 
     def _write_config(self) -> None:
         import yaml

@@ -1,8 +1,8 @@
-"""``import iqprior, adapters`` stays light: no basicsr, facexlib or pyiqa until a model is built."""
+"""``import iqprior, adapters`` stays light: no basicsr, facexlib, pyiqa or gradio until a model or the demo is built."""
 import subprocess
 import sys
 
-HEAVY = ("basicsr", "facexlib", "pyiqa")
+HEAVY = ("basicsr", "facexlib", "pyiqa", "gradio")
 
 
 def test_importing_the_packages_loads_no_heavy_dependency():

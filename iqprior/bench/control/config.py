@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .data import LQ_FROM
+from .data import LQ_FROM, REGIMES, Regime
 
 LABEL_MODES = ("scorer", "oracle")
-#: members that label the training GTs (mode "scorer"): see benchmarks/README.md for why
+#: members that label the training GTs (mode "scorer") of the ``visible`` regime (each regime names its own:
+#: ``Regime.label_members``); docs/experiments/control.md says why
 LABEL_MEMBERS = ("blur_effect", "blockiness")
 #: no-reference members only evaluated (never used for labels): the over-optimisation check
 HELD_OUT_MEMBERS = ("piqe",)
@@ -29,6 +30,8 @@ class ControlConfig:
     seed: int = 0
     #: the LQ input degraded from the GT (Eq. 16, default) or from the pristine crop (ablation: the grade hidden)
     lq_from: str = "gt"
+    #: the GT imperfection and the LQ degradation: a name of :data:`.data.REGIMES` or a :class:`.data.Regime`
+    regime: str | Regime = "dominant"
     pool: int = 1536
     crop: int = 64
     #: side of the item each training GT is cropped from, the image the labels score
@@ -44,6 +47,8 @@ class ControlConfig:
     def __post_init__(self):
         if self.labels not in LABEL_MODES:
             raise ValueError(f"labels must be one of {LABEL_MODES}, got {self.labels!r}")
+        if isinstance(self.regime, str) and self.regime not in REGIMES:
+            raise ValueError(f"regime must be one of {tuple(REGIMES)}, got {self.regime!r}")
         if self.lq_from not in LQ_FROM:
             raise ValueError(f"lq_from must be one of {LQ_FROM}, got {self.lq_from!r}")
         for name in ("steps", "pool", "batch", "width", "eval_draws"):
@@ -53,3 +58,8 @@ class ControlConfig:
             raise ValueError(f"crop must be a multiple of 4 and >= 16, got {self.crop}")
         if self.support < self.crop:
             raise ValueError(f"support must be >= crop ({self.crop}), got {self.support}")
+
+    @property
+    def degradation(self) -> Regime:
+        """The :class:`.data.Regime` in force."""
+        return REGIMES[self.regime] if isinstance(self.regime, str) else self.regime

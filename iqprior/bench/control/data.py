@@ -46,8 +46,47 @@ LQ_FROM = ("gt", "pristine")
 SOURCE_SCALE = {"faces": 4, "whole": 2, "underwater": 2}
 #: held out for evaluation (one per folder), relative to examples/data
 HELD_OUT = ("faces/0500.png", "whole/03.jpg", "underwater/625_img_.png")
-#: worst grade (k = 9) imperfection
-GT_BLUR_MAX, GT_NOISE_MAX, GT_JPEG_BEST, GT_JPEG_WORST = 5.0, 3.0, 95, 40
+
+
+@dataclass(frozen=True)
+class Regime:
+    """The GT imperfection per grade and the LQ degradation (Eq. 16 ranges), in pixels of the training crop.
+
+    Grade ``k`` (0 = pristine .. 9): Gaussian blur ``gt_blur * k/9``, noise ``gt_noise * k/9`` (0..255 scale)
+    and JPEG quality ``gt_jpeg[0] - (gt_jpeg[0] - gt_jpeg[1]) * k/9`` (``None``: no JPEG), applied together.
+    The LQ input: Eq. 16 with ``lq_blur`` (σ), ``lq_down`` (factor r), ``lq_noise`` (δ, 0..255) and
+    ``lq_jpeg`` (quality) drawn uniformly, isotropic and anisotropic kernels as in the paper.
+    ``label_members``: the no-reference members the ``scorer`` labels use (blockiness only sees JPEG).
+    """
+
+    gt_blur: float = 5.0
+    gt_noise: float = 3.0
+    gt_jpeg: Optional[tuple[int, int]] = (95, 40)
+    lq_blur: tuple[float, float] = (0.125, 1.875)
+    lq_down: tuple[float, float] = (1.0, 3.75)
+    lq_noise: tuple[float, float] = (0.0, 20.0)
+    lq_jpeg: tuple[float, float] = (30.0, 90.0)
+    #: scorer members that label the GTs (``--labels scorer``): those that see this imperfection
+    label_members: tuple[str, ...] = ("blur_effect", "blockiness")
+
+    def lq_config(self):
+        """The :class:`iqprior.data.degradations.DegradationConfig` of the LQ input."""
+        from iqprior.data.degradations import DegradationConfig
+
+        kernel = 2 * int(np.ceil(3 * self.lq_blur[1])) + 1
+        return DegradationConfig(blur_sigma=self.lq_blur, downsample=self.lq_down, noise=self.lq_noise,
+                                 jpeg=self.lq_jpeg, kernel_size=max(3, kernel))
+
+
+#: ``dominant`` (default): the degradation dominates a subtle GT blur, as Eq. 16 does on FFHQ (pilot "C3" of
+#: docs/experiments/control.md); ``visible``: the regime before issue #25 (Eq. 16 scaled by 64/512; a GT blur up
+#: to 5 px shows through the LQ, so the baseline reads the grade off its input)
+REGIMES: dict[str, Regime] = {
+    "dominant": Regime(gt_blur=3.0, gt_noise=0.0, gt_jpeg=None, lq_blur=(2.0, 4.0), lq_down=(1.0, 1.5),
+                       lq_noise=(0.0, 10.0), lq_jpeg=(60.0, 95.0), label_members=("blur_effect",)),
+    "visible": Regime(),
+}
+DEFAULT_REGIME = REGIMES["dominant"]
 
 
 def default_data_dir() -> Path:
@@ -84,29 +123,20 @@ def load_sources(data_dir: Optional[Path] = None) -> tuple[list[Source], list[So
     return train, held
 
 
-def lq_config(crop: int):
-    """Eq. 16 with its spatial ranges scaled to a ``crop``-pixel image (the paper's are for 512)."""
-    from iqprior.data.degradations import DegradationConfig
-
-    f = crop / 512.0
-    sig_hi = 15.0 * f
-    kernel = 2 * int(np.ceil(3 * sig_hi)) + 1
-    return DegradationConfig(blur_sigma=(max(0.1, 1.0 * f), sig_hi), downsample=(1.0, max(1.0, 30.0 * f)),
-                             noise=(0.0, 20.0), jpeg=(30.0, 90.0), kernel_size=max(3, kernel))
-
-
-def imperfect(img: np.ndarray, grade: int, rng: np.random.Generator) -> np.ndarray:
+def imperfect(img: np.ndarray, grade: int, rng: np.random.Generator, regime: Regime = DEFAULT_REGIME) -> np.ndarray:
     """``img`` made imperfect by ``grade`` (0 = unchanged .. 9 = worst): blur, noise, JPEG together."""
     from iqprior.data.degradations import DegradationConfig, DegradationParams, apply_degradation
 
     if grade == 0:
         return img.copy()
     t = grade / (GRADES - 1)
-    sigma = GT_BLUR_MAX * t
+    sigma = max(regime.gt_blur * t, 1e-3)
     cfg = DegradationConfig(blur_sigma=(sigma, sigma), downsample=(1.0, 1.0), noise=(0.0, 255.0),
-                            jpeg=(1.0, 100.0), kernel_size=2 * int(np.ceil(3 * GT_BLUR_MAX)) + 1, aniso_prob=0.0)
-    quality = int(round(GT_JPEG_BEST - (GT_JPEG_BEST - GT_JPEG_WORST) * t))
-    params = DegradationParams(sigma, sigma, 0.0, True, 1.0, GT_NOISE_MAX * t, quality)
+                            jpeg=(1.0, 100.0), kernel_size=2 * int(np.ceil(3 * max(regime.gt_blur, 0.5))) + 1,
+                            aniso_prob=0.0, blur=regime.gt_blur > 0, jpeg_on=regime.gt_jpeg is not None)
+    best, worst = regime.gt_jpeg or (100, 100)
+    quality = int(round(best - (best - worst) * t))
+    params = DegradationParams(sigma, sigma, 0.0, True, 1.0, regime.gt_noise * t, quality)
     return apply_degradation(img, params, rng, cfg)
 
 
@@ -130,7 +160,8 @@ class Pool:
 
 
 def make_pool(sources: Sequence[Source], size: int, crop: int, rng: np.random.Generator,
-              progress: bool = False, support: Optional[int] = None, lq_from: str = "gt") -> Pool:
+              progress: bool = False, support: Optional[int] = None, lq_from: str = "gt",
+              regime: Regime = DEFAULT_REGIME) -> Pool:
     """``size`` training pairs: random ``support``-px items (default ``2 * crop``), a uniform random grade
     each, made imperfect; the GT a random ``crop``-px crop of the item, its LQ by Eq. 16 of the GT (or, with
     ``lq_from="pristine"``, of the same crop of the pristine source; the random draws are the same either way,
@@ -147,7 +178,7 @@ def make_pool(sources: Sequence[Source], size: int, crop: int, rng: np.random.Ge
     usable = [s for s in sources if min(s.image.shape[:2]) >= support]
     if not usable:
         raise ValueError(f"no training source is at least {support} px on a side")
-    cfg = lq_config(crop)
+    cfg = regime.lq_config()
     gts, lqs, grades, pristine, items = [], [], [], [], []
     with tqdm(total=size, desc="training pairs", disable=not progress, unit="pair") as bar:
         while len(gts) < size:
@@ -156,7 +187,7 @@ def make_pool(sources: Sequence[Source], size: int, crop: int, rng: np.random.Ge
             y, x = int(rng.integers(h - support + 1)), int(rng.integers(w - support + 1))
             c = src[y:y + support, x:x + support]
             grade = int(rng.integers(GRADES))
-            item = imperfect(c, grade, rng)
+            item = imperfect(c, grade, rng, regime)
             y, x = int(rng.integers(support - crop + 1)), int(rng.integers(support - crop + 1))
             gt = np.ascontiguousarray(item[y:y + crop, x:x + crop])
             clean = c[y:y + crop, x:x + crop]
@@ -180,11 +211,12 @@ class EvalSet:
     source: list[torch.Tensor]    # (1, 3, H, W), the pristine reference
 
 
-def make_eval(held_out: Sequence[Source], draws: int, crop: int, rng: np.random.Generator) -> EvalSet:
-    """``draws`` Eq. 16 degradations of every held-out source (same scaled ranges as training)."""
+def make_eval(held_out: Sequence[Source], draws: int, rng: np.random.Generator,
+              regime: Regime = DEFAULT_REGIME) -> EvalSet:
+    """``draws`` Eq. 16 degradations of every held-out source (the training LQ's ranges)."""
     from iqprior.data.degradations import degrade
 
-    cfg = lq_config(crop)
+    cfg = regime.lq_config()
     out = EvalSet([], [], [])
     for s in held_out:
         h, w = (d - d % 4 for d in s.image.shape[:2])   # the network halves the size twice

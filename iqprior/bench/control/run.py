@@ -16,6 +16,7 @@ from .labelling import make_labels
 from .model import build_twins
 from .report import summarise, write_outputs
 from .training import batch_plan, train
+from .visibility import grade_visibility
 
 log = logging.getLogger("iqprior.bench")
 
@@ -30,9 +31,10 @@ def run_control(cfg: ControlConfig) -> dict:
         rng = np.random.default_rng(cfg.seed)
         train_src, held = load_sources(cfg.data)
         pool = make_pool(train_src, cfg.pool, cfg.crop, rng, progress=cfg.progress, support=cfg.support,
-                         lq_from=cfg.lq_from)
-        ev = make_eval(held, cfg.eval_draws, cfg.crop, np.random.default_rng(cfg.seed + 2))
-        labels = make_labels(pool, cfg.labels)
+                         lq_from=cfg.lq_from, regime=cfg.degradation)
+        ev = make_eval(held, cfg.eval_draws, np.random.default_rng(cfg.seed + 2), cfg.degradation)
+        visibility = grade_visibility(pool)
+        labels = make_labels(pool, cfg.labels, members=cfg.degradation.label_members)
         log.info("labels %s: level counts %s, rho(quality, score) %.3f", cfg.labels,
                  torch.bincount(labels.level, minlength=GRADES).tolist(), labels.rho_grade)
         base, plus = build_twins(cfg)
@@ -42,6 +44,7 @@ def run_control(cfg: ControlConfig) -> dict:
         nr_members = tuple(dict.fromkeys(labels.members + LABEL_MEMBERS + HELD_OUT_MEMBERS))
         ev_res, strip = evaluate(base, plus, ev, nr_members, cfg.progress)
         ev_res["premise"] = premise(base, plus, pool, labels.level)
+        ev_res["grade_visibility"] = visibility
     finally:
         torch.set_num_threads(old_threads)
     result = summarise(cfg, labels, pool, ev, ev_res, loss_base, loss_plus, time.perf_counter() - t0)

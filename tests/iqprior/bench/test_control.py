@@ -18,8 +18,9 @@ from iqprior.bench.control.report import spearman
 from iqprior.cli import main
 
 TINY = ["--steps", "3", "--pool", "24", "--eval-draws", "1", "--no-progress"]
-FIELDS = ("labels", "levels", "plus_psnr", "baseline_psnr", "spearman_level_psnr", "plus_ssim", "baseline_ssim",
-          "spearman_level_ssim", "nr", "steps", "seed", "wall_time_s", "lq_from", "premise")
+FIELDS = ("labels", "levels", "plus_psnr", "baseline_psnr", "lq_psnr", "spearman_level_psnr", "plus_ssim",
+          "baseline_ssim", "spearman_level_ssim", "nr", "steps", "seed", "wall_time_s", "lq_from", "premise", "verdict",
+          "regime", "regime_params", "grade_visibility")
 
 
 def _run(out, *extra) -> dict:
@@ -41,11 +42,18 @@ def test_control_outputs_structure_and_reproducible(tmp_path):
         assert isinstance(a[f"baseline_{k}"], float)
         rho = a[f"spearman_level_{k}"]
         assert rho is None or -1.0 <= rho <= 1.0
-    assert a["nr"]["blur_effect"]["role"] == a["nr"]["blockiness"]["role"] == "label" and a["nr"]["piqe"]["role"] == "held-out"
+    assert a["nr"]["blur_effect"]["role"] == "label"           # the "dominant" regime's GTs are blurred, not JPEG'd
+    assert a["nr"]["blockiness"]["role"] == a["nr"]["piqe"]["role"] == "held-out"
     assert len(a["plus_piqe"]) == 10 and "spearman_level_piqe" in a
-    assert sum(a["level_counts"]) == 24 and a["label_members"] == ["blur_effect", "blockiness"]
+    assert sum(a["level_counts"]) == 24 and a["label_members"] == ["blur_effect"]
     assert set(a["member_tracking"]) >= {"blur_effect", "blockiness", "piqe", "entropy", "uiqm", "uciqe"}
-    assert a["lq_from"] == "gt" and a["premise"]["pairs"] == 24
+    assert a["lq_from"] == "gt" and a["premise"]["pairs"] == 24 and a["regime"] == "dominant"
+    assert set(a["grade_visibility"]) == {"gt", "lq"}
+    v = a["verdict"]
+    assert v["holds"] == (v["rho_level_psnr_at_least_0.8"] and v["level9_beats_lq_by_1db"]
+                          and v["premise_gain_at_least_0.5db"] and v["level9_beats_baseline_psnr"]
+                          and v["level9_beats_baseline_ssim"] and v.get("level9_beats_baseline_lpips", True))
+    assert v["level9_minus_lq_psnr_db"] == pytest.approx(a["plus_psnr"][-1] - a["lq_psnr"], abs=2e-3)
     assert a["premise"]["gain_db"] == pytest.approx(a["premise"]["plus_psnr_to_gt"] - a["premise"]["baseline_psnr_to_gt"],
                                                     abs=2e-4)
     assert (tmp_path / "a" / "control.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -125,6 +133,31 @@ def test_imperfection_grades_are_ordered():
     assert err[0] < err[1] < err[2]
 
 
+def test_grade_visibility_probe_reads_a_visible_grade_and_not_noise():
+    """The linear probe reads the grade off GTs blurred by it, and reads nothing off images unrelated to it."""
+    from iqprior.bench.control.data import REGIMES
+    from iqprior.bench.control.visibility import probe
+
+    train, _ = load_sources()
+    pool = make_pool(train, 160, 32, np.random.default_rng(0), regime=REGIMES["visible"])
+    assert probe(pool.gt, pool.grade) > 0.5                     # GT blur up to 5 px: plainly visible
+    shuffled = pool.grade[torch.randperm(len(pool.grade), generator=torch.Generator().manual_seed(0))]
+    assert abs(probe(pool.gt, shuffled)) < 0.3                  # labels unrelated to the images: nothing to read
+
+
+def test_regimes_and_config():
+    from iqprior.bench.control.data import REGIMES, Regime
+
+    assert ControlConfig().degradation == REGIMES["dominant"]
+    assert ControlConfig(regime="visible").degradation == Regime()
+    custom = Regime(gt_blur=1.0)
+    assert ControlConfig(regime=custom).degradation is custom
+    with pytest.raises(ValueError, match="regime"):
+        ControlConfig(regime="paper")
+    h, v = REGIMES["dominant"], REGIMES["visible"]
+    assert h.gt_blur < v.gt_blur and h.lq_blur[1] > v.lq_blur[1]   # the degradation dominates in "dominant"
+
+
 def test_spearman():
     assert spearman([0, 1, 2, 3], [1, 5, 7, 9]) == pytest.approx(1.0)
     assert spearman([0, 1, 2, 3], [9, 5, 2, 1]) == pytest.approx(-1.0)
@@ -137,51 +170,52 @@ def _default_run(tmp_path, labels: str, *extra: str) -> dict:
     return json.loads((tmp_path / "control.json").read_text())
 
 
+# The slow runs below are the default command (regime "dominant", 3000 steps). The numbers quoted were measured
+# at pilot scale (seed 0, oracle labels, 500 steps, pool 768, 2 held-out draws; docs/experiments/control.md):
+# the default's own numbers at 3000 steps were not measured on the shared machine that wrote them.
+
+
+@pytest.mark.slow
+def test_control_default_run_restores_and_follows_the_level(tmp_path):
+    """Regime "dominant", LQ from the imperfect GT (Eq. 16): level 9 restores (>= 1 dB over the LQ input) and
+    PSNR rises with the level. Pilot: level 9 +2.08 dB over the LQ, +0.05 dB over the baseline, rho 0.97."""
+    res = _default_run(tmp_path, "oracle")
+    assert res["regime"] == "dominant" and res["lq_from"] == "gt"
+    assert res["plus_psnr"][-1] >= res["lq_psnr"] + 1.0
+    assert res["spearman_level_psnr"] >= 0.8
+    assert res["grade_visibility"]["lq"] < res["grade_visibility"]["gt"]     # the degradation hides part of it
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("labels", ["oracle", "scorer"])
-def test_control_claim_holds_where_the_lq_hides_the_grade(tmp_path, labels):
-    """``--lq-from pristine``: the paper's premise made true (the LQ carries no trace of the GT's grade).
-
-    Measured (seed 0, 3000 steps): premise gain 2.50 dB (oracle) / 2.17 dB (scorer); rho(level, PSNR)
-    0.988 / 0.818; level 9 beats the baseline by +1.45 / +1.33 dB in PSNR and in SSIM.
-    """
-    res = _default_run(tmp_path, labels, "--lq-from", "pristine")
-    assert res["lq_from"] == "pristine" and res["premise"]["gain_db"] > 1.0
-    assert res["spearman_level_psnr"] >= 0.8
-    assert res["plus_psnr"][-1] > res["baseline_psnr"] + 0.5 and res["plus_ssim"][-1] > res["baseline_ssim"]
-
-
-@pytest.mark.slow
-def test_control_default_run_premise_is_weak(tmp_path):
-    """With the LQ degraded from the imperfect GT (Eq. 16, the default), the baseline sees the grade through
-    the LQ: the "+" twin told each GT's level fits the training GTs only slightly better (measured 0.15 dB,
-    against 2.50 dB when the LQ hides the grade). This is why level 9 barely beats the baseline by default."""
-    res = _default_run(tmp_path, "oracle")
-    assert 0.0 <= res["premise"]["gain_db"] < 0.5
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason="measured (seed 0, 3000 steps): rho(level, PSNR) = rho(level, SSIM) = 1.0 and level 9 beats "
-                          "the baseline in PSNR (+0.033 dB) but not in SSIM (0.7672 vs 0.7690): the LQ reveals the GT's "
-                          "grade, so the baseline has almost no ceiling (premise gain 0.15 dB; 2.50 dB with "
-                          "--lq-from pristine, where the claim holds); see benchmarks/README.md", strict=True,
-                   raises=AssertionError)
-def test_control_default_run_oracle_labels_show_the_claim(tmp_path):
-    """The issue's expectation with the known grades: rho(level, PSNR) >= 0.8, level 9 beats the baseline."""
-    res = _default_run(tmp_path, "oracle")
-    assert res["spearman_level_psnr"] >= 0.8 and res["spearman_level_ssim"] >= 0.8
+@pytest.mark.xfail(reason="pilot (oracle, 500 steps): premise gain 0.13 dB, level 9 only +0.05 dB over the baseline: "
+                          "even where the degradation dominates, the LQ's blur (GT blur composed with Eq. 16's) still "
+                          "tells the baseline the GT's grade in ~75 % of draws (probe rho 0.28 from the LQ); the same "
+                          "regime with the LQ from the pristine crop gives 0.66 dB. See docs/experiments/control.md",
+                   strict=True, raises=AssertionError)
+def test_control_default_run_shows_the_claim(tmp_path, labels):
+    """Issue #25's "Done when": the whole verdict, premise gain >= 0.5 dB included."""
+    res = _default_run(tmp_path, labels)
+    assert res["premise"]["gain_db"] >= 0.5
     assert res["plus_psnr"][-1] > res["baseline_psnr"] and res["plus_ssim"][-1] > res["baseline_ssim"]
-    assert res["plus_psnr"][-1] > res["plus_psnr"][0]
+    assert res["verdict"]["holds"]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="measured (seed 0, 3000 steps): the labels track the GT grade (rho 0.96) but rho(level, "
-                          "PSNR) is 0.76 and level 9 is 0.14 dB below the baseline: levels 8-9 hold only grade 0-1 "
-                          "items, chosen among them by texture (blur_effect reads content), so the top levels ask for "
-                          "over-sharpening, and the LQ reveals the GT's grade (premise gain 0.19 dB); with --lq-from "
-                          "pristine rho is 0.82 and level 9 is +1.33 dB; see benchmarks/README.md", strict=True,
-                   raises=AssertionError)
-def test_control_default_run_scorer_labels_show_the_claim(tmp_path):
-    res = _default_run(tmp_path, "scorer")
-    assert res["spearman_level_psnr"] >= 0.8
-    assert res["plus_psnr"][-1] > res["baseline_psnr"]
+def test_control_claim_holds_where_the_lq_hides_the_grade(tmp_path):
+    """``--lq-from pristine``: the paper's premise made true (the LQ carries no trace of the GT's grade).
+    Pilot: premise gain 0.66 dB, level 9 +0.57 dB over the baseline and +1.95 dB over the LQ, rho 0.98."""
+    res = _default_run(tmp_path, "oracle", "--lq-from", "pristine")
+    assert res["lq_from"] == "pristine" and res["premise"]["gain_db"] >= 0.5
+    assert res["spearman_level_psnr"] >= 0.8 and res["plus_psnr"][-1] >= res["lq_psnr"] + 1.0
+    assert res["plus_psnr"][-1] > res["baseline_psnr"] and res["plus_ssim"][-1] > res["baseline_ssim"]
+
+
+@pytest.mark.slow
+def test_control_visible_regime_premise_is_weak(tmp_path):
+    """``--regime visible`` (before issue #25): the GT blur shows through the LQ, the baseline reads the grade
+    (measured premise gain 0.15 dB at 3000 steps, 0.12 dB at 500) and level 9 does not restore (+0.07 dB over
+    the LQ)."""
+    res = _default_run(tmp_path, "oracle", "--regime", "visible")
+    assert 0.0 <= res["premise"]["gain_db"] < 0.5
+    assert res["plus_psnr"][-1] < res["lq_psnr"] + 1.0

@@ -91,6 +91,15 @@ CASES = {
     "bench-histogram": (["bench", "histogram", "--manifest", D + "/nope.jsonl", "--out", D + "/h.png"],
                         "manifest not found"),
     "weights-add-missing": (["weights", "add", D + "/missing.pth"], "missing.pth"),
+    "export-out-under-file": (["export", "--model", "nu2net+", "--out", F + ".onnx"], "is a file"),
+    "export-out-folder": (["export", "--model", "nu2net+", "--out", D], "is a folder"),
+    "export-model": (["export", "--model", "nu2nte", "--out", D + "/m.onnx"], "did you mean"),
+    "export-difface": (["export", "--model", "difface+", "--out", D + "/m.onnx"], "sampler loop"),
+    "export-size": (["export", "--model", "codeformer", "--size", "256", "--out", D + "/m.onnx"], "native size"),
+    "export-opset": (["export", "--model", "nu2net", "--opset", "11", "--out", D + "/m.onnx"], "--opset"),
+    "restore-onnx-missing": (["restore", D + "/img", "--onnx", D + "/nope.onnx", "--out", D + "/o"], "no such file"),
+    "restore-onnx-not-onnx": (["restore", D + "/img", "--onnx", D + "/text.pth", "--out", D + "/o"],
+                              "not a model onnxruntime can load"),
 }
 CUDA_CASES = {
     "score-cuda": ["score", D + "/img", "--members", "offline", "--out", D + "/s.jsonl", "--device", "cuda"],

@@ -1,0 +1,150 @@
+"""Reading a released model file for ``auto`` / ``auto+``: iqprior's safe reader, then spandrel.
+
+The file is read by :func:`iqprior.checkpoint.safe_load` (``weights_only=True``
+with the project's allowlist; hostile files are refused with one line) or, for
+``.safetensors``, by safetensors. The state dict is unwrapped from the layouts
+trainers release (BasicSR ``params_ema`` / ``params``, Lightning
+``state_dict``, ``model``, ``net``, ``model_state_dict``, one nested level) and
+only then handed to spandrel's ``ModelLoader().load_from_state_dict``;
+spandrel's own file loader is never used. Key prefixes (``module.``,
+``netG.``, ``net_g.``, ``model.``, ``generator.``) are stripped when every key
+carries one and the keys as they are match no architecture.
+
+Architectures of ``spandrel_extra_arches`` (non-commercial licences) are
+detected too when that package is installed; iqprior does not depend on it.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+
+from iqprior.checkpoint import CheckpointError, safe_load
+
+WRAPPERS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
+PREFIXES = ("module.", "netG.", "net_g.", "model.", "generator.")
+
+
+@functools.lru_cache(maxsize=1)
+def registry():
+    """spandrel's main registry, with ``spandrel_extra_arches`` installed into it when that package is present."""
+    from spandrel import MAIN_REGISTRY
+
+    try:
+        import spandrel_extra_arches
+    except ImportError:
+        return MAIN_REGISTRY
+    try:
+        spandrel_extra_arches.install()
+    except Exception:  # already installed (DuplicateArchitectureError) or an incompatible version: keep the main ones
+        pass
+    return MAIN_REGISTRY
+
+
+def _is_safetensors(path: Path) -> bool:
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= path.stat().st_size
+
+
+def unwrap(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """The tensor state dict inside ``obj`` (wrapper keys of :data:`WRAPPERS`, nested, or one single key)."""
+    for _ in range(3):
+        if not isinstance(obj, Mapping):
+            break
+        inner = next((obj[k] for k in WRAPPERS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None and len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
+            inner = next(iter(obj.values()))
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a state dict")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise CheckpointError(f"{source} has no tensors (top-level keys: {sorted(map(str, obj))[:8]})")
+    return state
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read ``path`` safely and unwrap its state dict (one-line ``CheckpointError`` / ``FileNotFoundError``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    if path.stat().st_size and _is_safetensors(path):
+        from safetensors.torch import load_file
+        try:
+            return unwrap(load_file(str(path)), str(path))
+        except CheckpointError:
+            raise
+        except Exception as e:  # safetensors raises its own error types
+            raise CheckpointError(f"cannot read {path} as safetensors: {str(e).splitlines()[0] if str(e) else e!r}"
+                                  ) from None
+    return unwrap(safe_load(path), str(path))
+
+
+def _variants(state: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+    yield state
+    for p in PREFIXES:
+        if all(k.startswith(p) for k in state):
+            yield {k[len(p):]: v for k, v in state.items()}
+
+
+def _looks(state: Mapping[str, torch.Tensor], n: int = 4) -> str:
+    keys = list(state)
+    shown = ", ".join(f"{k} {tuple(state[k].shape)}" for k in keys[:n])
+    return f"{len(keys)} tensors: {shown}" + (" ..." if len(keys) > n else "")
+
+
+def detected_id(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The id of the first spandrel architecture whose detection accepts ``state``."""
+    for support in registry().architectures("detection"):
+        if support.architecture.detect(state):
+            return str(support.architecture.id)
+    return None
+
+
+def load_descriptor(state: dict[str, torch.Tensor], source: str):
+    """spandrel's ``ImageModelDescriptor`` for ``state`` (one-line ``CheckpointError``/``ValueError`` otherwise)."""
+    from spandrel import ImageModelDescriptor, ModelLoader, UnsupportedModelError
+
+    from .families import UNSUPPORTED
+
+    loader = ModelLoader(device="cpu", registry=registry())
+    failure = None
+    for variant in _variants(state):
+        try:
+            desc = loader.load_from_state_dict(dict(variant))
+        except UnsupportedModelError:
+            continue
+        except Exception as e:  # detected, but the weights do not build that architecture
+            failure = failure or f"{detected_id(variant)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            continue
+        arch_id = str(desc.architecture.id)
+        if arch_id in UNSUPPORTED or not isinstance(desc, ImageModelDescriptor):
+            reason = UNSUPPORTED.get(arch_id, f"purpose {desc.purpose!r} is not image-to-image")
+            raise ValueError(f"{source} is a {arch_id} model, which auto cannot run: {reason}")
+        return desc
+    if failure is not None:
+        raise CheckpointError(f"{source}: spandrel detected {failure} (a truncated or modified file?)")
+    raise CheckpointError(f"{source}: no architecture spandrel knows matches this file ({_looks(state)}); "
+                          f"see docs/auto.md for the supported families")
+
+
+def load_by_id(arch_id: str, state: dict[str, torch.Tensor], source: str):
+    """Build architecture ``arch_id`` from ``state`` (a saved ``auto`` directory: no detection order involved)."""
+    support = registry().get(arch_id)
+    if support is None:
+        raise CheckpointError(f"{source} holds a {arch_id} model, which the installed spandrel does not know (a "
+                              f"family of spandrel_extra_arches? install that package, or a newer spandrel)")
+    try:
+        return support.architecture.load(dict(state))
+    except Exception as e:
+        raise CheckpointError(f"{source}: its {arch_id} weights do not build the network: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}") from None
+
