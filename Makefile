@@ -1,6 +1,7 @@
 # Quick start (a fresh machine, nothing installed):
 #   make demo   -> installs into .venv, scores the bundled sample images
 #   make test   -> installs into .venv, runs the test suite
+#   make docs   -> installs into .venv, builds the documentation site into site/
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu   -> CPU-only torch (no CUDA wheels)
 #   make app    -> the local web app (`iqprior demo`) on http://127.0.0.1:7860
 #   make test-oldest-torch -> the conditioning and contract tests on the oldest torch setup.cfg declares
@@ -9,11 +10,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.iqprior-installed
 
-.PHONY: install demo app demo-model test lint fuzz bench clean test-oldest-torch
+.PHONY: install demo app demo-model test lint docs fuzz bench clean test-oldest-torch
 
 install: $(STAMP)
 
-# torch comes from torchvision's own requirement (no pin: see README, "Installing");
+# torch comes from torchvision's own requirement (no pin: see docs/getting-started.md);
 # basicsr is an sdist whose isolated build would fetch a second torch, so it is
 # built against the installed one with --no-build-isolation.
 $(STAMP): setup.cfg
@@ -44,6 +45,11 @@ lint: install
 
 test: lint
 	$(PY) -m pytest -q
+
+# the documentation site (mkdocs.yml) into site/, warnings as errors; CLI pages and the adapters and
+# members tables are generated from the code by docs/_hooks/iqprior_docs.py
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 # the readers of untrusted files under a long Hypothesis budget (the default suite runs 20 cases each)
 FUZZ_EXAMPLES ?= 2000
@@ -76,4 +82,5 @@ bench: install
 	$(PY) benchmarks/run_all.py
 
 clean:
+	rm -rf $(VENV) results site
 	rm -rf $(VENV) $(OLDEST_VENV) results

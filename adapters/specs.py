@@ -43,7 +43,7 @@ class AdapterSpec:
         licence: licence of the released weights.
         source: upstream repository and paper.
         fast_path: the inference measures :func:`adapters.create` (and the builders) turn on unless ``exact=True``
-            (:mod:`iqprior.fastpath`), chosen per model from measurements (benchmarks/README.md);
+            (:mod:`iqprior.fastpath`), chosen per model from measurements (docs/experiments/speed.md);
             ``None`` = the adapter class's own (the exact path for the base class).
         tiny: builder options of a small random-weight network with the released structure, what
             every test, example and benchmark builds: ``adapters.create(name, tiny=True)`` (or
@@ -86,7 +86,7 @@ class AdapterSpec:
 
 
 _S_LAB = "S-Lab License 1.0 (non-commercial)"
-# Fast paths (benchmarks/README.md, "Fast path vs exact path"): channels-last convolutions + fused SDPA
+# Fast paths (docs/experiments/speed.md, "Fast path vs exact path"): channels-last convolutions + fused SDPA
 # attention on the VQGAN / diffusion networks; PUIE-Net channels-last only (no attention); NU2Net stays
 # exact (channels-last measured slower: its instance norms and bilinear upsampling).
 _CL_SDPA = FastPath(channels_last=True, attention=True)
@@ -123,7 +123,7 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
            source="sczhou/CodeFormer (Zhou et al., NeurIPS 2022)"),
     *_pair("daefr", "daefr", plus_at="cross_attention", plus_shape=(256, 16, 16),
            official_files=("DAEFR_model.ckpt",), task=FACE, native_size=512, licence="see LIAGM/DAEFR",
-           fast_path=FastPath(channels_last=True),  # SDPA measured 0.83x here (benchmarks/README.md)
+           fast_path=FastPath(channels_last=True),  # SDPA measured 0.83x here (docs/experiments/speed.md)
            tiny=_TINY_DAEFR,
            source="LIAGM/DAEFR (Tsai et al., ICLR 2024)"),
     *_pair("difface", "difface", plus_at="time_embed", plus_shape=(512,),

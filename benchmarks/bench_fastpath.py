@@ -8,7 +8,7 @@ variant is the median over rounds of ``t_exact / t_variant`` within a round
 ``max |variant - exact|`` next to the tolerance ``1e-4 * max(1, max |exact|)``.
 DifFace's two networks are timed separately (one UNet call = one of its 100
 sampling steps; the SwinIR estimator once per image). This is what each
-adapter's ``fast_path`` was chosen from (benchmarks/README.md).
+adapter's ``fast_path`` was chosen from (docs/experiments/speed.md).
 
     python benchmarks/bench_fastpath.py [--models codeformer,daefr,difface,iqpfr,puienet,nu2net]
                                         [--size 512] [--rounds 5] [--threads 2]

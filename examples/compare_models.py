@@ -6,7 +6,7 @@
 Models whose official weights are on disk (``iqprior weights``, ``IQPRIOR_WEIGHTS``)
 use them; the others run with RANDOM weights so that the pipeline can be seen
 working anywhere (their numbers mean nothing, and the table says so). The same
-as ``iqprior bench quality`` + ``iqprior bench grid``; see benchmarks/README.md.
+as ``iqprior bench quality`` + ``iqprior bench grid``; see docs/guides/evaluating.md.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """iqprior: an image-quality prior for image-restoration models (IQPFR, arXiv 2503.09294).
 
-Public API (see DESIGN.md):
+Public API (see docs/architecture.md, "Contract"):
 
 - :func:`create_scorer`, :class:`Calibration`, :func:`score_to_level` — the NR-IQA ensemble;
 - :class:`ScoreEmbedding`, :func:`condition` — condition any network on a quality level;

@@ -15,7 +15,7 @@ same arithmetic is laid out and may differ by float rounding:
 
 A fast path is the default of an adapter only where its output stays within
 :data:`TOLERANCE` of the exact one (:func:`within_tolerance`), measured per
-model (``iqprior bench speed``; ``benchmarks/README.md``).
+model (``iqprior bench speed``; ``docs/experiments/speed.md``).
 
 Precision (``"fp32"``, ``"bf16"``, ``"fp16"``) is autocast around the network,
 an opt-in: it moves outputs far more than the fast path does, and the speed

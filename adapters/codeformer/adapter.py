@@ -16,7 +16,7 @@ stage-II objective with the GT image's level as the condition.
 Fast path (default; ``exact=True`` for upstream's numerics): channels-last
 convolutions (the VQGAN encoder, generator and fusion blocks are most of the
 time) + fused SDPA in the Transformer (``need_weights=False``) and the VQGAN
-attention block. Measured at 512² on CPU (benchmarks/README.md): channels-last
+attention block. Measured at 512² on CPU (docs/experiments/speed.md): channels-last
 is the gain, SDPA about neutral; the output moves by float rounding only (well
 inside 1e-4 × max |out|, as the fidelity fusion amplifies little in fp32). A
 top-1 code can flip only where two logits tie to ~1e-6.

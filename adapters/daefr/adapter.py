@@ -18,7 +18,7 @@ feature; the GT's level is the condition.
 
 Fast path (default; ``exact=True`` for upstream's numerics): channels-last
 convolutions only (three VQ encoders and the decoder dominate). Measured at
-512² on CPU, interleaved (benchmarks/README.md): channels-last 1.22×, fused
+512² on CPU, interleaved (docs/experiments/speed.md): channels-last 1.22×, fused
 SDPA in the attention blocks 0.83× and both 1.03×, so SDPA stays off; the
 output is within 1e-4 × max |out| of the exact path (6.3e-5).
 """

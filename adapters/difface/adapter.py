@@ -35,7 +35,7 @@ Fast path (default; ``exact=True`` for upstream's numerics): the SwinIR
 estimator folds its windows into a contiguous 4-D ``(B, nW·heads, N, dim)``
 batch so SDPA takes the fused kernel instead of the math fallback its 5-D
 tensors get, the UNet's attention gets contiguous 4-D q/k/v likewise, and both
-networks run channels-last. Measured at 512² on CPU (benchmarks/README.md): the
+networks run channels-last. Measured at 512² on CPU (docs/experiments/speed.md): the
 window fold is the estimator's gain, channels-last the UNet's (one call = one of
 the 100 steps, so ``--compile`` pays off most here); outputs within 1e-4.
 

@@ -22,7 +22,7 @@ the bottleneck ``encoder.e_stage4`` (512 channels at 1/8 scale) as a per-channel
 
 No fast path: channels-last was measured 0.89x at 512² on CPU (its instance
 norms, max-pools and bilinear upsampling reorder the layout), so NU2Net always
-runs the exact path (benchmarks/README.md); ``precision`` still applies.
+runs the exact path (docs/experiments/speed.md); ``precision`` still applies.
 """
 from __future__ import annotations
 

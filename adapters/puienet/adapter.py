@@ -30,7 +30,7 @@ posterior to the prior, equal weights).
 
 Fast path (default through ``adapters.create``; ``exact=True`` for the official
 numerics): channels-last convolutions, measured 1.13x at 512² on CPU with a
-deviation of ~1e-7 (benchmarks/README.md); there is no attention to fuse.
+deviation of ~1e-7 (docs/experiments/speed.md); there is no attention to fuse.
 """
 from __future__ import annotations
 

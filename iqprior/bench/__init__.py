@@ -13,5 +13,5 @@
 - :mod:`.overopt` — ``iqprior bench overopt``: optimised vs held-out IQA gains;
 - :mod:`.figures` — comparison grid (Fig. 4), level sweep (Fig. 13), score histogram (Fig. 2).
 
-Nothing heavy is imported here; see benchmarks/README.md for usage.
+Nothing heavy is imported here; see docs/guides/evaluating.md for usage.
 """

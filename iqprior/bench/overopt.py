@@ -15,7 +15,7 @@ more than metrics it never saw (held-out members B), so we measure:
   more than held-out ones), and per image, the share of images where A rose
   while B fell.
 
-How to read it: benchmarks/README.md, "Over-optimisation monitor".
+How to read it: docs/guides/evaluating.md, "Over-optimisation monitor".
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ Sub-commands:
 - ``grid``, ``sweep``, ``histogram``: the paper's Fig. 4, Fig. 13 and Fig. 2;
 - ``control``: the paper's thesis measured on CPU (baseline vs its "+" twin, output quality vs level).
 
-See benchmarks/README.md for how to run them on the public test sets.
+How to run them on the public test sets: docs/guides/evaluating.md (the docs site: `make docs`).
 """
 from __future__ import annotations
 

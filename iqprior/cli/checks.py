@@ -18,7 +18,7 @@ def add_precision_flag(p, what: str) -> None:
     """``--precision fp32|bf16|fp16`` (default fp32) on parser ``p``: autocast of ``what``."""
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help=f"autocast {what} (default fp32); bf16/fp16 are faster where the hardware has them but move "
-                        f"the numbers (`iqprior bench speed` and benchmarks/README.md say by how much)")
+                        f"the numbers (`iqprior bench speed` and docs/experiments/speed.md say by how much)")
 
 
 def check_out(path: Optional[str | os.PathLike], flag: str = "--out", is_file: bool = False) -> Optional[Path]:

@@ -27,7 +27,7 @@ from typing import Any, Optional
 
 from .checks import add_precision_flag
 
-# faces per forward pass: on CPU batch 4 was measured slower than batch 1 (benchmarks/README.md)
+# faces per forward pass: on CPU batch 4 was measured slower than batch 1 (docs/experiments/speed.md)
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 
 

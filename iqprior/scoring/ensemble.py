@@ -133,7 +133,7 @@ def create_scorer(members: str | Sequence[str | MetricSpec] = "paper",
                   calibration: Optional[Calibration | str | os.PathLike] = None,
                   device: Optional[str | torch.device] = None, pretrained: bool = True,
                   batch_size: Optional[int] = None, precision: str = "fp32") -> EnsembleScorer:
-    """Build the ensemble scorer (DESIGN.md contract).
+    """Build the ensemble scorer (the contract in docs/architecture.md).
 
     Args:
         members: ``"paper"``, ``"offline"``, ``"underwater"``, a comma-separated
