@@ -34,6 +34,7 @@ from iqprior.checkpoint import CheckpointError, load_strict
 from iqprior.config import check_options
 from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
+from iqprior.padding import pad_to
 
 from ..base import WEIGHTS_NAME, Adapter
 from ..registry import builder
@@ -55,24 +56,6 @@ def jsonable(value: Any) -> Any:
         if isinstance(value, (list, tuple)):
             return [jsonable(v) for v in value]
         return None
-
-
-def pad_to(x: torch.Tensor, minimum: int, multiple: int, square: bool) -> torch.Tensor:
-    """Pad ``x`` on the right/bottom as spandrel does (reflect as far as it can, then replicate)."""
-    h, w = x.shape[-2:]
-
-    def up(v: int) -> int:
-        v = max(v, minimum)
-        return -(-v // multiple) * multiple
-    th, tw = up(h), up(w)
-    if square:
-        th = tw = max(th, tw)
-    ph, pw = th - h, tw - w
-    if not (ph or pw):
-        return x
-    rw, rh = min(pw, w - 1), min(ph, h - 1)
-    x = F.pad(x, (0, rw, 0, rh), mode="reflect")
-    return F.pad(x, (0, pw - rw, 0, ph - rh), mode="replicate") if (pw - rw or ph - rh) else x
 
 
 class AutoAdapter(Adapter):

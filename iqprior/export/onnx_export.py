@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -30,6 +31,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from ..padding import padded_size
 from .onnx_file import META_PREFIX, ExportError
 
 __all__ = ["export_onnx", "ExportReport", "ExportError", "META_PREFIX", "DEFAULT_OPSET", "parse_size",
@@ -154,7 +156,15 @@ def _metadata(model: nn.Module, level: bool, controls: dict[str, float], size: O
         "precision": precision,
         "random_weights": "true" if random_weights else "false",
         "iqprior_version": __version__,
+        # (minimum, multiple, square): the runner pads to it outside the graph, where pad amounts are dynamic
+        "size_requirements": json.dumps(list(size_requirements(model))),
     }
+
+
+def size_requirements(model: nn.Module) -> tuple[int, int, bool]:
+    """The model's ``(minimum, multiple, square)`` input requirement (``auto`` models; none for the others)."""
+    minimum, multiple, square = getattr(model, "size_requirements", (0, 1, False))
+    return int(minimum), int(multiple), bool(square)
 
 
 def check_out_file(out: Path, flag: str = "--out") -> None:
@@ -225,7 +235,7 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
     levels = _levels(model) if level else 0
     controls = {c: float(getattr(model, c)) for c in getattr(model, "controls", ())}
     fixed = (native, native) if native is not None else size
-    h, w = fixed if fixed is not None else TRACE_SIZE
+    h, w = fixed if fixed is not None else padded_size(*TRACE_SIZE, *size_requirements(model))
     was_exact, was_precision = getattr(model, "exact", False), getattr(model, "precision", "fp32")
     model.eval().cpu()
     if hasattr(model, "set_exact"):
@@ -253,6 +263,8 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
         with atomic_path(out) as tmp:
             _trace(graph, tuple(args), names, dynamic, opset, tmp, name)
             finish_file(tmp, meta, controls, META_PREFIX)
+            if fixed is None:
+                _find_padding(tmp, model, meta, name, precision, seed)
     finally:
         if hasattr(model, "set_exact"):
             model.set_exact(was_exact)
@@ -268,6 +280,51 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
             raise ExportError(f"{out} differs from PyTorch by {worst:.3g} (> {limit:g}): "
                               f"{report.summary()}; the file is kept for inspection")
     return report
+
+
+PAD_MULTIPLES = (1, 2, 4, 8, 16, 32, 64)
+# what a dynamic-size file must meet at an odd size; a graph that bakes a size-dependent constant (a shifted-window
+# attention mask) is off by more, and is refused: it runs correctly only at its traced size (--size HxW)
+PROBE_ATOL = 1e-4
+
+
+def _find_padding(path: Path, model: nn.Module, meta: dict[str, str], name: str, precision: str, seed: int) -> None:
+    """A traced graph keeps the pad amounts of its trace size (a window transformer pads itself to its
+    window inside ``forward``), so a dynamic-size file is run on inputs the runner pads to a multiple:
+    the smallest of :data:`PAD_MULTIPLES` whose output at an odd size equals PyTorch's is written to ``meta``."""
+    from .onnx_file import require_onnxruntime
+    from .verify import ODD_SIZE
+
+    x = torch.rand(1, 3, *ODD_SIZE, generator=torch.Generator().manual_seed(seed + 2))
+    level = torch.tensor([0]) if takes_level(model) else None
+    tol = PROBE_ATOL if precision == "fp32" else 1e-2
+    ort = require_onnxruntime()
+    ort.set_default_logger_severity(4)  # the sizes a graph cannot take are expected here: not the user's errors
+    try:
+        _try_multiples(path, model, meta, x, level, tol)
+    finally:
+        ort.set_default_logger_severity(2)
+    if meta["size_requirements"] is None:
+        raise ExportError(f"{name}: the exported graph does not reproduce PyTorch at sizes other than the traced "
+                          f"one, whatever multiple of {PAD_MULTIPLES[-1]} or less the input is padded to (a size-dependent "
+                          f"constant is baked into the trace, e.g. a shifted-window attention mask); export with --size HxW")
+
+
+def _try_multiples(path: Path, model: nn.Module, meta: dict, x: torch.Tensor, level, tol: float) -> None:
+    from .onnx_file import set_metadata
+    from .runner import OnnxModel
+    from .verify import compare
+
+    minimum, multiple, square = size_requirements(model)
+    for m in PAD_MULTIPLES:
+        meta["size_requirements"] = json.dumps([minimum, math.lcm(multiple, m), square])
+        set_metadata(path, meta, META_PREFIX)
+        try:
+            if compare(OnnxModel(path, threads=1), model, x, level) <= tol:
+                return
+        except Exception:  # onnxruntime's shape errors at a size the graph cannot take: try the next multiple
+            continue
+    meta["size_requirements"] = None
 
 
 def _levels(model: nn.Module) -> int:

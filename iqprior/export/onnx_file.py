@@ -50,6 +50,14 @@ def finish_file(path: str | os.PathLike, meta: dict[str, str], controls: dict[st
         if name not in inputs:
             raise ValueError(f"the exported graph has no input {name!r}: the control was traced as a constant")
         model.graph.initializer.append(numpy_helper.from_array(np.array([value], dtype=np.float32), name))
+    onnx.save(model, str(path))
+    set_metadata(path, meta, prefix)
+
+
+def set_metadata(path: str | os.PathLike, meta: dict[str, str], prefix: str) -> None:
+    """Rewrite the ``prefix``-ed metadata of the ONNX file at ``path`` (nothing else changes)."""
+    onnx = require_onnx()
+    model = onnx.load(str(path))
     del model.metadata_props[:]
     for k, v in meta.items():
         entry = model.metadata_props.add()

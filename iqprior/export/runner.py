@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..levels import DEFAULT_LEVELS, ScoreLike, as_levels
+from ..padding import needs_padding, pad_to
 from .onnx_file import META_PREFIX, read_metadata, require_onnxruntime
 
 __all__ = ["OnnxModel", "DEFAULT_LEVEL"]
@@ -104,6 +105,9 @@ class OnnxModel:
         self.adapter_name = m.get("adapter", self.path.stem)
         self.random_weights = m.get("random_weights") == "true"
         self.scale = int(m.get("scale", 1))
+        # (minimum, multiple, square) of the network: met here by padding (a traced graph's pads are constants)
+        req = json.loads(m.get("size_requirements", "[0, 1, false]"))
+        self.size_requirements = (int(req[0]), int(req[1]), bool(req[2]))
 
     def set_controls(self, **values: float) -> OnnxModel:
         """Per-call defaults for the file's controls (e.g. ``fidelity=0.7``); a call's own values win."""
@@ -158,8 +162,13 @@ class OnnxModel:
         """Run the file on ``x`` (B, 3, H, W) RGB in [0, 1]; returns the output as a float32 tensor
         on ``x``'s device (not clamped). ``score``: level(s) for a file that takes one (default 9),
         ignored otherwise; ``controls``: e.g. ``fidelity=0.7`` (default: the file's)."""
+        h, w = x.shape[-2:] if isinstance(x, torch.Tensor) and x.dim() == 4 else (0, 0)
+        padded = needs_padding(self.size_requirements) and isinstance(x, torch.Tensor) and x.dim() == 4
+        if padded:
+            x = pad_to(x, *self.size_requirements)
         out = self.session.run([self.output_name], self.feeds(x, score, **{**self._overrides, **controls}))[0]
-        return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
+        y = torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
+        return y[..., : h * self.scale, : w * self.scale] if padded else y
 
     def __repr__(self) -> str:
         return (f"OnnxModel({str(self.path)!r}, adapter={self.adapter_name!r}, task={self.task!r}, "

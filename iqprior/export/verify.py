@@ -14,6 +14,8 @@ __all__ = ["verify_export", "VERIFY_SIZE", "compare"]
 # dynamic-size models are checked at another size than the traced one (TRACE_SIZE) (a multiple of 16: the models'
 # "resize to the working size" branches are an identity there, so the check covers both cases)
 VERIFY_SIZE = (64, 96)
+# and at a size no window or stride divides: the pads a dynamic-size model needs happen there too
+ODD_SIZE = (61, 83)
 
 
 @torch.no_grad()
@@ -50,8 +52,15 @@ def verify_export(path: str | os.PathLike, model: nn.Module, seed: int = 0, thre
     runner = OnnxModel(path, threads=threads)
     h, w = runner.input_size or VERIFY_SIZE
     x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(seed + 1))
+    odd = None if runner.input_size else torch.rand(1, 3, *ODD_SIZE, generator=torch.Generator().manual_seed(seed + 2))
     if runner.is_conditioned:
         top = runner.levels - 1
-        return {f"levels 0,{top}": compare(runner, model, x, torch.tensor([0, top])),
-                f"level {top}": compare(runner, model, x[:1], torch.tensor([top]))}
-    return {"batch of 2": compare(runner, model, x, None)}
+        out = {f"levels 0,{top}": compare(runner, model, x, torch.tensor([0, top])),
+               f"level {top}": compare(runner, model, x[:1], torch.tensor([top]))}
+        if odd is not None:
+            out[f"{ODD_SIZE[0]}x{ODD_SIZE[1]}"] = compare(runner, model, odd, torch.tensor([top]))
+        return out
+    out = {"batch of 2": compare(runner, model, x, None)}
+    if odd is not None:
+        out[f"{ODD_SIZE[0]}x{ODD_SIZE[1]}"] = compare(runner, model, odd, None)
+    return out

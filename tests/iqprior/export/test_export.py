@@ -17,11 +17,13 @@ from iqprior.export import ExportError, OnnxModel, export_onnx  # noqa: E402
 from iqprior.export.onnx_export import export_refusal  # noqa: E402
 
 ATOL = 1e-4
-EXPORTABLE = sorted(n for n in adapters.specs.SPECS if not export_refusal(n))
+# `auto` / `auto+` load a file (their tiny model is a SwinIR, which does not trace: see the auto tests at the end)
+EXPORTABLE = sorted(n for n in adapters.specs.SPECS if not export_refusal(n) and n not in ("auto", "auto+"))
 
 
 def test_every_builtin_adapter_exports_or_says_why():
-    assert {n.rstrip("+") for n in adapters.specs.SPECS if n not in EXPORTABLE} == {"difface"}
+    assert {n.rstrip("+") for n in adapters.specs.SPECS if n not in EXPORTABLE} == {"difface", "auto"}
+    assert export_refusal("difface") and not export_refusal("auto+")
 
 
 def tiny(name: str) -> adapters.Adapter:
@@ -215,3 +217,39 @@ def test_fp16_export_reports_its_deviation(tmp_path):
     runner = OnnxModel(tmp_path / "h.onnx", threads=1)
     assert runner.image_input.type == "tensor(float)"  # inputs and output stay float32
     assert runner(torch.rand(1, 3, 16, 16), score=2).dtype == torch.float32
+
+
+@pytest.mark.parametrize("family", ["NAFNet", "ESRGAN"])
+def test_auto_models_run_at_any_size_the_runner_pads_for(family, tmp_path):
+    """A network that pads itself inside ``forward`` (NAFNet to its U-Net depth) keeps the trace size's pad
+    amounts in the graph: export finds the multiple the runner pads to, and the file equals PyTorch at odd
+    sizes, its scale kept."""
+    pytest.importorskip("spandrel")
+    from adapters.auto.tiny import write_tiny_file
+
+    torch.set_num_threads(1)
+    model = adapters.create("auto+", checkpoint=write_tiny_file(family, tmp_path / "m.pth", "params_ema"))
+    with torch.no_grad():
+        for e in model.embeddings():
+            e.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    report = export_onnx(model, tmp_path / "m.onnx")
+    runner = OnnxModel(tmp_path / "m.onnx", threads=1)
+    assert "61x83" in report.max_diff and runner.input_size is None
+    for hw in ((61, 83), (50, 70)):
+        x = torch.rand(2, 3, *hw)
+        y = runner(x, score=torch.tensor([0, 9]))
+        assert y.shape == (2, 3, hw[0] * model.scale, hw[1] * model.scale)
+        assert (y - _exact(model, x, torch.tensor([0, 9]))).abs().max() < ATOL
+
+
+def test_auto_window_transformer_is_refused_in_one_line(tmp_path):
+    """SwinIR's shifted-window attention is traced with the trace size's constants: the file would be wrong at
+    other sizes, so the export refuses in one line and writes nothing."""
+    pytest.importorskip("spandrel")
+    from adapters.auto.tiny import write_tiny_file
+
+    torch.set_num_threads(1)
+    model = adapters.create("auto", checkpoint=write_tiny_file("SwinIR", tmp_path / "s.pth", "params_ema"))
+    with pytest.raises(ExportError, match="--size HxW"):
+        export_onnx(model, tmp_path / "dyn.onnx")
+    assert not (tmp_path / "dyn.onnx").exists()
