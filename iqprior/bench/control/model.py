@@ -6,21 +6,13 @@ import copy
 import torch
 from torch import nn
 
+from adapters.minires.arch import MiniRes
+
 from .config import INJECT_AT, ControlConfig
 from .data import GRADES
 
 
-class ResBlock(nn.Module):
-    def __init__(self, ch: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(ch, ch, 3, padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class TinyRestorer(nn.Module):
+class TinyRestorer(MiniRes):
     """A small residual encoder-decoder restorer: ``(B, 3, H, W)`` LQ in [0, 1] -> restored, same shape (unclamped).
 
     ``x + tail(up(decoder(encoder(down(head(x))))))``: the whole correction passes through
@@ -32,20 +24,13 @@ class TinyRestorer(nn.Module):
     """
 
     def __init__(self, width: int = 16, blocks: int = 2):
-        super().__init__()
-        w = int(width)
-        self.head = nn.Sequential(nn.Conv2d(3, w, 3, padding=1), nn.ReLU(inplace=True))
-        self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(inplace=True))
-        self.encoder = nn.Sequential(*[ResBlock(2 * w) for _ in range(blocks)])
-        self.decoder = nn.Sequential(*[ResBlock(2 * w) for _ in range(blocks)])
-        self.up = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(inplace=True))
-        self.tail = nn.Conv2d(w, 3, 3, padding=1)
-        self.feature_channels = 2 * w
+        super().__init__(width, blocks)  # the demo's bundled MiniRes network: same modules, same seeded init
+        self.feature_channels = 2 * int(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"TinyRestorer needs even height and width, got {tuple(x.shape[-2:])}")
-        return x + self.tail(self.up(self.decoder(self.encoder(self.down(self.head(x))))))
+        return super().forward(x)
 
 
 def build_twins(cfg: ControlConfig) -> tuple[nn.Module, nn.Module]:
