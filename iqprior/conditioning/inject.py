@@ -3,18 +3,8 @@
 :func:`condition` registers a forward hook on named submodules of ``net`` and
 modifies their outputs with a :class:`ScoreEmbedding` each:
 
-- ``mode="add"`` (paper Eq. 7): ``f + e[level]``. The embedding has one entry
-  per feature axis after the batch, each equal to the feature's or 1:
-  ``(C, H, W)`` or ``(C, 1, 1)`` for ``(B, C, H, W)``, ``(C,)`` for ``(B, C)``,
-  ``(1, C)`` or ``(L, C)`` for tokens ``(B, L, C)``. Any other shape (one that
-  torch would broadcast along the wrong axis, e.g. ``(C,)`` against
-  ``(B, C, H, W)``) is refused with the feature's shape in the message.
-- ``mode="adain"`` (paper App. 6.2.4, AdaIN-style): per-channel scale ``g`` and
-  shift ``b`` on the instance-normalised feature. The feature keeps its
-  statistics moved to ``(sigma * (1 + g), mu + b)``, i.e.
-  ``f + g * (f - mu) + b``, which is exactly ``f`` at zero init. Channels are
-  axis 1, or the last axis of tokens ``(B, L, C)`` (``channel_axis`` overrides).
-- ``shape=None`` embeddings take :func:`auto_shape` of the feature on the first call.
+``mode="add"`` (paper Eq. 7) or ``mode="adain"`` (App. 6.2.4): the arithmetic and the shapes
+each accepts are in :mod:`iqprior.conditioning.ops`.
 
 The level is passed per call (:mod:`iqprior.conditioning.context`): threads
 sharing one model, ``DataParallel`` replicas, DDP, ``torch.compile``,
