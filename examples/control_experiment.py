@@ -7,6 +7,7 @@ at levels 0..9 and the baseline's are then scored against the pristine held-out 
     python examples/control_experiment.py                  # the default run (about 10 min on 2 cores)
     python examples/control_experiment.py --labels oracle  # labels = the known imperfection grade
     python examples/control_experiment.py --lq-from pristine   # ablation: the LQ hides the GT's grade
+    python examples/control_experiment.py --source photos      # ablation: the bundled photographs
 """
 import argparse
 from pathlib import Path
@@ -17,13 +18,16 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--labels", choices=("scorer", "oracle"), default="scorer")
 parser.add_argument("--lq-from", choices=("gt", "pristine"), default="gt",
                     help="degrade the LQ from the imperfect GT (Eq. 16) or from the pristine crop")
+parser.add_argument("--source", choices=("leaves", "photos"), default="leaves",
+                    help="pristine images: dead-leaves images (default) or the bundled photographs")
 parser.add_argument("--steps", type=int, default=ControlConfig.steps)
 parser.add_argument("--pool", type=int, default=ControlConfig.pool, help="training pairs")
 parser.add_argument("--eval-draws", type=int, default=ControlConfig.eval_draws)
 parser.add_argument("--out", default="results/control_example")
 args = parser.parse_args()
 
-res = run_control(ControlConfig(out=Path(args.out), labels=args.labels, lq_from=args.lq_from, steps=args.steps,
+res = run_control(ControlConfig(out=Path(args.out), labels=args.labels, lq_from=args.lq_from, source=args.source,
+                                steps=args.steps,
                                 pool=args.pool, eval_draws=args.eval_draws))
 print(f"labels={res['labels']}  steps={res['steps']}  label rho(quality, score)={res['label_rho_quality']}")
 print("level : " + "  ".join(f"{lv:6d}" for lv in res["levels"]) + "   baseline")

@@ -135,7 +135,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c = bsub.add_parser("control", help="does conditioning work? baseline vs '+' twin trained on uneven GTs (CPU)",
                         description="Train one small restorer twice on GTs of mixed quality (plain, and its '+' "
                                     "twin conditioned on the GT's level), then score the '+' output at levels "
-                                    "0..9 and the baseline against the pristine held-out images. See "
+                                    "0..9 and the baseline against the pristine held-out images (dead-leaves images by "
+                                    "default, the bundled photographs with --source photos). See "
                                     "docs/experiments/control.md.")
     c.add_argument("--out", default="results/control", help="output folder: control.json, control.md, control.png")
     c.add_argument("--steps", type=int, default=None, help="training steps per model (default 3000)")
@@ -145,9 +146,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.add_argument("--lq-from", choices=("gt", "pristine"), default="gt",
                    help="degrade the LQ input from the imperfect GT (Eq. 16, default) or from the pristine crop "
                         "(ablation: the LQ hides the GT's grade, the paper's premise in its pure form)")
-    c.add_argument("--regime", choices=("dominant", "visible"), default="dominant",
+    c.add_argument("--source", choices=("leaves", "photos"), default="leaves",
+                   help="pristine images: procedural dead-leaves images (default: content whose detail a small "
+                        "restorer can predict) or the bundled photographs (ablation)")
+    c.add_argument("--regime", choices=("dominant", "photo", "visible"), default="dominant",
                    help="GT imperfection vs LQ degradation: 'dominant' (default, the paper's regime: the degradation "
-                        "dominates a subtle GT blur) or 'visible' (ablation: a GT blur that shows through the LQ)")
+                        "dominates a subtle GT blur), 'photo' (the same idea as tuned on the photographs before) or 'visible' "
+                        "(ablation: a GT blur that shows through the LQ)")
     c.add_argument("--pool", type=int, default=None, help="training pairs (default 1536)")
     c.add_argument("--eval-draws", type=int, default=None, help="LQ draws per held-out image (default 4)")
     c.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -305,7 +310,7 @@ def run_control(args) -> int:
     kwargs = {k: v for k, v in (("steps", args.steps), ("pool", args.pool), ("eval_draws", args.eval_draws))
               if v is not None}
     cfg = ControlConfig(out=Path(args.out), labels=args.labels, seed=args.seed, lq_from=args.lq_from,
-                        regime=args.regime, threads=args.threads,
+                        source=args.source, regime=args.regime, threads=args.threads,
                         progress=not args.no_progress, **kwargs)
     res = _run(cfg)
     print(Path(res["files"]["markdown"]).read_text())

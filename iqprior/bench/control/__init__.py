@@ -8,21 +8,25 @@ the output quality rises with the level.
 
 The experiment (data in :mod:`.data`):
 
-1. training pairs: random 128-px items of the bundled images, each made
+1. training pairs: random 128-px items of the pristine sources — procedural
+   dead-leaves images (default, :mod:`.leaves`: content whose detail a small
+   restorer can predict, the role of FFHQ and a codebook prior in the paper)
+   or the bundled photographs (``source="photos"``) —, each made
    imperfect by a random grade 0..9; the GT a random 64-px crop of its item,
    its LQ input the Eq. 16 degradation of that GT (``lq_from="pristine"``: of
    the pristine crop, the ablation in which the LQ hides the GT's grade);
 2. labels: ``scorer`` (default) scores every training GT's item with the
-   library's own pipeline — ``iqprior.create_scorer`` with the no-download
-   members ``blur_effect`` and ``blockiness`` (their errors differ: one sees
-   blur, the other JPEG), ``iqprior.Calibration.fit`` on the training items
+   library's own pipeline — ``iqprior.create_scorer`` with the regime's
+   no-download members (``blur_effect`` for the blurred GTs of the default
+   regime), ``iqprior.Calibration.fit`` on the training items
    (the paper's min-max), ``iqprior.score_to_level`` — or ``oracle`` uses
    ``9 - grade``;
 3. one small restoration network (:class:`TinyRestorer`) trained twice from the
    same initialisation, seed, data order and steps: the unconditioned baseline
    and its "+" twin, ``iqprior.condition(net, at="encoder", ScoreEmbedding)``
    (paper Table 4 (a) vs (b));
-4. evaluation on held-out whole images (LQ by Eq. 16 from the pristine source):
+4. evaluation on held-out whole images (LQ by Eq. 16 from the pristine source;
+   three dead-leaves images drawn from a fixed seed, or three bundled photographs):
    the "+" output at every level 0..9 and the baseline's, against the pristine
    source (PSNR, SSIM; LPIPS when its weights are present) and by no-reference
    members: the labelling member and held-out ones (``piqe``: not used for the
@@ -35,7 +39,8 @@ The experiment (data in :mod:`.data`):
 Outputs: ``control.json``, ``control.md``, ``control.png`` (see
 :mod:`.report` and docs/experiments/control.md, "Does the method work?").
 
-Modules: :mod:`.config` (settings), :mod:`.data` (GTs, LQ inputs), :mod:`.model` (the twins),
+Modules: :mod:`.config` (settings), :mod:`.leaves` (dead-leaves sources),
+:mod:`.data` (GTs, LQ inputs), :mod:`.model` (the twins),
 :mod:`.labelling`, :mod:`.training`, :mod:`.evaluation`, :mod:`.report`, :mod:`.run`.
 """
 from __future__ import annotations

@@ -8,6 +8,8 @@ from typing import Optional
 from .data import LQ_FROM, REGIMES, Regime
 
 LABEL_MODES = ("scorer", "oracle")
+#: pristine sources: procedural dead-leaves images (default; :mod:`.leaves`) or the bundled photographs
+SOURCES = ("leaves", "photos")
 #: members that label the training GTs (mode "scorer") of the ``visible`` regime (each regime names its own:
 #: ``Regime.label_members``); docs/experiments/control.md says why
 LABEL_MEMBERS = ("blur_effect", "blockiness")
@@ -30,6 +32,9 @@ class ControlConfig:
     seed: int = 0
     #: the LQ input degraded from the GT (Eq. 16, default) or from the pristine crop (ablation: the grade hidden)
     lq_from: str = "gt"
+    #: pristine sources: ``"leaves"`` (dead-leaves images, :mod:`.leaves`) or ``"photos"`` (the bundled images
+    #: under ``data``, default ``examples/data``)
+    source: str = "leaves"
     #: the GT imperfection and the LQ degradation: a name of :data:`.data.REGIMES` or a :class:`.data.Regime`
     regime: str | Regime = "dominant"
     pool: int = 1536
@@ -49,6 +54,8 @@ class ControlConfig:
             raise ValueError(f"labels must be one of {LABEL_MODES}, got {self.labels!r}")
         if isinstance(self.regime, str) and self.regime not in REGIMES:
             raise ValueError(f"regime must be one of {tuple(REGIMES)}, got {self.regime!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.lq_from not in LQ_FROM:
             raise ValueError(f"lq_from must be one of {LQ_FROM}, got {self.lq_from!r}")
         for name in ("steps", "pool", "batch", "width", "eval_draws"):

@@ -4,19 +4,20 @@ The paper's premise (IQPFR, arXiv 2503.09294, §1 and Fig. 2): the ground truth 
 a face-restoration training set (FFHQ) is of mixed quality. Here that is made
 explicit and measurable:
 
-- **pristine sources**: the bundled images (``examples/data``), box-downscaled
+- **pristine sources**: dead-leaves images (default, :mod:`.leaves`) or the
+  bundled images (``examples/data``, ``source="photos"``), box-downscaled
   (faces 4x, others 2x) so that their pixels are sharp; some whole images are
   held out for evaluation;
 - **imperfect GT**: a random 128-px *item* of a training source (the unit that
   is labelled, as IQPFR labels each whole FFHQ image), made imperfect by a random
-  *grade* ``k`` in 0..9 (0 = pristine): Gaussian blur ``sigma = 5 k/9``
-  px, Gaussian noise ``3 k/9`` (0..255 scale) and JPEG quality ``95 - 55 k/9``,
-  applied together (the part of FFHQ's uneven quality this stands for is mostly
-  softness and compression); the training GT is a random 64-px crop of it (as a
-  trainer takes random crops of a labelled image);
-- **LQ input**: the paper's Eq. 16 degradation of that GT, its ranges scaled to
-  the crop (``64/512``: blur sigma in [1, 15]/8, down-sampling in [1, 30]/8,
-  noise and JPEG as in the paper). ``lq_from="pristine"`` (the ablation
+  *grade* ``k`` in 0..9 (0 = pristine) of the :class:`Regime` in force (default
+  ``dominant``: Gaussian blur ``sigma = 2.5 k/9`` px; ``visible``: blur ``5 k/9``,
+  noise ``3 k/9`` and JPEG ``95 - 55 k/9`` together); the training GT is a random
+  64-px crop of it (as a trainer takes random crops of a labelled image);
+- **LQ input**: the paper's Eq. 16 degradation of that GT with the regime's
+  ranges in pixels of the crop (``dominant``: blur sigma 1..4.5, down-sampling
+  1..2, noise 0..5, JPEG 75..95 — its blur spread larger than the grade's, so
+  the LQ mostly hides it). ``lq_from="pristine"`` (the ablation
   ``--lq-from pristine``) degrades the pristine crop instead, so the LQ carries
   no trace of the GT's grade: the paper's premise in its pure form (see
   :mod:`iqprior.bench.control`, "premise").
@@ -78,12 +79,16 @@ class Regime:
                                  jpeg=self.lq_jpeg, kernel_size=max(3, kernel))
 
 
-#: ``dominant`` (default): the degradation dominates a subtle GT blur, as Eq. 16 does on FFHQ (pilot "C3" of
-#: docs/experiments/control.md); ``visible``: the regime before issue #25 (Eq. 16 scaled by 64/512; a GT blur up
-#: to 5 px shows through the LQ, so the baseline reads the grade off its input)
+#: ``dominant`` (default, tuned on the dead-leaves sources): a subtle GT blur (σ up to 2.5 px) under an Eq. 16
+#: degradation whose own blur (σ 1..4.5 px, down-sampling up to 2x, noise and JPEG) spreads the LQ's blur more than
+#: the grade does, as Eq. 16 does on FFHQ (docs/experiments/control.md, "Designing the regime"); ``photo``: the
+#: same idea as tuned on the bundled photographs (pilot "C3"); ``visible``: the regime before issue #25 (Eq. 16
+#: scaled by 64/512; a GT blur up to 5 px shows through the LQ, so the baseline reads the grade off its input)
 REGIMES: dict[str, Regime] = {
-    "dominant": Regime(gt_blur=3.0, gt_noise=0.0, gt_jpeg=None, lq_blur=(2.0, 4.0), lq_down=(1.0, 1.5),
-                       lq_noise=(0.0, 10.0), lq_jpeg=(60.0, 95.0), label_members=("blur_effect",)),
+    "dominant": Regime(gt_blur=2.5, gt_noise=0.0, gt_jpeg=None, lq_blur=(1.0, 4.5), lq_down=(1.0, 2.0),
+                       lq_noise=(0.0, 5.0), lq_jpeg=(75.0, 95.0), label_members=("blur_effect",)),
+    "photo": Regime(gt_blur=3.0, gt_noise=0.0, gt_jpeg=None, lq_blur=(2.0, 4.0), lq_down=(1.0, 1.5),
+                    lq_noise=(0.0, 10.0), lq_jpeg=(60.0, 95.0), label_members=("blur_effect",)),
     "visible": Regime(),
 }
 DEFAULT_REGIME = REGIMES["dominant"]

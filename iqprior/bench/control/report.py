@@ -26,6 +26,8 @@ import torch
 from .data import GRADES
 
 STRIP_LEVELS = (0, 3, 6, 9)
+#: side of the centre crop of the held-out image shown in the figure
+ZOOM = 128
 LOWER_BETTER_FR = {"psnr": False, "ssim": False, "lpips": True}
 
 
@@ -58,6 +60,7 @@ def summarise(cfg, labels, pool, ev, ev_res: Mapping, loss_base, loss_plus, wall
     levels = list(range(GRADES))
     res: dict = {
         "labels": cfg.labels, "levels": levels, "steps": cfg.steps, "seed": cfg.seed, "lq_from": cfg.lq_from,
+        "source": cfg.source, "source_params": _source_params(cfg),
         "regime": cfg.regime if isinstance(cfg.regime, str) else "custom",
         "regime_params": asdict(cfg.degradation),
         "premise": dict(ev_res.get("premise", {})),
@@ -91,6 +94,16 @@ def summarise(cfg, labels, pool, ev, ev_res: Mapping, loss_base, loss_plus, wall
     res["verdict"] = verdict(res)
     res["wall_time_s"] = round(wall, 1)
     return res
+
+
+def _source_params(cfg) -> dict:
+    if cfg.source == "leaves":
+        from .leaves import HELD_OUT_SEED, LeavesConfig
+
+        return {**asdict(LeavesConfig()), "held_out_seed": HELD_OUT_SEED}
+    from .data import HELD_OUT, default_data_dir
+
+    return {"data": str(cfg.data or default_data_dir()), "held_out": list(HELD_OUT)}
 
 
 def _better(a: float, b: float, lower: bool) -> bool:
@@ -133,7 +146,8 @@ def markdown(res: Mapping) -> str:
     title = {**{k: k.upper() for k in fr}, **{k: f"{k} ({res['nr'][k]['role']})" for k in nr}}
     cols = fr + nr
     lq_from = {"gt": "the imperfect GT", "pristine": "the pristine crop"}.get(res["lq_from"], res["lq_from"])
-    lines = [f"# Control experiment: labels = {res['labels']}, regime {res.get('regime', '?')}, LQ degraded from "
+    lines = [f"# Control experiment: {res.get('source', '?')} sources, labels = {res['labels']}, regime "
+             f"{res.get('regime', '?')}, LQ degraded from "
              f"{lq_from}, {res['steps']} steps, seed {res['seed']}", "",
              "| output | " + " | ".join(f"{title[c]} {arrow[c]}" for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
@@ -182,9 +196,14 @@ def _visibility_line(res: Mapping) -> str:
     v = res.get("grade_visibility") or {}
     if not v:
         return "Grade visibility: not measured."
-    return (f"Grade visibility (Spearman rho between the GT grade and a linear probe's prediction on held-out "
-            f"training pairs): from the GT {_f(v.get('gt'))}, from the LQ input {_f(v.get('lq'))}. Near 0 from the "
-            "LQ: the input hides which quality its GT had, the paper's premise.")
+    extra = ""
+    if "lq_cnn" in v:
+        extra += f"; a small CNN: from the GT {_f(v.get('gt_cnn'))}, from the LQ {_f(v.get('lq_cnn'))}"
+    if "lq_scorer" in v:
+        extra += f"; the labelling members on the LQ {_f(v.get('lq_scorer'))}"
+    return (f"Grade visibility (Spearman rho between the GT grade and a reader's prediction on held-out "
+            f"training pairs): a linear probe from the GT {_f(v.get('gt'))}, from the LQ input {_f(v.get('lq'))}"
+            f"{extra}. Near 0 from the LQ: the input hides which quality its GT had, the paper's premise.")
 
 
 def figure(res: Mapping, strip: Mapping[str, torch.Tensor], path: Path) -> Path:
@@ -223,12 +242,17 @@ def figure(res: Mapping, strip: Mapping[str, torch.Tensor], path: Path) -> Path:
              **{f"level{lv}": f'"+" level {lv}' for lv in STRIP_LEVELS}}
     for j, c in enumerate(cells):
         ax = fig.add_subplot(gs[1, j])
-        ax.imshow(strip[c].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        img = strip[c].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        h, w = img.shape[:2]
+        if min(h, w) > ZOOM:       # a centre crop: the difference between levels is at the edges' sharpness
+            y, x = (h - ZOOM) // 2, (w - ZOOM) // 2
+            img = img[y:y + ZOOM, x:x + ZOOM]
+        ax.imshow(img, interpolation="nearest")
         ax.set_title(names[c], fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"labels={res['labels']}, regime {res.get('regime', '?')}, LQ from {res['lq_from']}, "
-                 f"{res['steps']} steps, seed {res['seed']}: "
-                 f"held-out {res['eval_images'][0].split('#')[0]}", fontsize=9)
+    fig.suptitle(f"{res.get('source', '?')} sources, labels={res['labels']}, regime {res.get('regime', '?')}, "
+                 f"LQ from {res['lq_from']}, {res['steps']} steps, seed {res['seed']}: "
+                 f"held-out {res['eval_images'][0].split('#')[0]} (centre {ZOOM} px)", fontsize=9)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
     plt.close(fig)

@@ -13,6 +13,7 @@ from .config import HELD_OUT_MEMBERS, LABEL_MEMBERS, ControlConfig
 from .data import GRADES, load_sources, make_eval, make_pool
 from .evaluation import evaluate, premise
 from .labelling import make_labels
+from .leaves import leaves_sources
 from .model import build_twins
 from .report import summarise, write_outputs
 from .training import batch_plan, train
@@ -29,11 +30,11 @@ def run_control(cfg: ControlConfig) -> dict:
         torch.set_num_threads(int(cfg.threads))
     try:
         rng = np.random.default_rng(cfg.seed)
-        train_src, held = load_sources(cfg.data)
+        train_src, held = leaves_sources(cfg.seed) if cfg.source == "leaves" else load_sources(cfg.data)
         pool = make_pool(train_src, cfg.pool, cfg.crop, rng, progress=cfg.progress, support=cfg.support,
                          lq_from=cfg.lq_from, regime=cfg.degradation)
         ev = make_eval(held, cfg.eval_draws, np.random.default_rng(cfg.seed + 2), cfg.degradation)
-        visibility = grade_visibility(pool)
+        visibility = grade_visibility(pool, cfg.degradation.label_members)
         labels = make_labels(pool, cfg.labels, members=cfg.degradation.label_members)
         log.info("labels %s: level counts %s, rho(quality, score) %.3f", cfg.labels,
                  torch.bincount(labels.level, minlength=GRADES).tolist(), labels.rho_grade)

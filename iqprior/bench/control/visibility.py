@@ -9,12 +9,19 @@ half by Spearman's rho between predicted and true grade. Run on the GTs it gives
 visible the grade is at all); on the LQ inputs, how much of it survives the degradation. A rho
 near 0 on the LQ means a restorer cannot read the grade off its input either (the probe is linear,
 so a network could do better: the training's ``premise`` gain is the complementary measure).
+
+Two more readers, each scored the same way (fit on one half, Spearman's rho on the other): a small
+convolutional network (:func:`cnn_probe`, three strided convolutions and a linear read-out, a few hundred
+Adam steps, seeded) and the library's scorer — the no-reference members that label the GTs — run on the
+LQ inputs (``lq_scorer``, no fitting: rho between quality and the calibrated-free ensemble mean of raw
+scores oriented so that higher is better).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from .data import GRADES
 from .report import spearman
 
 BANDS = 10
@@ -53,6 +60,51 @@ def probe(images: torch.Tensor, grade: torch.Tensor, ridge: float = 1e-2) -> flo
     return round(spearman(y[n:], a[n:] @ w), 4)
 
 
-def grade_visibility(pool) -> dict[str, float]:
-    """``{"gt": rho, "lq": rho}``: how well the probe reads the grade off the GTs and off the LQ inputs."""
-    return {"gt": probe(pool.gt, pool.grade), "lq": probe(pool.lq, pool.grade)}
+def cnn_probe(images: torch.Tensor, grade: torch.Tensor, steps: int = 500, batch: int = 32, seed: int = 0) -> float:
+    """Spearman's rho between the grade and a small CNN's prediction on the held-out half (fit on the first)."""
+    from torch import nn
+
+    n = len(grade) // 2
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
+                            nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                            nn.Linear(32, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    y = (grade.float() - (GRADES - 1) / 2) / 3       # about zero mean, unit variance: Adam's steps fit its scale
+    for _ in range(steps):
+        b = torch.randint(0, n, (min(batch, n),), generator=gen)
+        loss = (net(images[b]).squeeze(1) - y[b]).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = torch.cat([net(images[i:i + 256]).squeeze(1) for i in range(n, len(y), 256)])
+    return round(spearman(y[n:].tolist(), pred.tolist()), 4)
+
+
+def scorer_reading(images: torch.Tensor, grade: torch.Tensor, members: tuple[str, ...]) -> float:
+    """Spearman's rho between quality (``-grade``) and the members' mean oriented z-scored raw score."""
+    import iqprior
+
+    scorer = iqprior.create_scorer(list(members), device="cpu", batch_size=64)
+    parts = [scorer.raw(images[i:i + 256]) for i in range(0, len(images), 256)]
+    raw = {k: torch.cat([p[k] for p in parts]) for k in members}
+    total = torch.zeros(len(images), dtype=torch.float64)
+    for spec in scorer.specs:
+        v = raw[spec.name].double()
+        total += (-1.0 if spec.lower_better else 1.0) * (v - v.mean()) / (v.std() + 1e-12)
+    return round(spearman((-grade).tolist(), total.tolist()), 4)
+
+
+def grade_visibility(pool, members: tuple[str, ...] = (), cnn: bool = True) -> dict[str, float]:
+    """How well the grade can be read off the GTs and off the LQ inputs: ``gt``/``lq`` (linear probe),
+    ``gt_cnn``/``lq_cnn`` (:func:`cnn_probe`) and ``lq_scorer`` (the labelling ``members`` on the LQ)."""
+    out = {"gt": probe(pool.gt, pool.grade), "lq": probe(pool.lq, pool.grade)}
+    if cnn:
+        out["gt_cnn"] = cnn_probe(pool.gt, pool.grade)
+        out["lq_cnn"] = cnn_probe(pool.lq, pool.grade)
+    if members:
+        out["lq_scorer"] = scorer_reading(pool.lq, pool.grade, tuple(members))
+    return out
