@@ -13,8 +13,8 @@ so a network could do better: the training's ``premise`` gain is the complementa
 Two more readers, each scored the same way (fit on one half, Spearman's rho on the other): a small
 convolutional network (:func:`cnn_probe`, three strided convolutions and a linear read-out, a few hundred
 Adam steps, seeded) and the library's scorer — the no-reference members that label the GTs — run on the
-LQ inputs (``lq_scorer``, no fitting: rho between quality and the calibrated-free ensemble mean of raw
-scores oriented so that higher is better).
+LQ inputs (``lq_scorer``, no fitting: rho between quality and the mean of the members' z-scored raw
+scores, each oriented so that higher is better).
 """
 from __future__ import annotations
 
@@ -89,8 +89,7 @@ def scorer_reading(images: torch.Tensor, grade: torch.Tensor, members: tuple[str
     import iqprior
 
     scorer = iqprior.create_scorer(list(members), device="cpu", batch_size=64)
-    parts = [scorer.raw(images[i:i + 256]) for i in range(0, len(images), 256)]
-    raw = {k: torch.cat([p[k] for p in parts]) for k in members}
+    raw = scorer.raw(images)     # chunked by the scorer's batch size
     total = torch.zeros(len(images), dtype=torch.float64)
     for spec in scorer.specs:
         v = raw[spec.name].double()
