@@ -172,11 +172,16 @@ def write_image(path: str | os.PathLike, x: torch.Tensor | np.ndarray) -> Path:
     return path
 
 
+MAX_TMP_STEM = 255 - len(".") - len(".0123456789ab.tmp")  # bytes of the destination name kept in the temp name
+
+
 def _create_private_tmp(directory: Path, name: str) -> Path:
     """A new empty file beside ``name`` (O_EXCL, no symlink followed), mode 0o666 less the umask."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    # the name is cut so that ".<name>.<12 hex>.tmp" stays within the 255-byte limit of a file name
+    stem = name.encode("utf-8", "surrogateescape")[:MAX_TMP_STEM].decode("utf-8", "ignore")
     for _ in range(100):
-        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        tmp = directory / f".{stem}.{secrets.token_hex(6)}.tmp"
         try:
             os.close(os.open(tmp, flags, 0o666))  # the kernel applies the umask: no os.umask() race
             return tmp
