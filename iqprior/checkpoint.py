@@ -178,6 +178,11 @@ def safe_load(path: str | os.PathLike, sha256: Optional[str] = None, check_hash:
 
     if is_torchscript(path):
         return read_scripted_tensors(path)
+    from .zip_records import archive_problem
+
+    problem = archive_problem(str(path), path.stat().st_size)
+    if problem is not None:  # a compressed record inflates beyond the file: refused before torch reads it
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {problem}")
     try:
         with torch.serialization.safe_globals(allowed_globals()):
             return _TORCH_LOAD(path, map_location="cpu", weights_only=True)
