@@ -66,9 +66,27 @@ def list_images(root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTEN
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
+_WARNED_CV2_CAP: list[bool] = []
+
+
+def _warn_if_opencv_cap_missed() -> None:
+    """Once per process: cv2 was imported before iqprior, so OpenCV's own pixel cap is its default."""
+    import iqprior
+
+    if iqprior.OPENCV_CAP_MISSED and not _WARNED_CV2_CAP:
+        import warnings
+
+        _WARNED_CV2_CAP.append(True)
+        warnings.warn("cv2 was imported before iqprior, so OpenCV's own pixel cap is its default (2**30 pixels), "
+                      f"not {MAX_PIXELS / 1e6:.0f} MP; iqprior's header check still bounds every image. Import "
+                      "iqprior first, or set OPENCV_IO_MAX_IMAGE_PIXELS before cv2 loads.", RuntimeWarning, stacklevel=3)
+
+
 def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
     """Decode ``path`` to an ``(H, W, 3)`` float32 RGB array in [0, 1]."""
     import cv2
+
+    _warn_if_opencv_cap_missed()
 
     path = Path(path)
     try:
