@@ -30,6 +30,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from iqprior.build_bounds import bounded_build, state_counts
 from iqprior.checkpoint import CheckpointError, load_strict
 from iqprior.config import check_options
 from iqprior.io import check_image_batch
@@ -259,8 +260,9 @@ class AutoAdapter(Adapter):
         except Exception as e:  # safetensors raises its own error types
             raise CheckpointError(f"cannot read {path}: {e}") from None
         net_state = {k[4:]: v for k, v in state.items() if k.startswith("net.")}
-        if self._call is None:
-            self.install(load_by_id(arch_id, net_state, str(path)), str(path))
+        if self._call is None:  # the network and the "+" embedding (condition_shape) within what the file holds
+            with bounded_build(*state_counts(state), f"{directory}/config.json"):
+                self.install(load_by_id(arch_id, net_state, str(path)), str(path))
         load_strict(self, state, source=str(path))
         return self
 

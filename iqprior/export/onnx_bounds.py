@@ -63,7 +63,7 @@ def checked_metadata(meta: Mapping[str, str]) -> dict[str, Any]:
     """The ``iqprior.*`` fields the runner uses, parsed and range-checked (missing ones are absent).
 
     ``task`` (``"face"``/``"image"``), ``native_size`` (side² within the pixel cap), ``scale``
-    (1..:data:`MAX_SCALE`), ``levels`` (1..1000), ``controls`` (``{name: finite number}``, at most 16),
+    (1..:data:`MAX_SCALE`), ``levels`` (0..1000), ``controls`` (``{name: finite number}``, at most 16),
     ``size_requirements`` (``[minimum, multiple, square]``, each side² within the pixel cap),
     ``adapter`` (printable, at most 200 characters), ``random_weights`` (bool).
     """
@@ -77,7 +77,7 @@ def checked_metadata(meta: Mapping[str, str]) -> dict[str, Any]:
     if "scale" in meta:
         out["scale"] = _int(meta["scale"], "scale", 1, MAX_SCALE)
     if "levels" in meta:
-        out["levels"] = _int(meta["levels"], "levels", 1, MAX_LEVELS)
+        out["levels"] = _int(meta["levels"], "levels", 0, MAX_LEVELS)
     if "controls" in meta:
         controls = _json(meta["controls"], "controls")
         if not (isinstance(controls, dict) and len(controls) <= MAX_CONTROLS and all(
