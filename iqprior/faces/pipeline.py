@@ -182,6 +182,12 @@ class FacePipeline:
                 self.helper.face_parse = build_parser(rootpath / PARSER_FILE, self.device)
         self.use_parse = bool(use_parse and load_models)
 
+    def describe(self) -> str:
+        """Which detector and paste-back mask this pipeline uses, in words."""
+        from .detectors import describe
+
+        return describe(self.detector, self.use_parse) if self.load_models else "landmarks given, square mask"
+
     @property
     def template(self) -> np.ndarray:
         """The five-point template (5, 2) in crop pixels."""
