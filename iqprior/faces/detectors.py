@@ -25,7 +25,7 @@ import torch
 __all__ = ["DETECTORS", "MTCNN_FILE", "choose_detector", "build_mtcnn", "center_face"]
 
 DETECTORS = ("auto", "retinaface", "mtcnn")
-MTCNN_FILE = "mtcnn_facenet-pytorch-2.6.0.safetensors"
+from iqprior.mtcnn_release import MTCNN_FILE  # noqa: E402 (one name, one place)
 
 
 def choose_detector(detector: str = "auto") -> str:

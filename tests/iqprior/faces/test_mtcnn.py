@@ -47,11 +47,11 @@ def _image(name: str) -> torch.Tensor:
         pytest.skip(str(e))
 
 
-@pytest.fixture(scope="module")
-def detector(mtcnn_weights):
-    from iqprior.faces.detectors import MTCNN_FILE, build_mtcnn
+@pytest.fixture
+def detector(mtcnn_env):
+    from iqprior.faces.detectors import build_mtcnn
 
-    return build_mtcnn(mtcnn_weights / MTCNN_FILE)
+    return build_mtcnn(mtcnn_env)
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))
@@ -91,17 +91,24 @@ def test_pipeline_aligns_the_found_face_to_the_template(mtcnn_env, one_thread):
     assert eyes < cheeks - 0.05
 
 
-def test_conversion_keeps_the_wheel_values(mtcnn_wheel, mtcnn_weights):
+def test_conversion_keeps_the_wheel_values(mtcnn_env, tmp_path):
     from safetensors.torch import load_file
 
-    from iqprior.package_weights import MTCNN_FILE, SOURCES
+    from iqprior.mtcnn_release import MEMBERS, SHA256, WHEEL, convert_wheel
+    from iqprior.pinned_wheel import find_wheel
     from iqprior.weights import sha256_of
+    from tests.conftest import USER_WEIGHTS
 
-    ours = load_file(str(mtcnn_weights / MTCNN_FILE))
-    assert sha256_of(mtcnn_weights / MTCNN_FILE) == SOURCES[MTCNN_FILE].sha256
+    assert sha256_of(mtcnn_env) == SHA256
+    # the install step keeps the wheel in the user's cache, under wheels/
+    wheel = find_wheel(WHEEL) or next((d / "wheels" / WHEEL.filename for d in map(pathlib.Path, USER_WEIGHTS)
+                                       if (d / "wheels" / WHEEL.filename).is_file()), None)
+    if wheel is None:
+        pytest.fail(f"{WHEEL.filename} is not on disk: `make install` keeps it in the weights cache's wheels/")
+    ours = load_file(str(convert_wheel(wheel, tmp_path / "again.safetensors")))  # deterministic: same sha256
     n = 0
-    with zipfile.ZipFile(mtcnn_wheel) as zf:
-        for prefix, member in SOURCES[MTCNN_FILE].members:
+    with zipfile.ZipFile(wheel) as zf:
+        for prefix, member in MEMBERS.items():
             state = torch.load(io.BytesIO(zf.read(member)), weights_only=True)
             for k, v in state.items():
                 assert torch.equal(ours[f"{prefix}.{k}"], v)
@@ -121,26 +128,26 @@ class _Touch:
 
 def test_conversion_refuses_a_wheel_with_pickled_code(tmp_path):
     from iqprior.checkpoint import CheckpointRefused
-    from iqprior.package_weights import MTCNN_FILE, SOURCES, convert
+    from iqprior.mtcnn_release import MEMBERS, WHEEL, convert_wheel
 
-    wheel, ran = tmp_path / SOURCES[MTCNN_FILE].wheel, tmp_path / "code-ran"
+    wheel, ran = tmp_path / WHEEL.filename, tmp_path / "code-ran"
     with zipfile.ZipFile(wheel, "w") as zf:
-        for _, member in SOURCES[MTCNN_FILE].members:
+        for member in MEMBERS.values():
             buf = io.BytesIO()
             torch.save({"conv1.weight": torch.zeros(1), "x": _Touch(pathlib.Path(ran))}, buf)
             zf.writestr(member, buf.getvalue())
     with pytest.raises(CheckpointRefused):
-        convert(wheel, SOURCES[MTCNN_FILE], tmp_path / "out.safetensors", check_sha=False)
+        convert_wheel(wheel, tmp_path / "out.safetensors", sha256=None)
     assert not ran.exists() and not (tmp_path / "out.safetensors").exists()
 
 
 def test_offline_and_wrong_wheel_are_clear_errors(tmp_path, monkeypatch):
     from iqprior import weights
-    from iqprior.package_weights import MTCNN_FILE, SOURCES
+    from iqprior.mtcnn_release import MTCNN_FILE, WHEEL
 
-    with pytest.raises(weights.WeightsUnavailableError, match="IQPRIOR_OFFLINE"):
+    with pytest.raises(weights.WeightsUnavailableError, match="IQPRIOR_OFFLINE.*pip download facenet-pytorch"):
         weights.resolve(MTCNN_FILE)
-    (tmp_path / SOURCES[MTCNN_FILE].wheel).write_bytes(b"not the wheel")
+    (tmp_path / WHEEL.filename).write_bytes(b"not the wheel")
     monkeypatch.setenv("IQPRIOR_WEIGHTS", str(tmp_path))
-    with pytest.raises(ValueError, match="sha256 mismatch"):
+    with pytest.raises(weights.WeightsUnavailableError, match="expected ecb82b27"):
         weights.resolve(MTCNN_FILE)
