@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
                         faces=args.faces)
     if restorer.task == "face" and not args.aligned:
         _ = restorer.pipeline  # build the face detector now: missing weights fail once, not per file
-        print(f"faces: {restorer.pipeline.describe()}", file=sys.stderr)
+        print(f"faces: {restorer.describe()}", file=sys.stderr)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -124,14 +124,43 @@ def load(name: str):
     return read_image(path(name))
 
 
-def materialise(dest: str | os.PathLike, names: Optional[Sequence[str]] = None, strict: bool = False) -> list[Path]:
+def _write_downscaled(src: Path, out: Path, factor: int) -> None:
+    """``src`` shrunk by ``factor`` (bicubic, antialiased), written as PNG at ``out`` (atomic)."""
+    import torch.nn.functional as F
+
+    from ..io import write_image
+
+    img = load_file(src)
+    h, w = img.shape[-2:]
+    if min(h, w) // factor < 16:
+        raise ValueError(f"--downscale {factor} leaves {src.name} under 16 px")
+    small = F.interpolate(img[None], size=(h // factor, w // factor), mode="bicubic", antialias=True,
+                          align_corners=False)[0].clamp(0, 1)
+    write_image(out, small)
+
+
+def load_file(src: Path):
+    """A photo file as a (3, H, W) float RGB tensor in [0, 1]."""
+    from ..io import read_image
+
+    return read_image(src)
+
+
+def materialise(dest: str | os.PathLike, names: Optional[Sequence[str]] = None, strict: bool = False,
+                downscale: int = 1) -> list[Path]:
     """Copy the photos (default: every available one) into ``dest`` with ``LICENSES.md`` and ``manifest.json``.
 
     Files keep their bytes (no re-encoding). Missing packages are skipped and
-    listed in the manifest, or raise with ``strict=True``. Re-running is
-    idempotent; every write is atomic.
+    listed in the manifest, or raise with ``strict=True``. ``downscale`` > 1
+    writes each photo shrunk by that factor instead (bicubic, antialiased,
+    PNG named ``<name>_x<factor>down.png``): low-resolution real inputs for
+    a super-resolution model, with the original as the reference. Re-running
+    is idempotent; every write is atomic.
     """
     from ..io import atomic_path
+
+    if int(downscale) != downscale or downscale < 1:
+        raise ValueError(f"downscale must be a whole number >= 1, got {downscale}")
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -142,12 +171,18 @@ def materialise(dest: str | os.PathLike, names: Optional[Sequence[str]] = None, 
     written, entries = [], []
     for n in got:
         src, photo = path(n), PHOTOS[n]
-        out = dest / f"{n}{photo.suffix}"
-        if not (out.is_file() and out.stat().st_size == src.stat().st_size):
-            with atomic_path(out) as tmp:
-                shutil.copyfile(src, tmp)
+        if downscale > 1:
+            out = dest / f"{n}_x{int(downscale)}down.png"
+            if not out.is_file():
+                _write_downscaled(src, out, int(downscale))
+        else:
+            out = dest / f"{n}{photo.suffix}"
+            if not (out.is_file() and out.stat().st_size == src.stat().st_size):
+                with atomic_path(out) as tmp:
+                    shutil.copyfile(src, tmp)
         written.append(out)
-        entries.append({**asdict(photo), "file": out.name, "source_path": str(src)})
+        entries.append({**asdict(photo), "file": out.name, "source_path": str(src),
+                        "downscaled": int(downscale)})
     missing = [n for n in wanted if n not in got]
     with atomic_path(dest / "manifest.json") as tmp:
         tmp.write_text(json.dumps({"photos": entries, "missing": missing}, indent=1) + "\n")
@@ -168,10 +203,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 description="write the real-photo set (from installed packages) with its licences")
     p.add_argument("out", help="output folder")
     p.add_argument("--only", nargs="*", default=None, help=f"photo names (default all: {', '.join(PHOTOS)})")
+    p.add_argument("--downscale", type=int, default=1,
+                   help="write each photo shrunk by this factor (bicubic, antialiased): low-resolution inputs")
     args = p.parse_args(argv)
     try:
-        files = materialise(args.out, args.only)
-    except (KeyError, OSError) as e:
+        files = materialise(args.out, args.only, downscale=args.downscale)
+    except (KeyError, OSError, ValueError) as e:
         print(f"iqprior photos: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
     missing = json.loads((Path(args.out) / "manifest.json").read_text())["missing"]

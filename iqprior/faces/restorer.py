@@ -130,6 +130,16 @@ class Restorer:
             (out[lv], n), = self.restore([image], lv)
         return out, n
 
+    def describe(self) -> str:
+        """Whole photos: the detector, the paste-back mask and what restores each aligned face, in words."""
+        name = getattr(self.model, "adapter_name", type(self.model).__name__)
+        if self.model.task == "face":
+            how = f"{name} on each aligned {self.size}-px face"
+        else:
+            how = (f"{name} (an image model, not a face restorer) on each aligned face"
+                   + (f", the crop at {self.in_size} px, out at {self.size} px" if self.in_size != self.size else ""))
+        return f"{self.pipeline.describe()}; {how}"
+
     def __repr__(self) -> str:
         return f"Restorer(task={self.task!r}, aligned={self.aligned}, size={self.size}, batch_size={self.batch_size})"
 
