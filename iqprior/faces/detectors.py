@@ -11,7 +11,7 @@ install`` runs it), so detection never downloads anything at run time.
 The paste-back mask follows the same rule: facexlib's ParseNet face mask when
 ``parsing_parsenet.pth`` is on disk, else facexlib's own fallback, the warped
 square of the aligned crop, eroded and Gaussian-feathered by a tenth of the
-face's side (see docs/faces.md for why that mask).
+face's side (docs/guides/faces.md says why that mask).
 """
 from __future__ import annotations
 

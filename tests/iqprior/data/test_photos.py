@@ -45,3 +45,15 @@ def test_unknown_photo_and_command_line(tmp_path, capsys):
     assert (tmp_path / "out" / "chelsea.png").is_file()
     assert photos.main([str(tmp_path / "out"), "--only", "nope"]) == 2
     assert "iqprior photos: error: no photo named 'nope'" in capsys.readouterr().err
+
+
+def test_downscaled_copies_for_super_resolution(tmp_path):
+    from iqprior.io import read_image
+
+    files = photos.materialise(tmp_path, ["astronaut"], downscale=4)
+    assert [f.name for f in files] == ["astronaut_x4down.png"]
+    small, big = read_image(files[0]), photos.load("astronaut")
+    assert small.shape == (3, 128, 128)
+    assert (small - big.reshape(3, 128, 4, 128, 4).mean((2, 4))).abs().mean() < 0.03  # the same picture
+    with pytest.raises(ValueError, match="whole number"):
+        photos.materialise(tmp_path, ["astronaut"], downscale=0)

@@ -71,7 +71,7 @@ def test_eyes_near_marked_points(detector, name, marked_eyes, one_thread):
     found = detector.detect(_image(name))
     assert len(found) == 1
     err = np.linalg.norm(found[0].landmarks[:2] - np.array(marked_eyes[name]), axis=1)
-    # measured: astronaut 1.5 / 0.5 px; Grace Hopper 2.9 / 4.4 px (facenet-pytorch's own: 3.6 / 5.0 px)
+    # measured: astronaut 1.5 / 0.5 px; Grace Hopper 2.9 / 4.4 px (facenet-pytorch's own: 2.4 / 1.2, 3.7 / 5.1 px)
     assert err.mean() <= 4.0 and err.max() <= 5.0, err
 
 
