@@ -11,8 +11,9 @@ size.
 from __future__ import annotations
 
 import zipfile
+from typing import Any
 
-__all__ = ["MAX_MEMBER_BYTES", "check_member", "member_problem", "archive_problem"]
+__all__ = ["MAX_MEMBER_BYTES", "check_member", "member_problem", "archive_problem", "stream_problem"]
 
 MAX_MEMBER_BYTES = 8 << 30   # one record or data.pkl: larger is not a weight file
 
@@ -34,7 +35,7 @@ def check_member(info: zipfile.ZipInfo, error: type[Exception]) -> None:
         raise error(problem)
 
 
-def archive_problem(path: str, file_size: int) -> str | None:
+def archive_problem(path: Any, file_size: int) -> str | None:
     """The first implausible member of the zip archive at ``path`` (or the stored total exceeding the
     file); ``None`` for a plausible archive or a file that is not a zip archive."""
     try:
@@ -51,3 +52,19 @@ def archive_problem(path: str, file_size: int) -> str | None:
     if total > file_size:
         return f"its members declare {total} bytes, more than the file's {file_size}"
     return None
+
+
+def stream_problem(f: Any) -> str | None:
+    """:func:`archive_problem` for a seekable file object (its position is kept); ``None`` if not seekable."""
+    try:
+        if not f.seekable():
+            return None
+        pos = f.tell()
+        size = f.seek(0, 2)
+    except (AttributeError, OSError, ValueError):
+        return None
+    try:
+        f.seek(pos)
+        return archive_problem(f, size - pos)
+    finally:
+        f.seek(pos)

@@ -39,3 +39,14 @@ def test_compressed_data_pkl_is_refused_too(tmp_path):
 def test_stored_checkpoints_still_load(tmp_path):
     torch.save({"w": torch.arange(4.0)}, tmp_path / "ok.pth")
     assert torch.equal(safe_load(tmp_path / "ok.pth")["w"], torch.arange(4.0))
+
+
+def test_a_file_object_loaded_by_a_dependency_is_checked_too(tmp_path):
+    from iqprior.guarded import guarded_loads
+
+    path = _recompressed(tmp_path / "bomb.pth", {"w": torch.zeros(500_000)})
+    with guarded_loads(), open(path, "rb") as f, pytest.raises(CheckpointError, match="compressed"):
+        torch.load(f)
+    torch.save({"w": torch.ones(2)}, tmp_path / "ok.pth")
+    with guarded_loads(), open(tmp_path / "ok.pth", "rb") as f:
+        assert torch.equal(torch.load(f)["w"], torch.ones(2))
