@@ -62,7 +62,7 @@ def check_host(host: str, allow_remote: bool) -> str | None:
 
 
 def _is_url(path: Any) -> bool:
-    return isinstance(path, str) and path.strip().lower().startswith(("http://", "https://", "ftp://", "//"))
+    return isinstance(path, str) and path.strip().lower().startswith(("http://", "https://", "ftp://", "//", "data:"))
 
 
 def refuse_urls(component: Any) -> None:
