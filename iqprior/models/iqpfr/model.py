@@ -130,7 +130,8 @@ class IQPFR(DualCodebookVQGAN):
         for layer in self.ft_layers:
             x = layer(x, pos, adain_levels)
         if self.config.head == "joint":  # (N, B, 2K) read as (N, B, K, 2): [..., 0] HQ+, [..., 1] common
-            pair = self.idx_pred_layer(x).unflatten(-1, (-1, 2))
+            out = self.idx_pred_layer(x)
+            pair = out.reshape(out.shape[0], out.shape[1], -1, 2)  # sizes from the tensor: a traced batch stays dynamic
             return pair[..., 1].transpose(0, 1), pair[..., 0].transpose(0, 1)
         return self.idx_pred_layer(x).transpose(0, 1), self.idx_pred_layer_hq(x).transpose(0, 1)
 
