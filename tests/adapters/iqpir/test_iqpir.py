@@ -110,3 +110,25 @@ def test_onnx_fidelity_input(tmp_path):
         with torch.no_grad():
             ref = model(x, score=lv, fidelity=w)
         assert (runner(x, score=lv, fidelity=w) - ref).abs().max() < 1e-4 * max(1.0, ref.abs().max().item())
+
+
+def test_registry_entries_and_demo_listing(tmp_path, monkeypatch):
+    from iqprior import weights
+    from iqprior.demo.service import model_choices
+
+    spec = adapters.spec("iqpir")
+    assert spec.official_files == ("IQPIR_stage3.pth",) and spec.task == "face" and spec.native_size == 512
+    assert spec.condition_at is not None  # takes a level by construction
+    assert weights.get("IQPIR_stage3.pth").licence.startswith("S-Lab")
+    assert "iqpir" not in [c.name for c in model_choices(model="minires")]
+    (tmp_path / "IQPIR_stage3.pth").write_bytes(b"")  # listed once the file is on disk (not loaded here)
+    monkeypatch.setenv("IQPRIOR_WEIGHTS", str(tmp_path))
+    assert "iqpir (official weights)" in [c.label for c in model_choices(model="minires")]
+
+
+def test_weights_add_check_refuses_a_wrong_file(tmp_path):
+    from iqprior.cli.weights import check_file
+
+    torch.save({"params_ema": {"x": torch.zeros(1)}}, tmp_path / "IQPIR_stage3.pth")
+    with pytest.raises(CheckpointError):
+        check_file(tmp_path / "IQPIR_stage3.pth")

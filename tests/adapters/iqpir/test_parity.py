@@ -29,21 +29,26 @@ def ref():
 
 
 @pytest.fixture(scope="module")
-def released(ref, tmp_path_factory):
-    """The adapter loaded from a file in the released layout holding the seeded weights."""
+def released_file(ref, tmp_path_factory):
+    """A file in the released layout (``{"params_ema": state_dict}``, official keys) holding the seeded weights."""
     import json
 
     entries = [(str(k), tuple(json.loads(str(s)))) for k, s in zip(ref["keys"], ref["shapes"])]
     path = tmp_path_factory.mktemp("iqpir") / "IQPIR_stage3.pth"
     torch.save({"params_ema": seeded_state(entries)}, path)
-    return adapters.create("iqpir", checkpoint=path, exact=True).eval()
+    return path
+
+
+@pytest.fixture(scope="module")
+def released(released_file):
+    return adapters.create("iqpir", checkpoint=released_file, exact=True).eval()
 
 
 def _check(model, ref, tag):
     score, w = SETTINGS[tag]
     x = seeded_input()
     with torch.no_grad():
-        out = model.net(x * 2 - 1, score=torch.tensor(score), fidelity=w)
+        out = model.net(x * 2 - 1, score=torch.tensor(score), decode=False)  # the codes (no decoder: cheap)
         y = model(x, score=torch.tensor(score), fidelity=w).double()
     assert torch.equal(out.indices.int(), torch.from_numpy(ref[f"{tag}_idx"][..., 1]).int())
     assert torch.equal(out.indices_hq.int(), torch.from_numpy(ref[f"{tag}_idx"][..., 0]).int())
@@ -78,3 +83,10 @@ def test_parity_readme_setting_with_fusion(released, ref):
 @pytest.mark.parametrize("tag", ["s9_w0", "s5_w0"])
 def test_parity_other_settings(released, ref, tag):
     _check(released, ref, tag)
+
+
+def test_weights_add_validates_the_released_layout(released_file):
+    """``iqprior weights add IQPIR_stage3.pth`` loads the file strictly into the iqpir network."""
+    from iqprior.cli.weights import check_file
+
+    assert check_file(released_file) == "adapter iqpir"
