@@ -42,10 +42,12 @@ def add_parser(sub) -> None:
     p.add_argument("--trust-remote-code", metavar="COMMIT", default=None,
                    help="let members that run code from the Hugging Face hub (qalign) be built, at this 40-hex "
                         "commit of their repo only; never needed otherwise (see docs/security.md)")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, score_parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dir is None and args.import_csv is None and not args.list_members:  # a usage error (exit 2)
+        args.score_parser.error("the following arguments are required: dir (or --import FILE.csv)")
     if not args.trust_remote_code:
         return _run(args)
     from ..scoring.remote_code import trusting_remote_code
@@ -63,8 +65,6 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.import_csv is not None:
         return _import(args)
-    if args.dir is None and not args.list_members:
-        raise ValueError("the following arguments are required: dir (or --import FILE.csv)")
     if args.list_members:
         for name, spec in SPECS.items():
             if spec.full_reference:  # needs a ground truth: a benchmark metric, not a member
