@@ -97,6 +97,19 @@ def test_restore_cli_aligned(face_paths, tmp_path, capsys):
     assert read_image(out / (face_paths[0].stem + ".png")).shape == (3, 64, 64)
 
 
+def test_restore_cli_whole_photo(whole_paths, tmp_path, released_weights):
+    """Whole photos: detect (the default detector: MTCNN offline), align, restore with iqpir, paste back."""
+    from iqprior.mtcnn_release import MTCNN_FILE
+
+    released_weights(MTCNN_FILE)
+    ckpt = _tiny().save_pretrained(tmp_path / "ckpt")
+    out = tmp_path / "out"
+    assert main(["restore", str(whole_paths[0]), "--model", "iqpir", "--checkpoint", str(ckpt), "--score", "9",
+                 "--out", str(out), "--no-progress"]) == 0
+    restored, original = read_image(next(out.iterdir())), read_image(whole_paths[0])
+    assert restored.shape == original.shape and (restored - original).abs().max() > 0.05
+
+
 def test_onnx_fidelity_input(tmp_path):
     pytest.importorskip("onnxruntime")
     from iqprior.export import OnnxModel, export_onnx
