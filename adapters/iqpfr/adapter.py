@@ -74,8 +74,7 @@ class IQPFRAdapter(Adapter):
                 "index": 0.5 * index_loss(out.logits, tg["indices"], out.logits_hq, tg["indices_hq"])}
 
     def trainable_parameters(self, train_base: bool = False) -> list[torch.nn.Parameter]:
-        mods = self.net.stage2_modules() if not train_base else [self.net]
-        return [p for m in mods for p in m.parameters()]
+        return list(self.net.parameters()) if train_base else self.net.stage2_parameters()
 
 
 @builder("iqpfr")
