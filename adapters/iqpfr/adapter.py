@@ -48,6 +48,10 @@ class IQPFRAdapter(Adapter):
         self.net = net
         self.native_size = net.config.img_size
 
+    @property
+    def takes_level(self) -> bool:
+        return True  # the level embedding is built in (Eq. 7): no "+" needed
+
     def forward(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
         s = self.net.config.img_size
         if x.dim() != 4 or x.shape[1] != 3:
