@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     name = model.adapter_name
     if getattr(model, "random_weights", args.checkpoint is None):
         print(f"note: {name} has random weights (no --checkpoint): outputs are meaningless", file=sys.stderr)
-    if levels is not None and not model.is_conditioned:
+    if levels is not None and not model.takes_level:
         print(f"note: {name} is not conditioned; every level gives the same image", file=sys.stderr)
     restorer = Restorer(model, device, batch_size=args.batch_size, aligned=args.aligned,
                         upscale=args.upscale, only_center_face=args.only_center_face, detector=args.detector,
