@@ -29,6 +29,14 @@ def offline_environment() -> None:
     os.environ.setdefault("GRADIO_SHARE", "False")
 
 
+def _md(e: BaseException) -> str:
+    """An error message as Markdown text: its characters shown as they are, none taken as markup (a file name
+    such as ``[x](http://...)`` is not a link)."""
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]()#+!|<>~-])", r"\\\1", str(e))
+
+
 def _fmt(s: float) -> str:
     return "n/a" if s != s else f"{s:.3f}"
 
@@ -100,7 +108,7 @@ def build_app(service: DemoService):
             try:
                 r = service.restore(path, lv, label, mode, name=Path(path).name if path else None)
             except EXPECTED as e:
-                return None, None, "", f"**Error:** {e}"
+                return None, None, "", f"**Error:** {_md(e)}"
             text = (f"Level **{r.level}** · quality score: input **{_fmt(r.score_before)}** → "
                     f"output **{_fmt(r.score_after)}**")
             if r.faces == 0:
@@ -111,7 +119,7 @@ def build_app(service: DemoService):
             try:
                 s = service.sweep(path, label, mode, name=Path(path).name if path else None)
             except EXPECTED as e:
-                return [], None, f"**Error:** {e}"
+                return [], None, f"**Error:** {_md(e)}"
             items = [(str(p), f"level {lv} · score {_fmt(s.scores[lv])}") for lv, p in s.levels.items()]
             return items, str(s.grid), f"Sweep done · input score {_fmt(s.score_input)}"
 
@@ -121,7 +129,7 @@ def build_app(service: DemoService):
                 c = service.choice(label)
                 return c.description, gr.update(visible=service.is_face_model(label)), ""
             except EXPECTED as e:
-                return gr.update(), gr.update(), f"**Error:** {e}"
+                return gr.update(), gr.update(), f"**Error:** {_md(e)}"
 
         ui_in = [image, level, model, face]
         ui_out = [compare, restored, scores, status]

@@ -177,8 +177,10 @@ class DemoService:
             raise ValueError("no image: upload one or pick a sample")
         try:
             return read_image(path, max_pixels=DEMO_MAX_PIXELS)
-        except ImageReadError as e:
-            raise ImageReadError(str(e).replace(str(path), name or Path(path).name)) from None
+        except ImageReadError as e:  # the visitor's file name, escaped (no newline or escape sequence reaches the page)
+            from iqprior.printable import printable
+
+            raise ImageReadError(str(e).replace(str(path), printable(name or Path(path).name, 120))) from None
 
     def close(self) -> None:
         """Remove the output folder when the service created it."""

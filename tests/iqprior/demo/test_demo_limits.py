@@ -129,3 +129,15 @@ def test_url_inputs_are_never_fetched(served, tmp_path):
     finally:
         server.shutdown()
     assert fetched == [], f"the demo fetched {fetched}"
+
+
+def test_the_visitors_file_name_cannot_break_the_message(service, tmp_path):
+    from iqprior.demo.app import _md
+
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"\x00")
+    with pytest.raises(ImageReadError) as err:  # found by fuzzing the upload guard: a name with a newline
+        service.load(bad, "0\n[click](http://evil.example)\x1b[2J")
+    text = str(err.value)
+    assert "\n" not in text and "\x1b" not in text
+    assert "](" not in _md(err.value).replace("\\](", "").replace("\\(", "")
