@@ -50,3 +50,17 @@ def test_a_file_object_loaded_by_a_dependency_is_checked_too(tmp_path):
     torch.save({"w": torch.ones(2)}, tmp_path / "ok.pth")
     with guarded_loads(), open(tmp_path / "ok.pth", "rb") as f:
         assert torch.equal(torch.load(f)["w"], torch.ones(2))
+
+
+def test_a_legacy_pickle_declaring_more_than_the_file_is_refused_first(tmp_path):
+    # found by `make fuzz`: 5 bytes (BINUNICODE of 1 GiB) made torch's legacy reader reserve 1 GiB first
+    path = tmp_path / "legacy.pth"
+    path.write_bytes(b"X\x00\x00\x00A")
+    with pytest.raises(CheckpointError, match="more data than the file holds"):
+        safe_load(path)
+
+
+def test_legacy_checkpoints_still_load(tmp_path):
+    torch.save({"w": torch.arange(3.0), "n": 7}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    obj = safe_load(tmp_path / "old.pth")
+    assert torch.equal(obj["w"], torch.arange(3.0)) and obj["n"] == 7
