@@ -1,0 +1,62 @@
+"""Where the tiles of an image go, and how neighbouring tiles are blended (one axis at a time).
+
+Along an axis of length ``L``, tiles of side ``T`` (the model's input) overlap their neighbours by at least
+``M`` pixels; every tile has the same size (the last one is shifted inwards rather than cut short), so a
+fixed-size graph or a window size that ``T`` is a multiple of is met by every tile. The seam between two
+tiles is the centre of their overlap; each tile contributes to its own span plus ``h = M // 4`` pixels
+past each seam, where the two tiles are cross-faded by a linear ramp. A contributed pixel is therefore at
+least ``M / 2 - h = M / 4`` pixels from its tile's edge: a convolutional model whose receptive field
+radius is at most that gives the untiled result exactly (up to float rounding).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Axis", "axis_layout", "ramp"]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The tiles along one axis: ``starts[i]`` (input pixels) of tiles of side ``size``; ``seams[i]`` is the
+    seam between tile ``i`` and ``i + 1``; ``half`` the half-width of the cross-fade band around each seam."""
+
+    length: int
+    size: int
+    starts: tuple[int, ...]
+    seams: tuple[int, ...]
+    half: int
+
+    def span(self, i: int) -> tuple[int, int]:
+        """Input pixels ``[a, b)`` tile ``i`` contributes to (its cross-fade bands included)."""
+        a = 0 if i == 0 else self.seams[i - 1] - self.half
+        b = self.length if i == len(self.starts) - 1 else self.seams[i] + self.half
+        return a, b
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def axis_layout(length: int, tile: int, overlap: int) -> Axis:
+    """Tiles of side ``tile`` covering ``length`` with at least ``overlap`` pixels shared by neighbours."""
+    if length <= tile:
+        return Axis(length, length, (0,), (), 0)
+    if not 0 <= overlap < tile:
+        raise ValueError(f"the tile overlap must lie in [0, tile) = [0, {tile}), got {overlap}")
+    n = math.ceil((length - overlap) / (tile - overlap))
+    starts = tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
+    seams = tuple((starts[i + 1] + starts[i] + tile) // 2 for i in range(n - 1))
+    # the band must stay inside both tiles' shared part and inside every tile's own span
+    shared = min(starts[i] + tile - starts[i + 1] for i in range(n - 1))
+    bounds = (0,) + seams + (length,)
+    widest = min(bounds[i + 1] - bounds[i] for i in range(n)) // 2
+    return Axis(length, tile, starts, seams, max(0, min(overlap // 4, shared // 4, widest)))
+
+
+def ramp(width: int, rising: bool, device=None) -> torch.Tensor:
+    """Cross-fade weights over a band of ``width`` output pixels: rising 0 -> 1 (the tile after the seam)
+    or falling; a rising and a falling ramp sum to 1 at every pixel."""
+    w = (torch.arange(width, dtype=torch.float32, device=device) + 0.5) / max(width, 1)
+    return w if rising else 1 - w
