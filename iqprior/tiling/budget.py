@@ -47,8 +47,10 @@ def _page_size() -> int:
 def tile_bytes_per_pixel(model: Any, device: torch.device | str = "cpu", probe: int = 64,
                          multiple: int = 1) -> tuple[float, int]:
     """``(bytes per input pixel of one tile's working memory, scale)`` from one probe forward."""
-    net = model if isinstance(model, torch.nn.Module) else None
-    if net is None:
+    net = model
+    while not isinstance(net, torch.nn.Module) and getattr(net, "model", None) is not None:
+        net = net.model  # through wrappers (precision guard, colour fix)
+    if not isinstance(net, torch.nn.Module):
         raise ValueError("--max-memory needs a PyTorch model (it probes the layers); with --onnx give --tile N")
     probe = -(-probe // multiple) * multiple
     largest = [0]

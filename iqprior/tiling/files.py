@@ -16,7 +16,7 @@ import torch
 from ..io import MAX_FILE_BYTES, MAX_PIXELS, MIN_SIDE, ImageReadError, atomic_write_bytes, header_size, to_rgb_float
 from .run import restore_tiled
 
-__all__ = ["read_image_uint8", "tile_multiple", "restore_file_tiled", "write_png_bgr"]
+__all__ = ["read_image_uint8", "tile_multiple", "tile_align", "restore_file_tiled", "write_png_bgr"]
 
 
 def read_image_uint8(path: str | os.PathLike) -> np.ndarray:
@@ -69,6 +69,17 @@ def tile_multiple(model: Any) -> int:
     return max(1, int(getattr(model, "size_multiple", 1) or 1))
 
 
+def tile_align(model: Any) -> int:
+    """Where tiles start: a multiple of the network's attention window (``net.window_size``, e.g. SwinIR,
+    HAT), so that each tile's windows are the whole image's; 1 for convolutional models."""
+    net = model
+    while getattr(net, "net", None) is None and getattr(net, "model", None) is not None:
+        net = net.model
+    w = getattr(getattr(net, "net", None), "window_size", None)
+    w = w[0] if isinstance(w, (tuple, list)) and w else w
+    return int(w) if isinstance(w, int) and w > 1 else 1
+
+
 def restore_file_tiled(model: Callable[..., torch.Tensor], src: str | os.PathLike, dst: str | os.PathLike, *,
                        tile: Optional[int], overlap: int, score: Any = None, device: torch.device | str = "cpu",
                        color_fix: str = "none", max_memory: Optional[int] = None,
@@ -87,7 +98,7 @@ def restore_file_tiled(model: Callable[..., torch.Tensor], src: str | os.PathLik
         tile = choose_tile(model, max_memory, h, w, overlap, device=device, multiple=multiple)
     side = tile if tile is not None else -(-max(h, w) // multiple) * multiple
     canvas = restore_tiled(model, image, side, overlap if tile is not None else 0, score=score, device=device,
-                           multiple=multiple, order="bgr", progress=progress)
+                           multiple=multiple, align=tile_align(model), order="bgr", progress=progress)
     if color_fix == "adain":
         from ..colorfix import adain_canvas
 

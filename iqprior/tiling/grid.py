@@ -2,7 +2,8 @@
 
 Along an axis of length ``L``, tiles of side ``T`` (the model's input) overlap their neighbours by at least
 ``M`` pixels; every tile has the same size (the last one is shifted inwards rather than cut short), so a
-fixed-size graph or a window size that ``T`` is a multiple of is met by every tile. The seam between two
+fixed-size graph or a window size that ``T`` is a multiple of is met by every tile (with ``align``, tiles
+start on a window boundary and the last one runs to the end instead). The seam between two
 tiles is the centre of their overlap; each tile contributes to its own span plus ``h = M // 4`` pixels
 past each seam, where the two tiles are cross-faded by a linear ramp. A contributed pixel is therefore at
 least ``M / 2 - h = M / 4`` pixels from its tile's edge: a convolutional model whose receptive field
@@ -20,12 +21,12 @@ __all__ = ["Axis", "axis_layout", "ramp"]
 
 @dataclass(frozen=True)
 class Axis:
-    """The tiles along one axis: ``starts[i]`` (input pixels) of tiles of side ``size``; ``seams[i]`` is the
+    """The tiles along one axis: tile ``i`` covers input pixels ``[starts[i], ends[i])``; ``seams[i]`` is the
     seam between tile ``i`` and ``i + 1``; ``half`` the half-width of the cross-fade band around each seam."""
 
     length: int
-    size: int
     starts: tuple[int, ...]
+    ends: tuple[int, ...]
     seams: tuple[int, ...]
     half: int
 
@@ -39,20 +40,27 @@ class Axis:
         return len(self.starts)
 
 
-def axis_layout(length: int, tile: int, overlap: int) -> Axis:
-    """Tiles of side ``tile`` covering ``length`` with at least ``overlap`` pixels shared by neighbours."""
+def axis_layout(length: int, tile: int, overlap: int, align: int = 1) -> Axis:
+    """Tiles of side ``tile`` covering ``length`` with at least ``overlap`` pixels shared by neighbours.
+
+    ``align``: every tile starts at a multiple of it (a transformer's window size: the tiles' windows are
+    then the whole image's windows); the last tile then runs to the end (up to ``align - 1`` pixels longer).
+    """
+    align = max(1, int(align))
     if length <= tile:
-        return Axis(length, length, (0,), (), 0)
-    if not 0 <= overlap < tile:
-        raise ValueError(f"the tile overlap must lie in [0, tile) = [0, {tile}), got {overlap}")
-    n = math.ceil((length - overlap) / (tile - overlap))
-    starts = tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
-    seams = tuple((starts[i + 1] + starts[i] + tile) // 2 for i in range(n - 1))
+        return Axis(length, (0,), (length,), (), 0)
+    if not 0 <= overlap < tile - align + 1:
+        raise ValueError(f"the tile overlap must lie in [0, tile) = [0, {tile - align + 1}), got {overlap}")
+    stride = tile - overlap - (align - 1)
+    n = max(2, math.ceil((length - tile) / stride) + 1)
+    starts = tuple(round(i * (length - tile) / (n - 1)) // align * align for i in range(n))
+    ends = tuple(s + tile for s in starts[:-1]) + (length,)
+    seams = tuple((starts[i + 1] + ends[i]) // 2 for i in range(n - 1))
     # the band must stay inside both tiles' shared part and inside every tile's own span
-    shared = min(starts[i] + tile - starts[i + 1] for i in range(n - 1))
+    shared = min(ends[i] - starts[i + 1] for i in range(n - 1))
     bounds = (0,) + seams + (length,)
     widest = min(bounds[i + 1] - bounds[i] for i in range(n)) // 2
-    return Axis(length, tile, starts, seams, max(0, min(overlap // 4, shared // 4, widest)))
+    return Axis(length, starts, ends, seams, max(0, min(overlap // 4, shared // 4, widest)))
 
 
 def ramp(width: int, rising: bool, device=None) -> torch.Tensor:

@@ -38,14 +38,14 @@ def _scale_of(x: torch.Tensor, y: torch.Tensor) -> int:
 @torch.no_grad()
 def restore_tiled(model: Callable[..., torch.Tensor], image: np.ndarray, tile: int,
                   overlap: int = DEFAULT_OVERLAP, score: Any = None, device: torch.device | str = "cpu",
-                  multiple: int = 1, order: str = "rgb",
+                  multiple: int = 1, align: int = 1, order: str = "rgb",
                   progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
     """Restore ``image`` (``(H, W, 3)`` uint8, channels in ``order``: "rgb" or "bgr") tile by tile.
 
     ``model(x, score=score)``: ``(1, 3, t, t)`` RGB in [0, 1] -> ``(1, 3, s·t, s·t)`` (any integer scale
     ``s``, found from the first tile). ``tile``: the side of every tile the model sees (rounded down to
     ``multiple``, the model's size multiple, so no tile needs padding); ``overlap``: pixels neighbouring
-    tiles share at least. Returns the ``(s·H, s·W, 3)`` uint8 result in the same channel order.
+    tiles share at least; ``align``: tiles start at multiples of it (a transformer's window size). Returns the ``(s·H, s·W, 3)`` uint8 result in the same channel order.
     ``progress(done, total)`` is called after each tile.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -58,7 +58,7 @@ def restore_tiled(model: Callable[..., torch.Tensor], image: np.ndarray, tile: i
         raise ValueError(f"--tile must be at least twice the overlap (and 16), got tile {tile} with overlap "
                          f"{overlap}; choose a larger --tile or a smaller --tile-overlap")
     h, w = image.shape[:2]
-    rows, cols = axis_layout(h, tile, overlap), axis_layout(w, tile, overlap)
+    rows, cols = axis_layout(h, tile, overlap, align), axis_layout(w, tile, overlap, align)
     flip = order == "bgr"
     canvas: Optional[np.ndarray] = None
     s = 0
@@ -67,7 +67,7 @@ def restore_tiled(model: Callable[..., torch.Tensor], image: np.ndarray, tile: i
     for r, y0 in enumerate(rows.starts):
         pend = None
         for c, x0 in enumerate(cols.starts):
-            patch = image[y0:y0 + rows.size, x0:x0 + cols.size]
+            patch = image[y0:rows.ends[r], x0:cols.ends[c]]
             x = torch.from_numpy(np.ascontiguousarray(patch[:, :, ::-1] if flip else patch))
             x = x.to(device).permute(2, 0, 1)[None].float().div_(255)
             y = model(x, score=score)[0].float()
