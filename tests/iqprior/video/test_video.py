@@ -23,7 +23,7 @@ MODEL = ["--model", "auto", "--option", "tiny=true", "--option", "tiny_family=Co
 RATE = 24
 
 
-def make_clip(path: Path, frames: int = 12, w: int = 48, h: int = 32) -> Path:
+def make_clip(path, frames: int = 12, w: int = 48, h: int = 32):
     """An H.264 clip with a moving bar and an AAC tone as long as the video."""
     with av.open(str(path), "w") as c:
         v = c.add_stream("libx264", rate=RATE)
@@ -50,12 +50,12 @@ def make_clip(path: Path, frames: int = 12, w: int = 48, h: int = 32) -> Path:
     return path
 
 
-def audio_packets(path: Path) -> list[bytes]:
+def audio_packets(path) -> list[bytes]:
     with av.open(str(path)) as c:
         return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.dts is not None]
 
 
-def durations(path: Path):
+def durations(path):
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         return v.duration * v.time_base, v.frames, v.average_rate
@@ -98,9 +98,9 @@ def test_killed_and_resumed_gives_the_same_clip(tmp_path):
     work = work_folder(out / "clip.mp4")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and len(list(work.glob("*.png"))) < 2:
-        time.sleep(0.005)
+        time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL
     done = len(list(work.glob("*.png")))
     assert 0 < done < 24 and not (out / "clip.mp4").exists()  # killed mid-way
     assert main(["restore", str(clip), *MODEL, "--out", str(out), "--no-progress"]) == 0
