@@ -43,8 +43,8 @@ def restore_tiled(model: Callable[..., torch.Tensor], image: np.ndarray, tile: i
     """Restore ``image`` (``(H, W, 3)`` uint8, channels in ``order``: "rgb" or "bgr") tile by tile.
 
     ``model(x, score=score)``: ``(1, 3, t, t)`` RGB in [0, 1] -> ``(1, 3, s·t, s·t)`` (any integer scale
-    ``s``, found from the first tile). ``tile``: the side of every tile the model sees (rounded down to
-    ``multiple``, the model's size multiple, so no tile needs padding); ``overlap``: pixels neighbouring
+    ``s``, found from the first tile). ``tile``: the largest side of a tile the model sees (tiles are
+    multiples of ``multiple``, the model's size multiple, so none needs padding); ``overlap``: pixels neighbouring
     tiles share at least; ``align``: tiles start at multiples of it (a transformer's window size). Returns the ``(s·H, s·W, 3)`` uint8 result in the same channel order.
     ``progress(done, total)`` is called after each tile.
     """
@@ -58,7 +58,7 @@ def restore_tiled(model: Callable[..., torch.Tensor], image: np.ndarray, tile: i
         raise ValueError(f"--tile must be at least twice the overlap (and 16), got tile {tile} with overlap "
                          f"{overlap}; choose a larger --tile or a smaller --tile-overlap")
     h, w = image.shape[:2]
-    rows, cols = axis_layout(h, tile, overlap, align), axis_layout(w, tile, overlap, align)
+    rows, cols = axis_layout(h, tile, overlap, align, multiple), axis_layout(w, tile, overlap, align, multiple)
     flip = order == "bgr"
     canvas: Optional[np.ndarray] = None
     s = 0

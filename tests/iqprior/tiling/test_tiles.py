@@ -23,12 +23,13 @@ def _untiled(model, img: np.ndarray) -> np.ndarray:
     return (y.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-@pytest.mark.parametrize("length,tile,overlap,align", [(230, 64, 32, 1), (1000, 512, 32, 1), (97, 48, 16, 8),
+@pytest.mark.parametrize("length,tile,overlap,align", [(230, 64, 32, 1), (1000, 512, 32, 1), (97, 48, 16, 8), (600, 512, 32, 1),
                                                        (64, 64, 32, 1), (65, 64, 32, 1)])
 def test_layout_covers_and_overlaps(length, tile, overlap, align):
     ax = axis_layout(length, tile, overlap, align)
     assert ax.starts[0] == 0 and ax.ends[-1] == length
-    assert all(s % align == 0 for s in ax.starts)
+    assert all(s % align == 0 for s in ax.starts) and max(e - s for s, e in zip(ax.starts, ax.ends)) <= tile + align
+    assert len({e - s for s, e in zip(ax.starts[:-1], ax.ends)}) <= 1  # one tile size
     for i in range(len(ax) - 1):
         assert ax.ends[i] - ax.starts[i + 1] >= overlap  # neighbours share at least the overlap
         a, b = ax.span(i)
