@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..io import MAX_FILE_BYTES, MAX_PIXELS, MIN_SIDE, ImageReadError, atomic_write_bytes, header_size, to_rgb_float
-from .run import restore_tiled
+from .run import restore_tiled, tile_align, tile_multiple
 
 __all__ = ["read_image_uint8", "tile_multiple", "tile_align", "restore_file_tiled", "write_png_bgr"]
 
@@ -58,26 +58,6 @@ def write_png_bgr(path: str | os.PathLike, canvas: np.ndarray) -> Path:
     if not ok:
         raise ValueError(f"cannot encode a {canvas.shape} image as PNG")
     return atomic_write_bytes(path, enc.tobytes())
-
-
-def tile_multiple(model: Any) -> int:
-    """The size multiple every tile should meet: the model's ``size_requirements`` (``auto``, ONNX) or its
-    ``size_multiple`` (ported models that resize to a multiple), else 1."""
-    req = getattr(model, "size_requirements", None)
-    if req is not None:
-        return max(1, int(req[1]))
-    return max(1, int(getattr(model, "size_multiple", 1) or 1))
-
-
-def tile_align(model: Any) -> int:
-    """Where tiles start: a multiple of the network's attention window (``net.window_size``, e.g. SwinIR,
-    HAT), so that each tile's windows are the whole image's; 1 for convolutional models."""
-    net = model
-    while getattr(net, "net", None) is None and getattr(net, "model", None) is not None:
-        net = net.model
-    w = getattr(getattr(net, "net", None), "window_size", None)
-    w = w[0] if isinstance(w, (tuple, list)) and w else w
-    return int(w) if isinstance(w, int) and w > 1 else 1
 
 
 def restore_file_tiled(model: Callable[..., torch.Tensor], src: str | os.PathLike, dst: str | os.PathLike, *,

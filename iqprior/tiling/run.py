@@ -15,9 +15,29 @@ import torch
 
 from .grid import Axis, axis_layout, ramp
 
-__all__ = ["restore_tiled", "DEFAULT_OVERLAP"]
+__all__ = ["restore_tiled", "tile_multiple", "tile_align", "DEFAULT_OVERLAP"]
 
 DEFAULT_OVERLAP = 32
+
+
+def tile_multiple(model: Any) -> int:
+    """The size multiple every tile should meet: the model's ``size_requirements`` (``auto``, ONNX) or its
+    ``size_multiple`` (ported models that resize to a multiple), else 1."""
+    req = getattr(model, "size_requirements", None)
+    if req is not None:
+        return max(1, int(req[1]))
+    return max(1, int(getattr(model, "size_multiple", 1) or 1))
+
+
+def tile_align(model: Any) -> int:
+    """Where tiles start: a multiple of the network's attention window (``net.window_size``, e.g. SwinIR,
+    HAT), so that each tile's windows are the whole image's; 1 for convolutional models."""
+    net = model
+    while getattr(net, "net", None) is None and getattr(net, "model", None) is not None:
+        net = net.model
+    w = getattr(getattr(net, "net", None), "window_size", None)
+    w = w[0] if isinstance(w, (tuple, list)) and w else w
+    return int(w) if isinstance(w, int) and w > 1 else 1
 
 
 def _to_uint8(y: torch.Tensor) -> np.ndarray:
@@ -38,21 +58,23 @@ def _scale_of(x: torch.Tensor, y: torch.Tensor) -> int:
 @torch.no_grad()
 def restore_tiled(model: Callable[..., torch.Tensor], image: np.ndarray, tile: int,
                   overlap: int = DEFAULT_OVERLAP, score: Any = None, device: torch.device | str = "cpu",
-                  multiple: int = 1, align: int = 1, order: str = "rgb",
+                  multiple: Optional[int] = None, align: Optional[int] = None, order: str = "rgb",
                   progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
     """Restore ``image`` (``(H, W, 3)`` uint8, channels in ``order``: "rgb" or "bgr") tile by tile.
 
     ``model(x, score=score)``: ``(1, 3, t, t)`` RGB in [0, 1] -> ``(1, 3, s·t, s·t)`` (any integer scale
-    ``s``, found from the first tile). ``tile``: the largest side of a tile the model sees (tiles are
-    multiples of ``multiple``, the model's size multiple, so none needs padding); ``overlap``: pixels neighbouring
-    tiles share at least; ``align``: tiles start at multiples of it (a transformer's window size). Returns the ``(s·H, s·W, 3)`` uint8 result in the same channel order.
-    ``progress(done, total)`` is called after each tile.
+    ``s``, found from the first tile). ``tile``: the largest side of a tile the model sees; ``overlap``:
+    pixels neighbouring tiles share at least. ``multiple``: tiles are multiples of it (the model's size
+    multiple, so none needs padding); ``align``: tiles start at multiples of it (a transformer's window
+    size); both default to what the model states (:func:`tile_multiple`, :func:`tile_align`). Returns the
+    ``(s·H, s·W, 3)`` uint8 result in the same channel order; ``progress(done, total)`` is called per tile.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"restore_tiled takes an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
     if order not in ("rgb", "bgr"):
         raise ValueError(f"order must be 'rgb' or 'bgr', got {order!r}")
-    multiple = max(1, int(multiple))
+    multiple = tile_multiple(model) if multiple is None else max(1, int(multiple))
+    align = tile_align(model) if align is None else max(1, int(align))
     tile = tile // multiple * multiple
     if tile < max(2 * overlap, 16, multiple):
         raise ValueError(f"--tile must be at least twice the overlap (and 16), got tile {tile} with overlap "

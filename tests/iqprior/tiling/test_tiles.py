@@ -84,7 +84,7 @@ def test_memory_budget():
     per_pixel = (1000.0, 2)
     tile = choose_tile(model, 50 * 2**20, 400, 600, 32, base=0, probe_fn=lambda: per_pixel)
     fixed = 400 * 600 * 3 * 5 + 3 * 16 * 2 * 600 * 2 * 4
-    assert 64 <= tile and tile**2 * 1000 <= 50 * 2**20 - fixed < (tile + 1) ** 2 * 1000
+    assert tile >= 64 and tile**2 * 1000 <= 50 * 2**20 - fixed < (tile + 1) ** 2 * 1000
     with pytest.raises(ValueError, match="too small"):
         choose_tile(model, 4 * 2**20, 400, 600, 32, base=0, probe_fn=lambda: per_pixel)
 
