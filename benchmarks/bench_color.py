@@ -7,7 +7,7 @@ the figure is the mean CIEDE2000 difference over pixels, then over photos. ``non
 ``adain`` / ``wavelet`` the two fixes of :mod:`iqprior.colorfix` applied to the same output.
 
     python benchmarks/bench_color.py --models realesr-animevideov3.pth,RealESRGAN_x4plus_anime_6B.pth,\
-RealESRGAN_x4plus.pth --photos astronaut,coffee,chelsea --side 96
+RealESRGAN_x4plus.pth,minires+=iqprior/demo/assets/minires-plus --photos astronaut,coffee,chelsea --side 96
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models.split(","):
-        model = adapters.create("auto", checkpoint=name).eval()
+        adapter, _, ckpt = name.rpartition("=")  # "FILE" (auto) or "ADAPTER=CHECKPOINT"
+        model = adapters.create(adapter or "auto", checkpoint=ckpt).eval()
         per = {"none": [], "adain": [], "wavelet": []}
         for ph in args.photos.split(","):
             img = getattr(skimage.data, ph)()[:, :, :3]
@@ -67,7 +68,8 @@ def main() -> None:
             per["none"].append(delta_e(up, y, args.sigma))
             per["adain"].append(delta_e(up, adain_fix(y, x), args.sigma))
             per["wavelet"].append(delta_e(up, wavelet_fix(y, x), args.sigma))
-        row = {"model": name, "architecture": model.architecture, "scale": model.scale,
+        row = {"model": name, "architecture": getattr(model, "architecture", adapter),
+               "scale": getattr(model, "scale", 1),
                **{k: float(np.mean(v)) for k, v in per.items()}, "per_photo": per}
         rows.append(row)
         print(json.dumps(row), flush=True)
