@@ -95,8 +95,12 @@ def restore_image_file(runner: Any, src: Path, dst: Path, args: argparse.Namespa
                        budget: Optional[int]) -> dict:
     from ..tiling.files import restore_file_tiled
 
-    return restore_file_tiled(runner, src, dst, tile=args.tile, overlap=args.tile_overlap, score=score,
-                              device=device, color_fix=args.color_fix, max_memory=budget)
+    r = restore_file_tiled(runner, src, dst, tile=args.tile, overlap=args.tile_overlap, score=score,
+                           device=device, color_fix=args.color_fix, max_memory=budget)
+    if budget is not None:
+        chosen = f"tiles of at most {r['tile']} px" if r["tile"] else "untiled (it fits)"
+        print(f"{src.name}: --max-memory {args.max_memory}: {chosen}", file=sys.stderr)
+    return r
 
 
 def frame_function(runner: Any, restorer: Any, args: argparse.Namespace, score: Any, device, tiled: bool,
