@@ -68,7 +68,7 @@ def wrap_model(model: Any, color_fix: str, tiled: bool):
 def uses_tiles(args: argparse.Namespace, model: Any) -> bool:
     """Whether inputs of this run go through the tiled path (image models with --tile or --max-memory)."""
     tiled = args.tile is not None or args.max_memory is not None
-    if tiled and model.task == "face":
+    if tiled and (model.task == "face" or getattr(args, "faces", False)):
         print(f"note: {model.adapter_name} is a face model: its crops are at the native "
               f"{model.native_size or 512}² and are not tiled (--tile/--max-memory ignored)", file=sys.stderr)
         return False
