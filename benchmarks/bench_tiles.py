@@ -16,12 +16,14 @@ Reports seconds (median), ``loop / iqprior`` and ``loop / onnx`` speed ratios (m
 per-round ratios) and the largest difference between the outputs in 1/255 steps.
 
 ``memory``: one subprocess per run of ``iqprior restore`` (tiled, then untiled), its peak RSS from
-``os.wait4``; sizes the untiled run cannot reach are estimated from the smaller sizes (linear in pixels).
+``os.wait4``; the large size runs untiled too with ``--untiled-big`` (slow: the whole image in one forward).
+The process alone (Python, torch, the model) is about 1 GiB of it and varies by ~0.2 GiB between runs on a
+loaded machine (shared-library pages counted or not).
 
     python benchmarks/bench_tiles.py speed --checkpoint realesr-animevideov3.pth --image coffee \
         --tile 512 --overlap 32 --rounds 3 --threads 2
     python benchmarks/bench_tiles.py memory --checkpoint realesr-animevideov3.pth --size 2000x1500 \
-        --untiled-sizes 250x188,500x375 --tile 512
+        --untiled-sizes 250x188,500x375 --tile 512 [--untiled-big]
 """
 from __future__ import annotations
 
@@ -166,13 +168,6 @@ def memory(args) -> dict:
             rows.append({"size": size, "tiled": tiled, "seconds": round(secs, 1), "peak_rss_mib": rss / 2**20,
                          "status": status})
             print(json.dumps(rows[-1]), flush=True)
-    small = [r for r in rows if not r["tiled"] and r["status"] == 0]
-    if len(small) >= 2 and not any(r["size"] == args.size and not r["tiled"] for r in rows):
-        px = [np.prod([int(v) for v in r["size"].split("x")]) for r in small]
-        slope = (small[-1]["peak_rss_mib"] - small[0]["peak_rss_mib"]) / (px[-1] - px[0])
-        big_px = np.prod([int(v) for v in args.size.split("x")])
-        rows.append({"size": args.size, "tiled": False, "estimate": True,
-                     "peak_rss_mib": small[-1]["peak_rss_mib"] + slope * (big_px - px[-1])})
     return {"checkpoint": args.checkpoint, "image": f"skimage.data.{args.image}", "tile": args.tile,
             "overlap": args.overlap, "threads": args.threads, "runs": rows}
 
