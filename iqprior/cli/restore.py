@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     name = model.adapter_name
     if getattr(model, "random_weights", args.checkpoint is None):
         print(f"note: {name} has random weights (no --checkpoint): outputs are meaningless", file=sys.stderr)
-    if levels is not None and not model.is_conditioned:
+    if levels is not None and not model.takes_level:
         print(f"note: {name} is not conditioned; every level gives the same image", file=sys.stderr)
     tiled = large.uses_tiles(args, model)
     runner, guard = large.wrap_model(model, args.color_fix, tiled)
