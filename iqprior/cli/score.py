@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .checks import add_precision_flag
+from ..argument_checks import add_precision_flag
 
 
 def add_parser(sub) -> None:
@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..argument_checks import check_out, check_positive
     from ..distributed import default_device, init_distributed, resolve_device
     from ..scoring import SPECS, create_scorer, member_available
     from ..scoring.ensemble import preset_members
     from ..scoring.job import score_directory
-    from .checks import check_out, check_positive
 
     if args.list_members:
         for name, spec in SPECS.items():

@@ -127,7 +127,7 @@ def build_app(service: DemoService):
 
         # named API endpoints: the launch model, aligned faces; errors reach the client as their message
         api_image = gr.Image(label="image", type="filepath", image_mode=None, format="png", visible=False)
-        api_level = gr.Number(label="level", value=9, precision=0, visible=False)
+        api_level = gr.Number(label="level", value=max(LEVELS), precision=0, visible=False)
         api_out = gr.Image(label="restored", type="filepath", format="png", visible=False)
         api_grid = gr.File(label="sweep", visible=False)
         _guard_upload(api_image, service)

@@ -145,7 +145,7 @@ def test_bad_precision_and_exact_values():
         adapters.create("nu2net", precision="fp8")
     with pytest.raises(TypeError, match="exact"):
         adapters.create("nu2net").set_exact("yes")
-    from iqprior.cli.checks import PRECISIONS
+    from iqprior.argument_checks import PRECISIONS
     from iqprior.fastpath import PRECISIONS as AUTOCAST
     assert tuple(AUTOCAST) == PRECISIONS      # the --precision choices of every command are the autocast ones
 
