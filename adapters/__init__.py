@@ -53,9 +53,7 @@ from iqprior.checkpoint import CheckpointError
 
 from .base import Adapter
 from .registry import (
-    _USER,  # noqa: F401  (the registry's own state: this process's register() table, tests patch it)
     ENTRY_POINT_GROUP,
-    _entry_points,  # noqa: F401  (read once, cached)
     builder,
     configure,
     create,

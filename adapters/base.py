@@ -37,8 +37,8 @@ from torch import nn
 from iqprior.checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
 from iqprior.conditioning import ConditionedModule, Injection, ScoreEmbedding
 from iqprior.conditioning.context import new_key
+from iqprior.conditioning.freezing import freeze_modes
 from iqprior.conditioning.inject import attach, call_conditioned, free_embedding_name
-from iqprior.conditioning.modes import freeze_modes
 from iqprior.fastpath import (
     EXACT,
     FastPath,
