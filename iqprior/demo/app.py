@@ -67,7 +67,7 @@ def build_app(service: DemoService):
                                  format="png", elem_id="input-image")
                 examples = [[str(p)] for p in bundled_examples()]
                 if examples:
-                    gr.Examples(examples, inputs=[image], label="Bundled samples (examples/data)")
+                    gr.Examples(examples, inputs=[image], label="Bundled samples")
                 model = gr.Dropdown(labels, value=first.label, label="Model", elem_id="model")
                 face = gr.Radio(list(FACE_MODES), value="aligned", label="Face input: an aligned crop or a whole photo",
                                 visible=service.is_face_model(first.label), elem_id="face")
