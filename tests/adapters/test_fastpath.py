@@ -157,7 +157,7 @@ def build_tiny_codeformer(**options):
 
 def _register_tiny(monkeypatch) -> None:
     """"tiny-cf": a tiny CodeFormer with CodeFormer's fast path, for the command-line tests."""
-    monkeypatch.setitem(adapters._USER, "tiny-cf", adapters.AdapterSpec(
+    monkeypatch.setitem(adapters.registry._USER, "tiny-cf", adapters.AdapterSpec(
         "tiny-cf", f"{__name__}:build_tiny_codeformer", fast_path=adapters.spec("codeformer").fast_path))
 
 
