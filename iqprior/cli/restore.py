@@ -60,6 +60,12 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--upscale", type=float, default=1, help="whole photos: output scale (default 1)")
     p.add_argument("--only-center-face", action="store_true", help="whole photos: restore only the central face")
+    p.add_argument("--detector", choices=["auto", "retinaface", "mtcnn"], default="auto",
+                   help="whole photos: face detector (auto: facexlib's RetinaFace if its weights are on disk, "
+                        "else MTCNN, installed offline by `make install`)")
+    p.add_argument("--faces", action="store_true",
+                   help="run an image model (e.g. Real-ESRGAN) on the aligned faces of whole photos: detect, "
+                        "align, restore, paste back")
     p.add_argument("--sweep", default=None, metavar="LEVELS",
                    help="write one comparison grid per input with the result at these levels "
                         "(0..9, 0-9 or 2,5,9)")
@@ -164,12 +170,14 @@ def run(args: argparse.Namespace) -> int:
     name = model.adapter_name
     if getattr(model, "random_weights", args.checkpoint is None):
         print(f"note: {name} has random weights (no --checkpoint): outputs are meaningless", file=sys.stderr)
-    if levels is not None and not model.is_conditioned:
+    if levels is not None and not model.takes_level:
         print(f"note: {name} is not conditioned; every level gives the same image", file=sys.stderr)
     restorer = Restorer(model, device, batch_size=args.batch_size, aligned=args.aligned,
-                        upscale=args.upscale, only_center_face=args.only_center_face)
+                        upscale=args.upscale, only_center_face=args.only_center_face, detector=args.detector,
+                        faces=args.faces)
     if restorer.task == "face" and not args.aligned:
         _ = restorer.pipeline  # build the face detector now: missing weights fail once, not per file
+        print(f"faces: {restorer.describe()}", file=sys.stderr)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
