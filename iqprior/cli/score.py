@@ -121,7 +121,7 @@ def _import(args: argparse.Namespace) -> int:
     import warnings
 
     from ..scoring.import_csv import format_histogram, import_scores
-    from .checks import check_out
+    from ..argument_checks import check_out
 
     if args.dir is not None:
         raise ValueError("--import reads scores from the CSV: give no image folder")

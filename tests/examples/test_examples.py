@@ -22,6 +22,7 @@ CASES = {
     "train_iqpfr_tiny.py": (["--steps", "3"], ["runs/iqpfr_tiny"]),
     "control_experiment.py": (["--steps", "2", "--pool", "16", "--eval-draws", "1"],
                               ["results/control_example/control.json", "results/control_example/control.png"]),
+    "large_image_and_video.py": ([], ["results/large/tiled.png", "results/large/restored/clip.mp4"]),
     "retrofit_basicsr.py": ([], ["results/retrofit_basicsr/run/final/model.safetensors",
                                  "results/retrofit_basicsr/restored/400_img_.png"]),
     # released weights from the install step (the user's cache); the Compact Real-ESRGAN keeps it quick
