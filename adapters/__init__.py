@@ -17,9 +17,10 @@ Layout. Infrastructure at the top level, one package per model below it:
   :func:`list_adapters` and :func:`~adapters.registry.configure`, the one place a
   built model gets its spec's task and fast path (``create`` and every
   ``build_*`` function end there, so both return identically configured models);
-- ``testing.py``: the adapter contract, :func:`adapters.testing.check_adapter`;
+- ``testing/``: the adapter contract, :func:`adapters.testing.check_adapter`;
 - ``codeformer/``, ``daefr/``, ``difface/``, ``puienet/``, ``nu2net/``,
-  ``iqpfr/``: each model's architecture port (``arch.py``; DifFace: ``unet.py``,
+  ``minires/``, ``iqpfr/``, ``auto/`` (any file spandrel loads): each model's
+  architecture port (``arch.py``; DifFace: ``unet.py``,
   ``swinir.py`` and its weightless ``sampler.py``), its adapter and "+" builder
   (``adapter.py``). Building blocks several networks share (the taming VQGAN
   blocks, the Transformer layer) live once in :mod:`iqprior.models.layers`
@@ -53,9 +54,7 @@ from iqprior.checkpoint import CheckpointError
 
 from .base import Adapter
 from .registry import (
-    _USER,  # noqa: F401  (the registry's own state: this process's register() table, tests patch it)
     ENTRY_POINT_GROUP,
-    _entry_points,  # noqa: F401  (read once, cached)
     builder,
     configure,
     create,

@@ -37,8 +37,8 @@ from torch import nn
 from iqprior.checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
 from iqprior.conditioning import ConditionedModule, Injection, ScoreEmbedding
 from iqprior.conditioning.context import new_key
+from iqprior.conditioning.freezing import freeze_modes
 from iqprior.conditioning.inject import attach, call_conditioned, free_embedding_name
-from iqprior.conditioning.modes import freeze_modes
 from iqprior.fastpath import (
     EXACT,
     FastPath,
@@ -49,11 +49,11 @@ from iqprior.fastpath import (
     set_fast_path,
     to_channels_last,
 )
-from iqprior.levels import ScoreLike
+from iqprior.levels import DEFAULT_LEVEL, DEFAULT_LEVELS, ScoreLike
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-DEFAULT_SCORE = 9  # the paper conditions on the top level at inference (App. 6.1.2)
+DEFAULT_SCORE = DEFAULT_LEVEL  # the paper conditions on the top level at inference (App. 6.1.2)
 
 
 class Adapter(nn.Module):
@@ -130,7 +130,7 @@ class Adapter(nn.Module):
         return self
 
     # -- conditioning ("+" variants) ------------------------------------------------------
-    def enable_condition(self, at: str, shape: Optional[tuple[int, ...]] = None, levels: int = 10,
+    def enable_condition(self, at: str, shape: Optional[tuple[int, ...]] = None, levels: int = DEFAULT_LEVELS,
                          mode: str = "add", default_score: ScoreLike = DEFAULT_SCORE, *,
                          every_call: bool = False, channel_axis: Optional[int] = None) -> str:
         """Add a level embedding at ``net``'s submodule ``at`` (this makes the "+" variant).

@@ -122,7 +122,8 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
            tiny=_TINY_CODEFORMER,
            source="sczhou/CodeFormer (Zhou et al., NeurIPS 2022)"),
     *_pair("daefr", "daefr", plus_at="cross_attention", plus_shape=(256, 16, 16),
-           official_files=("DAEFR_model.ckpt",), task=FACE, native_size=512, licence="see LIAGM/DAEFR",
+           official_files=("DAEFR_model.ckpt",), task=FACE, native_size=512,
+           licence="MIT (LIAGM/DAEFR; the weights state no licence of their own)",
            fast_path=FastPath(channels_last=True),  # SDPA measured 0.83x here (docs/experiments/speed.md)
            tiny=_TINY_DAEFR,
            source="LIAGM/DAEFR (Tsai et al., ICLR 2024)"),
@@ -161,7 +162,3 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
                 source="any architecture spandrel detects (chaiNNer-org/spandrel, MIT)"),
 ]}
 
-
-def get_spec(name: str) -> AdapterSpec:
-    """The spec of a built-in adapter (``KeyError`` for unknown names)."""
-    return SPECS[name]

@@ -12,6 +12,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 
 from .io import atomic_path
+from .levels import DEFAULT_LEVELS
 
 
 def _plt():
@@ -39,8 +40,8 @@ def score_histogram(scores: Sequence[float], path: str | os.PathLike, threshold:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
     ax.hist(list(scores), bins=bins, range=(0.0, 1.0), color="#4C72B0", edgecolor="white")
-    for lv in range(1, 10):
-        ax.axvline(lv / 10, color="0.85", lw=0.6, zorder=0)
+    for lv in range(1, DEFAULT_LEVELS):
+        ax.axvline(lv / DEFAULT_LEVELS, color="0.85", lw=0.6, zorder=0)
     if threshold is not None:
         n_hq = sum(1 for s in scores if s > threshold)
         ax.axvline(threshold, color="#C44E52", lw=1.5, ls="--", label=f"HQ+ threshold {threshold:g} ({n_hq} above)")

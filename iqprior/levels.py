@@ -13,7 +13,20 @@ import torch
 
 ScoreLike = Union[int, float, torch.Tensor, np.integer, np.floating, np.ndarray]
 
+#: number of condition levels (the paper's 10: ``floor(10 s)`` in 0..9); every default ``levels=`` reads it
 DEFAULT_LEVELS = 10
+#: the level a "+" model is conditioned on unless told otherwise: the top one ("the condition scores of our
+#: quantitative and qualitative results [...] are all 9", App. 6.1.2)
+DEFAULT_LEVEL = DEFAULT_LEVELS - 1
+#: every level, 0..9 (sweeps, per-level counts)
+LEVELS: tuple[int, ...] = tuple(range(DEFAULT_LEVELS))
+
+
+def check_level(value: int, flag: str = "level", levels: int = DEFAULT_LEVELS) -> int:
+    """``value`` if it is a level in ``0 .. levels - 1``, else a ``ValueError`` naming ``flag``."""
+    if not 0 <= value < levels:
+        raise ValueError(f"{flag} must be a level in 0..{levels - 1}, got {value}")
+    return value
 
 
 def score_to_level(score: ScoreLike, levels: int = DEFAULT_LEVELS) -> torch.Tensor:

@@ -87,7 +87,7 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
     WeightFile("vqgan_code1024.pth", f"{_GH}/sczhou/CodeFormer/releases/download/v0.1.0/vqgan_code1024.pth",
                None, "S-Lab License 1.0 (non-commercial)", "CodeFormer's stage-I VQGAN"),
     WeightFile("DAEFR_model.ckpt", "https://huggingface.co/LIAGM/DAEFR_pretrain_model/resolve/main/DAEFR_model.ckpt",
-               None, "see LIAGM/DAEFR"),
+               None, "MIT (LIAGM/DAEFR; the weights state no licence of their own)"),
     WeightFile("iddpm_ffhq512_ema500000.pth",
                f"{_GH}/zsyOAOA/DifFace/releases/download/V1.0/iddpm_ffhq512_ema500000.pth",
                None, "S-Lab License 1.0 (non-commercial)", "diffusion UNet"),

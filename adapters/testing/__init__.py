@@ -89,6 +89,7 @@ def check_adapter(model: Union[str, Adapter], *, options: Optional[Mapping[str, 
     if unknown:
         raise ValueError(f"unknown check(s) {unknown}; choose from {CHECKS}")
     name = model if isinstance(model, str) else getattr(model, "adapter_name", type(model).__name__)
+    by_name = isinstance(model, str)
     if isinstance(model, str):
         torch.manual_seed(seed)
         model = adapters.create(model, **dict(options or {}))
@@ -104,7 +105,7 @@ def check_adapter(model: Union[str, Adapter], *, options: Optional[Mapping[str, 
         x = torch.rand(2, 3, s, s, generator=torch.Generator().manual_seed(seed))
     report = ContractReport(name)
     a, b = levels
-    ctx = Context(name, registered, options or {}, x, call_kwargs, a, b, atol, seed)
+    ctx = Context(name, registered, options or {}, x, call_kwargs, a, b, atol, seed, instance=not by_name)
     for check, run in REGISTRY.items():
         if check not in checks:
             continue

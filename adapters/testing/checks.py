@@ -9,7 +9,7 @@ import torch
 from iqprior import torch_compat
 
 from ..base import Adapter
-from .registry import Context, close, contract_check, fail, forward, randomise_embeddings
+from .registry import Context, base_of, close, contract_check, fail, forward, randomise_embeddings
 from .threads import cpu_replicas, rendezvous, run_in_threads
 
 
@@ -17,18 +17,15 @@ from .threads import cpu_replicas, rendezvous, run_in_threads
 def identity(model: Adapter, c: Context) -> str:
     import numpy as np
 
-    import adapters
-
     with torch.no_grad():
         ref = forward(model, c.x, c.a, c.call_kwargs)
         for score in (c.b, 0, 0.55, np.int64(c.b), torch.tensor(c.a), torch.tensor([c.a, c.b])):
             out = forward(model, c.x, score, c.call_kwargs)
             if not torch.equal(out, ref):
                 return fail(f"score={score!r} changes the output at init by {float((out - ref).abs().max()):.3g}")
-        base_name = adapters.spec(c.name).base if c.registered else None
-        if base_name is None:
+        base, base_name = base_of(model, c)
+        if base is None:
             return "ok"
-        base = adapters.create(base_name, **dict(c.options))
         missing, unexpected = base.load_state_dict(model.state_dict(), strict=False)
         if missing or set(unexpected) != {f"{s.name}.weight" for s in model.injections}:
             return fail(f"the weights do not map onto {base_name}: missing {missing[:3]}, unexpected {unexpected[:3]}")
@@ -40,7 +37,6 @@ def identity(model: Adapter, c: Context) -> str:
 
 @contract_check("keys")
 def keys(model: Adapter, c: Context) -> str:
-    import adapters
 
     keys = list(model.state_dict())
     slots = {m: torch_compat.module_slots(mod) for m, mod in model.named_modules()}
@@ -56,9 +52,8 @@ def keys(model: Adapter, c: Context) -> str:
         return fail(f"embedding keys {sorted(emb - set(keys))} missing from the state_dict")
     if len(emb) != len(model.injections):
         return fail("two injection points share one embedding key")
-    base_name = adapters.spec(c.name).base if c.registered else None
-    if base_name is not None:
-        base = adapters.create(base_name, **dict(c.options))
+    base, base_name = base_of(model, c)
+    if base is not None:
         if set(keys) - emb != set(base.state_dict()):
             return fail(f"keys without the embeddings differ from {base_name}'s")
         base.load_state_dict(model.state_dict(), strict=False)

@@ -6,8 +6,9 @@ returns ``"ok..."``, ``"skipped: why"`` or ``"FAILED: why"`` (:func:`fail`);
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 from torch import nn
@@ -41,6 +42,8 @@ class Context:
     b: int
     atol: float
     seed: int
+    #: the adapter was given as an instance (its base is then not rebuilt by name: see :func:`base_of`)
+    instance: bool = False
 
 
 def fail(msg: str) -> str:
@@ -60,6 +63,27 @@ def randomise_embeddings(model: Adapter, seed: int, scale: float = 0.5) -> None:
     with torch.no_grad():
         for e in model.embeddings():
             e.weight.copy_(torch.randn(e.weight.shape, generator=g) * scale)
+
+
+def base_of(model: Adapter, c: Context) -> tuple[Optional[Adapter], str]:
+    """The model a "+" adapter must equal at init, with its name; ``(None, "")`` for a base adapter.
+
+    Checked by name: the registered base adapter built with the same options. Checked as an instance
+    (which may have been built from a model file, as ``auto+`` is): a copy of the instance without its
+    embeddings and their hooks' effect, i.e. the same network called bare.
+    """
+    import adapters
+
+    if not model.is_conditioned:
+        return None, ""
+    if not c.instance:
+        base_name = adapters.spec(c.name).base if c.registered else None
+        return (adapters.create(base_name, **dict(c.options)), base_name) if base_name else (None, "")
+    base = copy.deepcopy(model)
+    for spec in base.injections:
+        delattr(base, spec.name)
+    object.__setattr__(base, "_iq_specs", ())   # a bare call: the hooks see no level and pass the feature on
+    return base, f"{c.name} without its embeddings"
 
 
 def close(a: torch.Tensor, b: torch.Tensor, atol: float) -> bool:

@@ -8,6 +8,7 @@
   :func:`adapters.list_adapters`, read from :func:`adapters.spec` (``adapters/specs.py``).
 - ``<!-- iqprior:members -->``, ``<!-- iqprior:fullref -->``, ``<!-- iqprior:presets -->``: the IQA
   metric tables from :data:`iqprior.scoring.specs.SPECS` and ``PRESETS``.
+- ``<!-- iqprior:auto-families -->``: docs/auto.md's families table (:func:`adapters.auto.table.families_markdown`).
 - After the build, the HTML is checked to list every adapter and every metric; a missing one fails
   the build.
 
@@ -132,6 +133,14 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def licence_cell(licence: str) -> str:
+    """A licence with its flag in bold (``iqprior.licences``): non-commercial and unlicensed ones stand out."""
+    from iqprior.licences import licence_flag
+
+    flag = licence_flag(licence)
+    return f"{licence or '—'} **{flag.lower()}**" if flag else (licence or "—")
+
+
 def adapters_table() -> str:
     """One row per adapter of :func:`adapters.list_adapters`, every fact from its spec."""
     _import_path()
@@ -151,7 +160,7 @@ def adapters_table() -> str:
         size = f"{s.native_size}²" if s.native_size else "any"
         rows.append("| " + " | ".join(_cell(c) for c in (
             _code(name), s.task or "from the adapter", size, files, _code(s.base) if s.base else "—", at, fast,
-            s.licence or "—", s.source or "—")) + " |")
+            licence_cell(s.licence), s.source or "—")) + " |")
     return "\n".join(rows) + "\n"
 
 
@@ -187,7 +196,7 @@ def members_table(full_reference: bool = False) -> str:
                  "yes" if m.differentiable else "no"]
         if not full_reference:
             cells.insert(2, _presets_of(m.name))
-        cells += [m.licence or "—", m.note or ""]
+        cells += [licence_cell(m.licence or ""), m.note or ""]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
 
@@ -217,6 +226,14 @@ def requirements(*names: str) -> str:
     return " (this version: " + ", ".join(f"`{r}`" for r in found) + ")"
 
 
+def auto_families_table() -> str:
+    """docs/auto.md's families table, from ``adapters.auto``'s injection table and spandrel's registry."""
+    _import_path()
+    from adapters.auto.table import families_markdown
+
+    return families_markdown()
+
+
 _REQUIRES = re.compile(r"<!-- iqprior:requires ([\w\- ]+) -->")
 
 MARKERS = {
@@ -224,6 +241,7 @@ MARKERS = {
     "<!-- iqprior:members -->": members_table,
     "<!-- iqprior:fullref -->": lambda: members_table(full_reference=True),
     "<!-- iqprior:presets -->": presets_table,
+    "<!-- iqprior:auto-families -->": auto_families_table,
 }
 
 

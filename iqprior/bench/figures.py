@@ -13,10 +13,12 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
+from iqprior.levels import DEFAULT_LEVELS
+
 from .runner import build_model, checkpoint_for, find_gt, image_items, output_path, prepare_input
 
 
-def parse_levels(text: str, levels: int = 10) -> list[int]:
+def parse_levels(text: str, levels: int = DEFAULT_LEVELS) -> list[int]:
     """``"0-9"``, ``"0..9"`` or ``"0,3,6,9"`` -> sorted unique levels (see :func:`iqprior.levels.parse_levels`)."""
     from iqprior.levels import parse_levels as _parse
 

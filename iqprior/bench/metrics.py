@@ -84,11 +84,6 @@ class BenchMetric:
         """``delta`` signed so that positive means better (the paper's "(+0.33)" for MDFS 18.41 -> 18.08)."""
         return -delta if self.lower_better else delta
 
-    def normalised_gain(self, new: float, old: float) -> float:
-        """Improvement ``new`` over ``old`` as a fraction of the score range (positive = better)."""
-        lo, hi = self.score_range
-        return self.better(new - old) / (hi - lo)
-
 
 _MUSIQ_GFIQA = ("pyiqa has no MUSIQ trained on GFIQA and no such weights are released; iqprior's 'paper' "
                 "scorer preset trains with topiq_nr-face (CGFIQA) as a stand-in, but a stand-in would not "

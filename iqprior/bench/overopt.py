@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from iqprior.levels import DEFAULT_LEVEL
+
 from .metrics import BenchMetric, availability, get_metric
 
 log = logging.getLogger("iqprior.bench")
@@ -46,7 +48,7 @@ class OverOptConfig:
     checkpoints: Mapping[str, str] = field(default_factory=dict)
     random_init: bool = False
     device: str = "cpu"
-    score: int = 9
+    score: int = DEFAULT_LEVEL
     progress: bool = True
 
 

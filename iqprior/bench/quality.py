@@ -20,6 +20,8 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
+from iqprior.levels import DEFAULT_LEVEL
+
 from .metrics import BenchMetric, availability, build_metric, resolve_metrics
 from .runner import RestoreResult, checkpoint_for, find_gt, image_items, restore_folder
 from .tables import TableRow, to_csv, to_markdown
@@ -42,7 +44,7 @@ class QualityConfig:
     checkpoints: Mapping[str, str] = field(default_factory=dict)
     random_init: bool = False       # models without a checkpoint get random weights (tests, smoke runs)
     device: str = "cpu"
-    score: int = 9                  # condition level of "+" models (the paper uses the top level)
+    score: int = DEFAULT_LEVEL                  # condition level of "+" models (the paper uses the top level)
     include_input: bool = True      # an "Input" row, as in the paper's Table 2
     overwrite: bool = False
     progress: bool = True

@@ -21,6 +21,8 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import torch
 
+from iqprior.levels import DEFAULT_LEVEL
+
 log = logging.getLogger("iqprior.bench")
 
 META_NAME = "bench_meta.json"
@@ -137,7 +139,7 @@ def _check_meta(out_dir: Path, meta: dict, overwrite: bool) -> bool:
 
 
 def restore_folder(name: str, items: Sequence[tuple[str, Path]], out_dir: Path, checkpoint: Optional[str],
-                   device: torch.device | str = "cpu", score: int = 9, overwrite: bool = False,
+                   device: torch.device | str = "cpu", score: int = DEFAULT_LEVEL, overwrite: bool = False,
                    progress: bool = True, source: str = "",
                    builder: Callable[..., torch.nn.Module] = build_model, precision: str = "fp32",
                    exact: bool = False) -> RestoreResult:

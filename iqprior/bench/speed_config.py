@@ -7,6 +7,8 @@ from typing import Mapping, Optional
 
 import torch
 
+from iqprior.levels import DEFAULT_LEVEL
+
 
 @dataclass(frozen=True)
 class SpeedConfig:
@@ -18,7 +20,7 @@ class SpeedConfig:
     warmup: int = 1
     iters: int = 3
     checkpoints: Mapping[str, str] = field(default_factory=dict)
-    score: int = 9
+    score: int = DEFAULT_LEVEL
     out: Optional[Path] = None
     precision: str = "fp32"         # autocast of the timed (fast) model: fp32, bf16, fp16
     exact: bool = False             # time the exact path only (no fast path, no comparison)

@@ -53,11 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the traceback of any error (also accepted after the sub-command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _name, module in SUBCOMMANDS.items():
-        try:
-            mod = importlib.import_module(f"{__name__}.{module}")
-        except ImportError:
-            continue  # a sub-command whose module is not there yet
-        mod.add_parser(sub)
+        importlib.import_module(f"{__name__}.{module}").add_parser(sub)  # a broken sub-command fails loudly
     for p in sub.choices.values():
         _add_debug(p)
     return parser

@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .checks import add_precision_flag
+from ..argument_checks import add_precision_flag
 
 
 def _common_models(p: argparse.ArgumentParser, models: bool = True) -> None:
@@ -32,7 +32,8 @@ def _common_models(p: argparse.ArgumentParser, models: bool = True) -> None:
     p.add_argument("--random-init", action="store_true",
                    help="models without --checkpoints entry get random weights instead (smoke tests only)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--score", type=int, default=9, help="condition level of '+' models (default 9, as the paper)")
+    p.add_argument("--score", type=int, default=None,
+                   help="condition level of '+' models (default: the top level, 9, as the paper)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -168,15 +169,17 @@ def _setup(args) -> None:
     """Check the arguments every benchmark shares, before any model is built or file written."""
     from iqprior.bench.runner import parse_checkpoints
 
-    from .checks import check_checkpoint, check_out
+    from ..argument_checks import check_checkpoint, check_out
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     if hasattr(args, "device"):
         from iqprior.distributed import resolve_device
 
         args.device = str(resolve_device(args.device))
-    if hasattr(args, "score") and not 0 <= args.score <= 9:
-        raise ValueError(f"--score must be a level in 0..9, got {args.score}")
+    if hasattr(args, "score"):
+        from iqprior.levels import DEFAULT_LEVEL, check_level
+
+        args.score = DEFAULT_LEVEL if args.score is None else check_level(args.score, "--score")
     for name, ckpt in parse_checkpoints(getattr(args, "checkpoints", "")).items():
         check_checkpoint(ckpt, f"--checkpoints {name}=")
     if hasattr(args, "models"):
@@ -213,7 +216,7 @@ def run_quality(args) -> int:
 
 
 def run_table(args) -> int:
-    from .checks import check_out
+    from ..argument_checks import check_out
 
     check_out(args.out, "--out")
     from iqprior.bench.quality import combine_runs

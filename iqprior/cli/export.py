@@ -43,10 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     import adapters
 
+    from ..argument_checks import check_checkpoint, parse_options
     from ..export.onnx_export import DEFAULT_OPSET, check_opset, check_out_file, export_onnx, export_refusal, parse_size
     from ..export.onnx_file import ExportError, require_onnx, require_onnxruntime
-    from .checks import check_checkpoint
-    from .restore import parse_options
 
     # every argument is checked before the model is built or anything is written
     out = Path(args.out)

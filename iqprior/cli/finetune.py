@@ -48,10 +48,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from ..argument_checks import check_checkpoint, check_out, check_positive, parse_options
     from ..distributed import resolve_device
     from ..training.finetune import FinetuneConfig, finetune
-    from .checks import check_checkpoint, check_out, check_positive
-    from .restore import parse_options
 
     # every argument is checked before any model is built or any file written
     check_positive(args.steps, "--steps", minimum=0)
@@ -63,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         check_positive(args.size, "--size", minimum=8)
     if not args.lr > 0:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
-    if args.default_level is not None and not 0 <= args.default_level <= 9:
-        raise ValueError(f"--default-level must be a level in 0..9, got {args.default_level}")
+    if args.default_level is not None:
+        from iqprior.levels import check_level
+
+        check_level(args.default_level, "--default-level")
     for flag, folder in (("--data", args.data), ("--lq", args.lq)):
         if folder is not None and not Path(folder).exists():
             raise FileNotFoundError(f"{flag} {folder}: no such folder")

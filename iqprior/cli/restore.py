@@ -20,12 +20,11 @@ level (the paper's Fig. 13) instead of single outputs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from .checks import add_precision_flag
+from ..argument_checks import add_precision_flag
 from .restore_large import add_arguments as add_large_arguments
 
 # faces per forward pass: on CPU batch 4 was measured slower than batch 1 (docs/experiments/speed.md)
@@ -47,7 +46,8 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="official file, a save_pretrained directory, or 'official' (weights registry); "
                         "default: random weights (for pipeline checks only)")
-    p.add_argument("--score", default="9", help="condition level 0..9 (int) or score in [0, 1] (float); default 9")
+    p.add_argument("--score", default=None,
+                   help="condition level 0..9 (int) or score in [0, 1] (float); default: the top level, 9")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: resize and restore")
     p.add_argument("--fidelity", type=float, default=None, help="CodeFormer's w in [0, 1] (model default 0.5)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -77,20 +77,6 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--debug", action="store_true", help="raise errors with a traceback")
     p.set_defaults(run=run)
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` -> dict; values parsed as JSON when they parse, else kept as strings."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
 
 
 def parse_score(text: str):
@@ -127,7 +113,7 @@ def _output_name(path: Path, used: dict[str, int]) -> str:
 def build_model(args: argparse.Namespace, device):
     """What the restore loop calls (a :class:`iqprior.faces.restorer.Runner`): the adapter ``--model``
     in PyTorch, or the exported file ``--onnx`` in onnxruntime (:class:`iqprior.export.OnnxModel`)."""
-    from .checks import check_checkpoint, check_positive
+    from ..argument_checks import check_checkpoint, check_positive, parse_options
 
     if (args.model is None) == (args.onnx is None):
         raise ValueError("give --model NAME (PyTorch) or --onnx FILE (an `iqprior export` file), one of the two")
@@ -162,11 +148,12 @@ def build_model(args: argparse.Namespace, device):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..argument_checks import check_out, check_positive
     from ..distributed import resolve_device
     from ..faces.restorer import Restorer
     from ..io import check_finite, read_image, write_image
+    from ..levels import DEFAULT_LEVEL
     from . import restore_large as large
-    from .checks import check_out, check_positive
 
     # every argument is checked before any model is built or any file written
     image_inputs, videos = large.split_videos(args.inputs)
@@ -178,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--upscale must be > 0, got {args.upscale}")
     if args.fidelity is not None and not 0.0 <= args.fidelity <= 1.0:
         raise ValueError(f"--fidelity must lie in [0, 1], got {args.fidelity}")
-    score = parse_score(args.score)
+    score = DEFAULT_LEVEL if args.score is None else parse_score(args.score)
     levels = parse_sweep(args.sweep) if args.sweep else None
     device = resolve_device(args.device)
     if args.batch_size is None:

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .checks import add_precision_flag
+from ..argument_checks import add_precision_flag
 
 
 def add_parser(sub) -> None:
@@ -57,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..argument_checks import check_out, check_positive
     from ..distributed import default_device, init_distributed, resolve_device
     from ..scoring import SPECS, create_scorer, member_available
     from ..scoring.ensemble import preset_members
     from ..scoring.job import score_directory
-    from .checks import check_out, check_positive
 
     if args.import_csv is not None:
         return _import(args)
@@ -121,7 +121,7 @@ def _import(args: argparse.Namespace) -> int:
     import warnings
 
     from ..scoring.import_csv import format_histogram, import_scores
-    from .checks import check_out
+    from ..argument_checks import check_out
 
     if args.dir is not None:
         raise ValueError("--import reads scores from the CSV: give no image folder")

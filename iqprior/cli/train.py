@@ -36,10 +36,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from ..argument_checks import check_out, check_positive
     from ..distributed import resolve_device
     from ..training.config import load_config
     from ..training.trainer import Trainer
-    from .checks import check_out, check_positive
 
     check_positive(args.steps, "--steps", minimum=0)
     check_positive(args.batch_size, "--batch-size")

@@ -152,11 +152,17 @@ def run(args: argparse.Namespace) -> int:
     names = args.names or list(weights.REGISTRY)
     if args.action == "list":
         used_by = _users()
+        from ..licences import licence_flag
+
         print(f"cache: {weights.cache_dir()}")
         for w in weights.REGISTRY.values():
             where = weights.find(w.name)
             users = ", ".join(used_by.get(w.name, [])) or w.note
-            print(f"{w.name:36s} {w.kind:6s} {'present' if where else 'missing':8s} {users:28s} {w.url}")
+            flag = licence_flag(w.licence)
+            print(f"{w.name:36s} {w.kind:6s} {'present' if where else 'missing':8s} {users:28s} "
+                  f"{flag or '-':14s} {w.licence}  {w.url}")
+        print("licence flags: NON-COMMERCIAL = research/non-commercial use only; NO LICENCE = upstream grants none "
+              "(ask its authors); THIRD_PARTY_NOTICES lists each source")
         return 0
     if args.action == "add":
         if not args.names:

@@ -1,7 +1,7 @@
 """Score conditioning: the level embedding and its injection into any network."""
 from .checks import find_submodule
 from .embedding import ScoreEmbedding, auto_shape
-from .modes import freeze_modes
+from .freezing import freeze_modes
 from .ops import MODES, Injection
 from .wrapper import ConditionedModule, condition
 

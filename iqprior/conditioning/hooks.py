@@ -82,8 +82,7 @@ def call_conditioned(net: nn.Module, key: int, embeddings: list[ScoreEmbedding],
     levels = embeddings[0].levels_of(score, batch)
     for emb in embeddings[1:]:
         if emb.levels != embeddings[0].levels:
-            levels_other = emb.levels_of(score, batch)  # validates against that table too
-            del levels_other
+            emb.levels_of(score, batch)  # validates the score against that table too (raises on a bad level)
     state = context.CallState(levels, embeddings, scalar, torch.is_grad_enabled())
     token = context.enter(key, state)
     try:

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence, Union
 from torch import nn
 
 from .. import torch_compat
-from ..levels import ScoreLike
+from ..levels import DEFAULT_LEVELS, ScoreLike
 from . import context
 from .checks import Embeddings, embeddings_for, find_submodule, free_embedding_name
 from .embedding import ScoreEmbedding
@@ -39,7 +39,7 @@ class ConditionedModule(nn.Module):
 
     def __init__(self, net: nn.Module, at: Union[str, Sequence[str]], embedding: Embeddings = None,
                  mode: str = "add", default_score: Optional[ScoreLike] = None, every_call: bool = False,
-                 channel_axis: Optional[int] = None, levels: int = 10):
+                 channel_axis: Optional[int] = None, levels: int = DEFAULT_LEVELS):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -167,7 +167,7 @@ class ConditionedModule(nn.Module):
 
 def condition(net: nn.Module, at: Union[str, Sequence[str]], embedding: Embeddings = None,
               mode: str = "add", default_score: Optional[ScoreLike] = None, *, every_call: bool = False,
-              channel_axis: Optional[int] = None, levels: int = 10) -> ConditionedModule:
+              channel_axis: Optional[int] = None, levels: int = DEFAULT_LEVELS) -> ConditionedModule:
     """Wrap ``net`` so that a level embedding conditions the output of submodule(s) ``at``.
 
     Args:

@@ -80,7 +80,7 @@ def build_app(service: DemoService):
                                  format="png", elem_id="input-image")
                 examples = [[str(p)] for p in bundled_examples()]
                 if examples:
-                    gr.Examples(examples, inputs=[image], label="Bundled samples (examples/data)")
+                    gr.Examples(examples, inputs=[image], label="Bundled samples")
                 model = gr.Dropdown(labels, value=first.label, label="Model", elem_id="model")
                 face = gr.Radio(list(FACE_MODES), value="aligned", label="Face input: an aligned crop or a whole photo",
                                 visible=service.is_face_model(first.label), elem_id="face")
@@ -141,7 +141,7 @@ def build_app(service: DemoService):
 
         # named API endpoints: the launch model, aligned faces; errors reach the client as their message
         api_image = gr.Image(label="image", type="filepath", image_mode=None, format="png", visible=False)
-        api_level = gr.Number(label="level", value=9, precision=0, visible=False)
+        api_level = gr.Number(label="level", value=max(LEVELS), precision=0, visible=False)
         api_out = gr.Image(label="restored", type="filepath", format="png", visible=False)
         api_grid = gr.File(label="sweep", visible=False)
         _guard_upload(api_image, service)

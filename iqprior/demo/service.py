@@ -17,19 +17,20 @@ from typing import Any, Optional
 
 import torch
 
+from iqprior.levels import LEVELS
+
 #: the offline default: a "minires+" trained by :mod:`iqprior.demo.recipe` on the bundled images
 BUNDLED_MODEL = "minires+"
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "minires-plus"
-LEVELS = tuple(range(10))
 FACE_MODES = ("aligned", "whole")
 
 
 def bundled_examples() -> list[Path]:
-    """The sample images of a source checkout (``examples/data``); empty in an installed package without them."""
+    """The bundled sample images (:mod:`iqprior.sample_images`, package data)."""
+    from iqprior import sample_images
     from iqprior.io import list_images
 
-    root = Path(__file__).resolve().parents[2] / "examples" / "data"
-    return list_images(root) if root.is_dir() else []
+    return list_images(sample_images.root())
 
 
 def bundled_recipe() -> dict[str, Any]:
@@ -115,7 +116,7 @@ class DemoService:
                  members: str | list[str] = "auto", out_dir: Optional[str | Path] = None):
         import tempfile
 
-        from iqprior.cli.checks import check_checkpoint
+        from iqprior.argument_checks import check_checkpoint
         from iqprior.distributed import resolve_device
 
         self.choices = model_choices(model, checkpoint)
@@ -254,7 +255,7 @@ def check_level(level: Any) -> int:
     try:
         value = float(level)
     except (TypeError, ValueError):
-        raise ValueError(f"level must be an integer 0..9, got {level!r}") from None
-    if not value.is_integer() or not 0 <= value <= 9:
-        raise ValueError(f"level must be an integer 0..9, got {level!r}")
+        raise ValueError(f"level must be an integer {LEVELS[0]}..{LEVELS[-1]}, got {level!r}") from None
+    if not value.is_integer() or int(value) not in LEVELS:
+        raise ValueError(f"level must be an integer {LEVELS[0]}..{LEVELS[-1]}, got {level!r}")
     return int(value)

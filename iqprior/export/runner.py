@@ -21,7 +21,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..levels import DEFAULT_LEVELS, ScoreLike, as_levels
+from ..levels import DEFAULT_LEVEL, DEFAULT_LEVELS, ScoreLike, as_levels
 from ..padding import needs_padding, pad_to
 from ..printable import printable
 from .onnx_bounds import RunBound, check_input_size, checked_metadata
@@ -29,7 +29,6 @@ from .onnx_file import META_PREFIX, read_metadata, require_onnxruntime
 
 __all__ = ["OnnxModel", "DEFAULT_LEVEL"]
 
-DEFAULT_LEVEL = 9  # as adapters: the top level unless told otherwise
 _FLOAT = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 _INT = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 

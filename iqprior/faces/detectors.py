@@ -25,6 +25,9 @@ import torch
 __all__ = ["DETECTORS", "MTCNN_FILE", "choose_detector", "build_mtcnn", "center_face"]
 
 DETECTORS = ("auto", "retinaface", "mtcnn")
+#: facexlib's RetinaFace ResNet-50 detector and ParseNet face parser (re-exported by :mod:`.pipeline`)
+DETECTOR_FILE = "detection_Resnet50_Final.pth"
+PARSER_FILE = "parsing_parsenet.pth"
 from iqprior.mtcnn_release import MTCNN_FILE  # noqa: E402 (one name, one place)
 
 
@@ -36,16 +39,12 @@ def choose_detector(detector: str = "auto") -> str:
         return detector
     from iqprior import weights
 
-    from .pipeline import DETECTOR_FILE
-
     return "retinaface" if weights.find(DETECTOR_FILE) is not None else "mtcnn"
 
 
 def parser_on_disk() -> bool:
     """Whether facexlib's face-parsing weights are on disk (never downloads)."""
     from iqprior import weights
-
-    from .pipeline import PARSER_FILE
 
     return weights.find(PARSER_FILE) is not None
 

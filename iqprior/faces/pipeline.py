@@ -37,11 +37,11 @@ from unittest import mock
 import numpy as np
 import torch
 
+from .detectors import DETECTOR_FILE, PARSER_FILE  # declared with the detectors, re-exported here
+
 __all__ = ["FacePipeline", "FaceCrops", "FFHQ_TEMPLATE_512", "DETECTOR_FILE", "PARSER_FILE", "model_rootpath",
            "build_detector", "build_parser"]
 
-DETECTOR_FILE = "detection_Resnet50_Final.pth"
-PARSER_FILE = "parsing_parsenet.pth"
 # facexlib's five-point FFHQ template for 512x512 crops (eyes, nose, mouth corners), x/y in pixels
 FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
                               [201.26117, 371.41043], [313.08905, 371.15118]], dtype=np.float64)

@@ -26,7 +26,7 @@ import torch
 
 from ..distributed import DistInfo, barrier, init_distributed, shard
 from ..io import ImageReadError, atomic_write_text, list_images, read_image
-from ..levels import score_to_level
+from ..levels import DEFAULT_LEVELS, LEVELS, score_to_level
 from .calibration import Calibration
 from .ensemble import EnsembleScorer
 from .manifest import ManifestWriter, latest_by_path, raw_by_member, read_manifest, write_manifest
@@ -161,7 +161,7 @@ def keep_other_members(rec: dict, old: Optional[dict]) -> dict:
 
 
 def apply_scores(records: Sequence[dict], scorer_or_specs, calibration: Optional[Calibration],
-                 levels: int = 10) -> list[dict]:
+                 levels: int = DEFAULT_LEVELS) -> list[dict]:
     """Add ``score``/``level``/``normalised_by`` to error-free records."""
     specs = scorer_or_specs.specs if isinstance(scorer_or_specs, EnsembleScorer) else scorer_or_specs
     out = []
@@ -197,7 +197,7 @@ def summarise(records: Sequence[dict], hq_threshold: float = 0.9) -> dict:
         summary.update(mean=float(s.mean()), std=float(s.std()) if len(ok) > 1 else 0.0,
                        quantiles={k: float(v) for k, v in zip(["min", "p05", "p25", "p50", "p75", "p95", "max"], q)},
                        hq_plus=int((s > hq_threshold).sum()),
-                       levels={str(lv): int(sum(1 for r in ok if r["level"] == lv)) for lv in range(10)})
+                       levels={str(lv): int(sum(1 for r in ok if r["level"] == lv)) for lv in LEVELS})
         members = {}
         for name, values in raw_by_member(ok).items():
             v = torch.tensor(values, dtype=torch.float64)

@@ -150,20 +150,6 @@ def read_model_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                               f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
 
 
-def load_model_weights(path: str | os.PathLike, model: nn.Module, strict: bool = True) -> None:
-    """Load ``model.safetensors`` from a checkpoint directory (or the file itself)."""
-    from iqprior.checkpoint import load_strict
-
-    path = Path(path)
-    file = path / MODEL_FILE if path.is_dir() else path
-    module = model.module if hasattr(model, "module") else model
-    state = read_model_weights(file)
-    if strict:
-        load_strict(module, state, source=str(file))
-    else:
-        module.load_state_dict(state, strict=False)
-
-
 def read_training_state(path: str | os.PathLike) -> dict[str, Any]:
     """``training_state.pt`` of a checkpoint directory, read through the safe reader."""
     from iqprior.checkpoint import CheckpointError, safe_load

@@ -22,6 +22,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from ..config import ConfigMixin, check_options, safe_load_bounded
 from ..data.degradations import DegradationConfig
+from ..levels import DEFAULT_LEVEL
 from ..models.iqpfr.config import IQPFRConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -91,7 +92,7 @@ class TrainOptions(ConfigMixin):
     quality_members: tuple[str, ...] = ("topiq_nr-face-v1", "musiq")  # the scorer of L_quality
     quality_calibration: Optional[str] = None
     quality_latent: str = "discrete"      # "continuous" = Table 5's comparison
-    val_level: int = 9
+    val_level: int = DEFAULT_LEVEL
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))

@@ -145,7 +145,7 @@ def test_bad_precision_and_exact_values():
         adapters.create("nu2net", precision="fp8")
     with pytest.raises(TypeError, match="exact"):
         adapters.create("nu2net").set_exact("yes")
-    from iqprior.cli.checks import PRECISIONS
+    from iqprior.argument_checks import PRECISIONS
     from iqprior.fastpath import PRECISIONS as AUTOCAST
     assert tuple(AUTOCAST) == PRECISIONS      # the --precision choices of every command are the autocast ones
 
@@ -157,7 +157,7 @@ def build_tiny_codeformer(**options):
 
 def _register_tiny(monkeypatch) -> None:
     """"tiny-cf": a tiny CodeFormer with CodeFormer's fast path, for the command-line tests."""
-    monkeypatch.setitem(adapters._USER, "tiny-cf", adapters.AdapterSpec(
+    monkeypatch.setitem(adapters.registry._USER, "tiny-cf", adapters.AdapterSpec(
         "tiny-cf", f"{__name__}:build_tiny_codeformer", fast_path=adapters.spec("codeformer").fast_path))
 
 

@@ -39,8 +39,8 @@ def build_tiny_plus(ch=4):
 
 @pytest.fixture(autouse=True)
 def registered(monkeypatch):
-    monkeypatch.setitem(adapters._USER, "tiny", adapters.AdapterSpec("tiny", f"{__name__}:build_tiny"))
-    monkeypatch.setitem(adapters._USER, "tiny+", adapters.AdapterSpec("tiny+", f"{__name__}:build_tiny_plus"))
+    monkeypatch.setitem(adapters.registry._USER, "tiny", adapters.AdapterSpec("tiny", f"{__name__}:build_tiny"))
+    monkeypatch.setitem(adapters.registry._USER, "tiny+", adapters.AdapterSpec("tiny+", f"{__name__}:build_tiny_plus"))
 
 
 def test_contract_names_are_registered():
@@ -129,13 +129,13 @@ def _install(tmp_path, monkeypatch, lines: str):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-pkg\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[iqprior.adapters]\n" + lines)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    adapters._entry_points.cache_clear()
+    adapters.registry._entry_points.cache_clear()
 
 
 @pytest.fixture
 def clear_entry_points():
     yield
-    adapters._entry_points.cache_clear()
+    adapters.registry._entry_points.cache_clear()
 
 
 def test_entry_point_adapters_are_listed_and_built(tmp_path, monkeypatch, clear_entry_points):

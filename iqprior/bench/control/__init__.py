@@ -11,7 +11,7 @@ The experiment (data in :mod:`.data`):
 1. training pairs: random 128-px items of the pristine sources — procedural
    dead-leaves images (default, :mod:`.leaves`: content whose detail a small
    restorer can predict, the role of FFHQ and a codebook prior in the paper)
-   or the bundled photographs (``source="photos"``) —, each made
+   or the bundled sample photographs (``source="photos"``) —, each made
    imperfect by a random grade 0..9; the GT a random 64-px crop of its item,
    its LQ input the Eq. 16 degradation of that GT (``lq_from="pristine"``: of
    the pristine crop, the ablation in which the LQ hides the GT's grade);
@@ -39,8 +39,12 @@ The experiment (data in :mod:`.data`):
 Outputs: ``control.json``, ``control.md``, ``control.png`` (see
 :mod:`.report` and docs/experiments/control.md, "Does the method work?").
 
+Steps 1-3 are the shared pipeline :mod:`iqprior.uneven_gt` (sources, pool,
+labels, training loop), configured here; the demo's recipe
+(:mod:`iqprior.demo.recipe`) is its other configuration.
+
 Modules: :mod:`.config` (settings), :mod:`.leaves` (dead-leaves sources),
-:mod:`.data` (GTs, LQ inputs), :mod:`.model` (the twins),
+:mod:`.data` (held-out photographs, evaluation set), :mod:`.model` (the twins),
 :mod:`.labelling`, :mod:`.training`, :mod:`.evaluation`, :mod:`.report`, :mod:`.run`.
 """
 from __future__ import annotations

@@ -33,7 +33,7 @@ class ControlConfig:
     #: the LQ input degraded from the GT (Eq. 16, default) or from the pristine crop (ablation: the grade hidden)
     lq_from: str = "gt"
     #: pristine sources: ``"leaves"`` (dead-leaves images, :mod:`.leaves`) or ``"photos"`` (the bundled images
-    #: under ``data``, default ``examples/data``)
+    #: under ``data``, default: the bundled sample images, :mod:`iqprior.sample_images`)
     source: str = "leaves"
     #: the GT imperfection and the LQ degradation: a name of :data:`.data.REGIMES` or a :class:`.data.Regime`
     regime: str | Regime = "dominant"

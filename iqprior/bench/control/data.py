@@ -5,7 +5,7 @@ a face-restoration training set (FFHQ) is of mixed quality. Here that is made
 explicit and measurable:
 
 - **pristine sources**: dead-leaves images (default, :mod:`.leaves`) or the
-  bundled images (``examples/data``, ``source="photos"``), box-downscaled
+  bundled images (:mod:`iqprior.sample_images`, ``source="photos"``), box-downscaled
   (faces 4x, others 2x) so that their pixels are sharp; some whole images are
   held out for evaluation;
 - **imperfect GT**: a random 128-px *item* of a training source (the unit that
@@ -29,7 +29,10 @@ the restorer untrained on flat regions, so on whole held-out images every output
 fell below the LQ input's PSNR. Scoring the 128-px item instead of the 64-px crop
 keeps every crop and still gives the labelling measures enough texture to see
 (``blur_effect`` tracks the grade with Spearman 0.71 on 128-px items, 0.61 on 64-px crops).
-Everything random comes from one ``numpy.random.Generator``.
+The pristine sources, the pairs and the regimes come from the shared pipeline
+(:mod:`iqprior.uneven_gt`); this module holds the control's configuration of it
+(which photographs are held out, how much each folder is downscaled) and its
+held-out evaluation set. Everything random comes from one ``numpy.random.Generator``.
 """
 from __future__ import annotations
 
@@ -40,171 +43,27 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-GRADES = 10
-#: what the LQ input is degraded from: the (imperfect) GT, as Eq. 16 does, or the pristine crop (ablation)
-LQ_FROM = ("gt", "pristine")
+from iqprior.uneven_gt import sources as _sources
+from iqprior.uneven_gt.pool import DEFAULT_REGIME, GRADES, LQ_FROM, REGIMES, Pool, Regime, imperfect, make_pool
+from iqprior.uneven_gt.sources import Source, bundled_data_dir
+
+__all__ = ["GRADES", "LQ_FROM", "REGIMES", "DEFAULT_REGIME", "Regime", "Pool", "Source", "imperfect", "make_pool",
+           "load_sources", "bundled_data_dir", "SOURCE_SCALE", "HELD_OUT", "EvalSet", "make_eval"]
+
 #: downscaling of each source folder (the bundled faces are 512-px upsamplings of small faces)
 SOURCE_SCALE = {"faces": 4, "whole": 2, "underwater": 2}
-#: held out for evaluation (one per folder), relative to examples/data
+#: held out for evaluation (one per folder), relative to the data folder (default: the bundled sample images)
 HELD_OUT = ("faces/0500.png", "whole/03.jpg", "underwater/625_img_.png")
 
 
-@dataclass(frozen=True)
-class Regime:
-    """The GT imperfection per grade and the LQ degradation (Eq. 16 ranges), in pixels of the training crop.
-
-    Grade ``k`` (0 = pristine .. 9): Gaussian blur ``gt_blur * k/9``, noise ``gt_noise * k/9`` (0..255 scale)
-    and JPEG quality ``gt_jpeg[0] - (gt_jpeg[0] - gt_jpeg[1]) * k/9`` (``None``: no JPEG), applied together.
-    The LQ input: Eq. 16 with ``lq_blur`` (σ), ``lq_down`` (factor r), ``lq_noise`` (δ, 0..255) and
-    ``lq_jpeg`` (quality) drawn uniformly, isotropic and anisotropic kernels as in the paper.
-    ``label_members``: the no-reference members the ``scorer`` labels use (blockiness only sees JPEG).
-    """
-
-    gt_blur: float = 5.0
-    gt_noise: float = 3.0
-    gt_jpeg: Optional[tuple[int, int]] = (95, 40)
-    lq_blur: tuple[float, float] = (0.125, 1.875)
-    lq_down: tuple[float, float] = (1.0, 3.75)
-    lq_noise: tuple[float, float] = (0.0, 20.0)
-    lq_jpeg: tuple[float, float] = (30.0, 90.0)
-    #: scorer members that label the GTs (``--labels scorer``): those that see this imperfection
-    label_members: tuple[str, ...] = ("blur_effect", "blockiness")
-
-    def lq_config(self):
-        """The :class:`iqprior.data.degradations.DegradationConfig` of the LQ input."""
-        from iqprior.data.degradations import DegradationConfig
-
-        kernel = 2 * int(np.ceil(3 * self.lq_blur[1])) + 1
-        return DegradationConfig(blur_sigma=self.lq_blur, downsample=self.lq_down, noise=self.lq_noise,
-                                 jpeg=self.lq_jpeg, kernel_size=max(3, kernel))
-
-
-#: ``dominant`` (default, tuned on the dead-leaves sources): a subtle GT blur (σ up to 2.5 px) under an Eq. 16
-#: degradation whose own blur (σ 1..4.5 px, down-sampling up to 2x, noise and JPEG) spreads the LQ's blur more than
-#: the grade does, as Eq. 16 does on FFHQ (docs/experiments/control.md, "Designing the regime"); ``photo``: the
-#: same idea as tuned on the bundled photographs (pilot "C3"); ``visible``: the regime before issue #25 (Eq. 16
-#: scaled by 64/512; a GT blur up to 5 px shows through the LQ, so the baseline reads the grade off its input)
-REGIMES: dict[str, Regime] = {
-    "dominant": Regime(gt_blur=2.5, gt_noise=0.0, gt_jpeg=None, lq_blur=(1.0, 4.5), lq_down=(1.0, 2.0),
-                       lq_noise=(0.0, 5.0), lq_jpeg=(75.0, 95.0), label_members=("blur_effect",)),
-    "photo": Regime(gt_blur=3.0, gt_noise=0.0, gt_jpeg=None, lq_blur=(2.0, 4.0), lq_down=(1.0, 1.5),
-                    lq_noise=(0.0, 10.0), lq_jpeg=(60.0, 95.0), label_members=("blur_effect",)),
-    "visible": Regime(),
-}
-DEFAULT_REGIME = REGIMES["dominant"]
-
-
-def default_data_dir() -> Path:
-    """``examples/data`` of this checkout (the bundled images)."""
-    return Path(__file__).resolve().parents[3] / "examples" / "data"
-
-
-@dataclass
-class Source:
-    name: str            # relative path under the data folder
-    image: np.ndarray    # (H, W, 3) float32 RGB [0, 1], downscaled
-
-
 def load_sources(data_dir: Optional[Path] = None) -> tuple[list[Source], list[Source]]:
-    """``(train, held_out)`` pristine sources from the bundled images (downscaled, see module doc)."""
-    import cv2
-
-    from iqprior.io import list_images, read_image_array
-
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
-    paths = list_images(root)
-    if not paths:
-        raise ValueError(f"no images under {root}; the control experiment needs the bundled examples/data")
-    train, held = [], []
-    for p in paths:
-        rel = p.relative_to(root).as_posix()
-        k = SOURCE_SCALE.get(rel.split("/")[0], 2)
-        a = read_image_array(p)
-        h, w = a.shape[:2]
-        a = cv2.resize(a, (w // k, h // k), interpolation=cv2.INTER_AREA)
-        (held if rel in HELD_OUT else train).append(Source(rel, np.clip(a, 0, 1).astype(np.float32)))
+    """``(train, held_out)`` pristine sources from the photographs under ``data_dir`` (default: the bundled
+    sample images), downscaled (see the module doc)."""
+    root = Path(data_dir) if data_dir is not None else bundled_data_dir()
+    train, held = _sources.load_sources(root, SOURCE_SCALE, 2, HELD_OUT)
     if not train or not held:
         raise ValueError(f"{root} must hold the held-out images {HELD_OUT} and at least one other image")
     return train, held
-
-
-def imperfect(img: np.ndarray, grade: int, rng: np.random.Generator, regime: Regime = DEFAULT_REGIME) -> np.ndarray:
-    """``img`` made imperfect by ``grade`` (0 = unchanged .. 9 = worst): blur, noise, JPEG together."""
-    from iqprior.data.degradations import DegradationConfig, DegradationParams, apply_degradation
-
-    if grade == 0:
-        return img.copy()
-    t = grade / (GRADES - 1)
-    sigma = max(regime.gt_blur * t, 1e-3)
-    cfg = DegradationConfig(blur_sigma=(sigma, sigma), downsample=(1.0, 1.0), noise=(0.0, 255.0),
-                            jpeg=(1.0, 100.0), kernel_size=2 * int(np.ceil(3 * max(regime.gt_blur, 0.5))) + 1,
-                            aniso_prob=0.0, blur=regime.gt_blur > 0, jpeg_on=regime.gt_jpeg is not None)
-    best, worst = regime.gt_jpeg or (100, 100)
-    quality = int(round(best - (best - worst) * t))
-    params = DegradationParams(sigma, sigma, 0.0, True, 1.0, regime.gt_noise * t, quality)
-    return apply_degradation(img, params, rng, cfg)
-
-
-@dataclass
-class Pool:
-    """Training pairs: ``gt``/``lq`` ``(N, 3, crop, crop)`` float in [0, 1], ``grade`` ``(N,)`` long 0..9.
-
-    ``item``: ``(N, 3, support, support)`` uint8, the imperfect item each ``gt`` was cropped from (the
-    image the labels score; JPEG is the last imperfection, so 8 bits hold it, grade 0 up to rounding).
-    """
-
-    gt: torch.Tensor
-    lq: torch.Tensor
-    grade: torch.Tensor
-    pristine: torch.Tensor
-    item: torch.Tensor
-
-    def items(self, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
-        """``item[start:stop]`` as float in [0, 1]."""
-        return self.item[start:stop].float() / 255.0
-
-
-def make_pool(sources: Sequence[Source], size: int, crop: int, rng: np.random.Generator,
-              progress: bool = False, support: Optional[int] = None, lq_from: str = "gt",
-              regime: Regime = DEFAULT_REGIME) -> Pool:
-    """``size`` training pairs: random ``support``-px items (default ``2 * crop``), a uniform random grade
-    each, made imperfect; the GT a random ``crop``-px crop of the item, its LQ by Eq. 16 of the GT (or, with
-    ``lq_from="pristine"``, of the same crop of the pristine source; the random draws are the same either way,
-    so both modes give the same GTs)."""
-    from tqdm.auto import tqdm
-
-    from iqprior.data.degradations import degrade
-
-    support = 2 * crop if support is None else int(support)
-    if lq_from not in LQ_FROM:
-        raise ValueError(f"lq_from must be one of {LQ_FROM}, got {lq_from!r}")
-    if support < crop:
-        raise ValueError(f"support ({support}) must be at least the crop ({crop})")
-    usable = [s for s in sources if min(s.image.shape[:2]) >= support]
-    if not usable:
-        raise ValueError(f"no training source is at least {support} px on a side")
-    cfg = regime.lq_config()
-    gts, lqs, grades, pristine, items = [], [], [], [], []
-    with tqdm(total=size, desc="training pairs", disable=not progress, unit="pair") as bar:
-        while len(gts) < size:
-            src = usable[int(rng.integers(len(usable)))].image
-            h, w = src.shape[:2]
-            y, x = int(rng.integers(h - support + 1)), int(rng.integers(w - support + 1))
-            c = src[y:y + support, x:x + support]
-            grade = int(rng.integers(GRADES))
-            item = imperfect(c, grade, rng, regime)
-            y, x = int(rng.integers(support - crop + 1)), int(rng.integers(support - crop + 1))
-            gt = np.ascontiguousarray(item[y:y + crop, x:x + crop])
-            clean = c[y:y + crop, x:x + crop]
-            lq = degrade(gt if lq_from == "gt" else np.ascontiguousarray(clean), rng, cfg)
-            gts.append(gt)
-            lqs.append(lq)
-            grades.append(grade)
-            pristine.append(clean)
-            items.append(np.round(np.clip(item, 0, 1) * 255).astype(np.uint8))
-            bar.update(1)
-    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return Pool(to_t(gts), to_t(lqs), torch.tensor(grades), to_t(pristine), to_t(items))
 
 
 @dataclass

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 
+from iqprior.uneven_gt import raw_scores, score_levels, spearman
+
 from .config import LABEL_MEMBERS, TRACKED_MEMBERS, TRACKING_SAMPLE
 from .data import GRADES, Pool
-from .report import spearman
 
 
 @dataclass
@@ -21,13 +21,6 @@ class Labels:
     tracking: dict = field(default_factory=dict)  # member -> Spearman(-grade, normalised score)
 
 
-def _raw_scores(scorer, pool: Pool, n: Optional[int] = None, chunk: int = 256) -> dict[str, torch.Tensor]:
-    """``scorer.raw`` of the pool's items (the first ``n``), converted to float a chunk at a time."""
-    n = len(pool.item) if n is None else min(n, len(pool.item))
-    parts = [scorer.raw(pool.items(i, min(i + chunk, n))) for i in range(0, n, chunk)]
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-
 def member_tracking(pool: Pool, members=TRACKED_MEMBERS) -> dict[str, float]:
     """Spearman's rho between quality (``-grade``) and each member's score of the items, + = tracks."""
     import iqprior
@@ -36,7 +29,7 @@ def member_tracking(pool: Pool, members=TRACKED_MEMBERS) -> dict[str, float]:
     out = {}
     for name in members:
         scorer = iqprior.create_scorer([name], device="cpu", batch_size=64)
-        raw = _raw_scores(scorer, pool, TRACKING_SAMPLE)[name]
+        raw = raw_scores(scorer, pool, TRACKING_SAMPLE)[name]
         flip = -1.0 if scorer.specs[0].lower_better else 1.0
         out[name] = round(spearman((-grade).tolist(), (flip * raw).tolist()), 4)
     return out
@@ -45,17 +38,10 @@ def member_tracking(pool: Pool, members=TRACKED_MEMBERS) -> dict[str, float]:
 def make_labels(pool: Pool, mode: str, members=LABEL_MEMBERS, tracking: bool = True) -> Labels:
     """Condition levels of the training GTs: the library's scorer on their items (calibrated on them) or the
     oracle."""
-    import iqprior
-
     track = member_tracking(pool) if tracking else {}
     if mode == "oracle":
         return Labels(GRADES - 1 - pool.grade, mode, (), {}, 1.0, track)
-    scorer = iqprior.create_scorer(list(members), device="cpu", batch_size=64)
-    raw = _raw_scores(scorer, pool)
-    cal = iqprior.Calibration.fit(raw)
-    scorer.calibration = cal
-    s = scorer.combine(raw)
-    level = iqprior.score_to_level(s)
+    level, s, cal = score_levels(pool, members, "floor", batch_size=64)
     cal_dict = {n: {"min": r.min, "max": r.max, "lower_better": r.lower_better} for n, r in cal.members.items()}
     return Labels(level, mode, tuple(members), cal_dict, round(spearman((-pool.grade).tolist(), s.tolist()), 4),
                   track)

@@ -20,8 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
 import torch
+
+from iqprior.uneven_gt import spearman
 
 from .data import GRADES
 
@@ -29,23 +30,6 @@ STRIP_LEVELS = (0, 3, 6, 9)
 #: side of the centre crop of the held-out image shown in the figure
 ZOOM = 128
 LOWER_BETTER_FR = {"psnr": False, "ssim": False, "lpips": True}
-
-
-def spearman(x, y) -> float:
-    """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
-    def ranks(v):
-        v = np.asarray(v, dtype=np.float64)
-        order = np.argsort(v, kind="mergesort")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=np.float64)
-        for val in np.unique(v):       # ties share their mean rank
-            m = v == val
-            r[m] = r[m].mean()
-        return r
-    a, b = ranks(x), ranks(y)
-    if a.std() == 0 or b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def _r(v: float, nd: int = 4):
@@ -101,9 +85,9 @@ def _source_params(cfg) -> dict:
         from .leaves import HELD_OUT_SEED, LeavesConfig
 
         return {**asdict(LeavesConfig()), "held_out_seed": HELD_OUT_SEED}
-    from .data import HELD_OUT, default_data_dir
+    from .data import HELD_OUT, bundled_data_dir
 
-    return {"data": str(cfg.data or default_data_dir()), "held_out": list(HELD_OUT)}
+    return {"data": str(cfg.data or bundled_data_dir()), "held_out": list(HELD_OUT)}
 
 
 def _better(a: float, b: float, lower: bool) -> bool:

@@ -1,4 +1,9 @@
-"""Training of the control experiment's twins: one batch plan (data order, augmentation) for both."""
+"""Training of the control experiment's twins: one batch plan (data order, augmentation) for both.
+
+The loop and the plan are the shared pipeline's (:mod:`iqprior.uneven_gt.loop`); the control's
+configuration: the plan from ``seed + 1``, one augmentation per sample, the mean squared error,
+a cosine schedule down to 5 % of the learning rate.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -7,24 +12,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from iqprior.uneven_gt import loop
+
 from .config import ControlConfig
 from .data import Pool
 
 
 def batch_plan(n: int, steps: int, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(steps, batch)`` and an augmentation code ``(steps, batch)`` in 0..7 (flips x rot90)."""
-    rng = np.random.default_rng(seed + 1)
-    idx = np.concatenate([rng.permutation(n) for _ in range(steps * batch // n + 1)])[:steps * batch]
-    return idx.reshape(steps, batch), rng.integers(0, 8, size=(steps, batch))
-
-
-def _augment(x: torch.Tensor, codes: np.ndarray) -> torch.Tensor:
-    out = []
-    for img, c in zip(x, codes):
-        if c & 1:
-            img = img.flip(-1)
-        out.append(torch.rot90(img, int(c >> 1), dims=(-2, -1)))
-    return torch.stack(out)
+    return loop.batch_plan(n, steps, batch, np.random.default_rng(seed + 1))
 
 
 def train(model: nn.Module, pool: Pool, levels: Optional[torch.Tensor], plan, cfg: ControlConfig,
@@ -35,22 +31,12 @@ def train(model: nn.Module, pool: Pool, levels: Optional[torch.Tensor], plan, cf
     the "+" twin's ideal output is ``E[pristine | LQ]``, the best possible PSNR against the
     pristine source, while the baseline's is the mean over all GT grades. Returns the loss curve.
     """
-    from tqdm.auto import tqdm
+    def mse(lq: torch.Tensor, gt: torch.Tensor, level: Optional[torch.Tensor]) -> torch.Tensor:
+        y = model(lq) if level is None else model(lq, score=level)
+        return (y - gt).square().mean()
 
-    idx, aug = plan
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=len(idx), eta_min=cfg.lr * 0.05)
     model.train()
-    losses = []
-    for step in tqdm(range(len(idx)), desc=desc, disable=not cfg.progress, unit="step"):
-        b = torch.from_numpy(idx[step])
-        lq, gt = _augment(pool.lq[b], aug[step]), _augment(pool.gt[b], aug[step])
-        y = model(lq) if levels is None else model(lq, score=levels[b])
-        loss = (y - gt).square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+    losses = loop.train_steps(model.parameters(), mse, pool, levels, plan, cfg.lr, eta_min=cfg.lr * 0.05,
+                              desc=desc, progress=cfg.progress)
     model.eval()
     return losses

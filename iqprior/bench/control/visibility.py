@@ -21,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from iqprior.uneven_gt import spearman
+
 from .data import GRADES
-from .report import spearman
 
 BANDS = 10
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...levels import DEFAULT_LEVELS
 from ..vqgan import VQGANConfig
 
 FUSIONS = ("add", "attention")          # Eq. 2 / Eq. 8 addition, or App. 6.2.3 cross-attention
@@ -59,7 +60,7 @@ class IQPFRConfig(VQGANConfig):
     n_head: int = 8
     n_layers: int = 9
     dim_mlp: int = 1024
-    levels: int = 10
+    levels: int = DEFAULT_LEVELS
     condition: str = "add"
     head: str = "split"
     connect_list: tuple[str, ...] = ()

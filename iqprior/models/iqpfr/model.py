@@ -34,14 +34,13 @@ import torch
 from torch import nn
 
 from ...conditioning import ScoreEmbedding
-from ...levels import ScoreLike, as_levels
+from ...levels import DEFAULT_LEVEL, ScoreLike, as_levels
 from ..layers.fusion import FuseSFTBlock, adaptive_instance_norm
 from ..layers.transformer import TransformerSALayer, prediction_head
 from ..vqgan import VectorQuantizer
 from .config import IQPFRConfig
 from .dual_vqgan import DualCodebookVQGAN
 
-DEFAULT_LEVEL = 9  # "the condition scores of our quantitative and qualitative results [...] are all 9"
 LATENTS = ("discrete", "continuous")
 
 

@@ -228,3 +228,19 @@ def test_grayscale_model_sees_the_luma_and_gives_three_channels(tmp_path):
         y = model(x)
     assert model.in_channels == 1 and y.shape == (1, 3, 24, 20)
     assert torch.equal(y[:, 0], y[:, 2]) and (y[:, :1].clamp(0, 1) - ref(luma)).abs().max() <= 1e-5
+
+
+def test_check_adapter_on_an_auto_plus_instance_compares_it_with_its_own_bare_network():
+    """An ``auto+`` built from a model file cannot be rebuilt by name: the identity and keys checks of an
+    instance compare it with a copy of itself without its embeddings (issue 34)."""
+    pytest.importorskip("spandrel")
+    from adapters.testing import check_adapter
+
+    model = adapters.create("auto+", tiny=True)
+    report = check_adapter(model, checks=("identity", "keys"))
+    assert report.results["identity"] == "ok (equals auto+ without its embeddings)"
+    assert report.results["keys"] == "ok"
+    with torch.no_grad():       # a non-zero embedding makes it differ from its bare network: the check can fail
+        model.embeddings()[0].weight.add_(0.5)
+    bad = check_adapter(model, checks=("identity",), raise_on_failure=False)
+    assert bad.failures

@@ -60,8 +60,8 @@ def build_plus(**options) -> TinyAdapter:
 
 @pytest.fixture
 def tiny(monkeypatch):
-    monkeypatch.setitem(adapters._USER, "tiny-test", adapters.AdapterSpec("tiny-test", f"{__name__}:build"))
-    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus",
+    monkeypatch.setitem(adapters.registry._USER, "tiny-test", adapters.AdapterSpec("tiny-test", f"{__name__}:build"))
+    monkeypatch.setitem(adapters.registry._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus",
                                                                            base="tiny-test"))
     BUILDS["count"] = 0
     return BUILDS
@@ -205,9 +205,9 @@ def test_speed_pairs_by_the_adapter_table(tiny, monkeypatch):
     from iqprior.bench.speed import _groups
 
     assert _groups(("tiny-test+", "x", "tiny-test")) == [["tiny-test", "tiny-test+"], ["x"]]
-    monkeypatch.setitem(adapters._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus"))
+    monkeypatch.setitem(adapters.registry._USER, "tiny-test+", adapters.AdapterSpec("tiny-test+", f"{__name__}:build_plus"))
     assert _groups(("tiny-test", "tiny-test+")) == [["tiny-test"], ["tiny-test+"]]   # no base in its spec
-    monkeypatch.setitem(adapters._USER, "other", adapters.AdapterSpec("other", f"{__name__}:build_plus",
+    monkeypatch.setitem(adapters.registry._USER, "other", adapters.AdapterSpec("other", f"{__name__}:build_plus",
                                                                       base="tiny-test"))
     assert _groups(("other", "tiny-test")) == [["tiny-test", "other"]]
 
@@ -319,9 +319,9 @@ def test_table_ranks_and_deltas_follow_direction(monkeypatch):
     from iqprior.bench.tables import TableRow, deltas, ranks, to_markdown
 
     # "+" rows pair with their base by the spec (AdapterSpec.base), not by the name
-    monkeypatch.setitem(adapters._USER, "a", adapters.AdapterSpec("a", f"{__name__}:build"))
-    monkeypatch.setitem(adapters._USER, "a+", adapters.AdapterSpec("a+", f"{__name__}:build_plus", base="a"))
-    monkeypatch.setitem(adapters._USER, "b+", adapters.AdapterSpec("b+", f"{__name__}:build_plus"))  # no base
+    monkeypatch.setitem(adapters.registry._USER, "a", adapters.AdapterSpec("a", f"{__name__}:build"))
+    monkeypatch.setitem(adapters.registry._USER, "a+", adapters.AdapterSpec("a+", f"{__name__}:build_plus", base="a"))
+    monkeypatch.setitem(adapters.registry._USER, "b+", adapters.AdapterSpec("b+", f"{__name__}:build_plus"))  # no base
 
     mdfs, ent = get_metric("mdfs"), get_metric("entropy")  # lower better, higher better
     rows = [TableRow("Input", {"mdfs": 1.0, "entropy": 9.0}, ranked=False),

@@ -1,14 +1,17 @@
-"""Argument checks shared by the sub-commands: run before any model is built or any file is written.
+"""Argument checks and parsing shared by the applications (the ``iqprior`` sub-commands, the demo app).
 
-Each raises ``ValueError`` with one line that names the flag, the value and
-what to do; :func:`iqprior.cli.main` prints it as ``iqprior CMD: error: ...``.
+The checks run before any model is built or any file is written. Each raises
+``ValueError`` with one line that names the flag, the value and what to do;
+:func:`iqprior.cli.main` prints it as ``iqprior CMD: error: ...``. Cheap to import
+(no torch): the command-line parsers use it.
 """
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 #: ``--precision`` values (``iqprior.fastpath.PRECISIONS``; spelled out here so parsers do not import torch)
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -69,3 +72,17 @@ def check_checkpoint(value: Optional[str], flag: str = "--checkpoint") -> Option
 def check_positive(value: Optional[int], flag: str, minimum: int = 1) -> None:
     if value is not None and value < minimum:
         raise ValueError(f"{flag} must be >= {minimum}, got {value}")
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` items -> dict; values parsed as JSON when they parse, else kept as strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out

@@ -1,4 +1,4 @@
-"""Train/eval modes for a partial fine-tune: frozen parts stay in ``eval()``."""
+"""Freezing for a partial fine-tune: frozen parts stay in ``eval()`` (not the injection modes: :mod:`.ops`)."""
 from __future__ import annotations
 
 from torch import nn
