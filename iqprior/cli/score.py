@@ -120,8 +120,8 @@ def _import(args: argparse.Namespace) -> int:
     """``--import FILE.csv --column NAME --out M.jsonl [--calibrate] [--calibration C.json]``."""
     import warnings
 
-    from ..scoring.import_csv import format_histogram, import_scores
     from ..argument_checks import check_out
+    from ..scoring.import_csv import format_histogram, import_scores
 
     if args.dir is not None:
         raise ValueError("--import reads scores from the CSV: give no image folder")
