@@ -28,8 +28,11 @@ def _augment(x: torch.Tensor, codes: np.ndarray) -> torch.Tensor:
 
 
 def train(model: nn.Module, pool: Pool, levels: Optional[torch.Tensor], plan, cfg: ControlConfig,
-          desc: str) -> list[float]:
+          desc: str, loss: str = "mse", groups: Optional[list[dict]] = None) -> list[float]:
     """Train ``model`` with the mean squared error on ``plan``; a "+" model gets ``score=levels[batch]``.
+
+    ``loss="l1"`` trains with the L1 distance instead (bench real: the paper's fine-tuning loss);
+    ``groups``: Adam parameter groups (their own ``lr``), default every parameter at ``cfg.lr``.
 
     MSE rather than L1: its minimiser is the conditional mean, so with the level of a pristine GT
     the "+" twin's ideal output is ``E[pristine | LQ]``, the best possible PSNR against the
@@ -37,8 +40,10 @@ def train(model: nn.Module, pool: Pool, levels: Optional[torch.Tensor], plan, cf
     """
     from tqdm.auto import tqdm
 
+    if loss not in ("mse", "l1"):
+        raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
     idx, aug = plan
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(groups if groups is not None else model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=len(idx), eta_min=cfg.lr * 0.05)
     model.train()
     losses = []
@@ -46,11 +51,11 @@ def train(model: nn.Module, pool: Pool, levels: Optional[torch.Tensor], plan, cf
         b = torch.from_numpy(idx[step])
         lq, gt = _augment(pool.lq[b], aug[step]), _augment(pool.gt[b], aug[step])
         y = model(lq) if levels is None else model(lq, score=levels[b])
-        loss = (y - gt).square().mean()
+        err = (y - gt).square().mean() if loss == "mse" else (y - gt).abs().mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        err.backward()
         opt.step()
         sched.step()
-        losses.append(loss.item())
+        losses.append(err.item())
     model.eval()
     return losses
