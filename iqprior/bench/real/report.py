@@ -154,7 +154,8 @@ def markdown(res: Mapping) -> str:
               + (" — **members disagree**" if o["flag"] else " — no member falls") + ".", "",
               f"Training photos: {', '.join(res['photos']['train'])}. Held-out photos: "
               f"{', '.join(res['photos']['heldout'])} ({len(res['eval_images'])} LQ draws). "
-              f"Wall time {res['wall_time_s']} s."]
+              f"Wall time {res['wall_time_s']} s (CPU time {res.get('cpu_time_s', 'n/a')} s, "
+              f"{res['config'].get('threads_used', '?')} thread(s))."]
     if res["unavailable"]:
         lines += ["", "Unavailable: " + "; ".join(f"{k} ({v})" for k, v in res["unavailable"].items())]
     return "\n".join(lines) + "\n"

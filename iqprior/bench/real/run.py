@@ -38,7 +38,7 @@ def strips(ev, models: dict, plus) -> dict[str, dict[str, torch.Tensor]]:
 def run_real(cfg: RealConfig) -> dict:
     """Fine-tune the "+" and its twin, evaluate, write ``real.json``, ``real.md``, ``real.png``, ``plus/``,
     ``baseline/`` under ``cfg.out``; returns the ``real.json`` dictionary (plus ``files``)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -75,6 +75,7 @@ def run_real(cfg: RealConfig) -> dict:
     photos = {"train": list(TRAIN_PHOTOS), "heldout": list(HELDOUT_PHOTOS), "downscale": 1.5}
     res = summarise(cfg, info, labels, ev_res, photos, {"baseline": loss_base, "plus": loss_plus},
                     time.perf_counter() - t0)
+    res["cpu_time_s"] = round(time.process_time() - c0, 1)  # this process's CPU time: the machine is shared
     res["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     res["config"]["threads_used"] = int(cfg.threads or old_threads)
     files = write_outputs(res, figs, out)
