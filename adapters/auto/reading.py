@@ -7,7 +7,8 @@ trainers release (BasicSR ``params_ema`` / ``params``, Lightning
 ``state_dict``, ``model``, ``net``, ``model_state_dict``, one nested level) and
 only then handed to spandrel's ``ModelLoader().load_from_state_dict``;
 spandrel's own file loader is never used. Key prefixes (``module.``,
-``netG.``, ``net_g.``, ``model.``, ``generator.``) are stripped when every key
+``netG.``, ``net_g.``, ``model.``, ``generator.``, and the wrappers flattened into a
+safetensors file: ``params_ema.``, ``params.``) are stripped when every key
 carries one and the keys as they are match no architecture.
 
 Architectures of ``spandrel_extra_arches`` (non-commercial licences) are
@@ -25,7 +26,8 @@ import torch
 from iqprior.checkpoint import CheckpointError, safe_load
 
 WRAPPERS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
-PREFIXES = ("module.", "netG.", "net_g.", "model.", "generator.")
+# flattened wrappers too: a safetensors file keeps BasicSR's layout as "params_ema.<key>" (iqprior.realesrgan_release)
+PREFIXES = ("module.", "netG.", "net_g.", "model.", "generator.", "params_ema.", "params.")
 
 
 @functools.lru_cache(maxsize=1)
