@@ -25,7 +25,7 @@ def add_real_parser(bsub) -> argparse.ArgumentParser:
     r.add_argument("--inject-at", default=None,
                    help="submodule that gets the level embedding (default: half-way through a Compact body, "
                         "else auto+'s table)")
-    r.add_argument("--steps", type=int, default=None, help="fine-tuning steps per model (default 600)")
+    r.add_argument("--steps", type=int, default=None, help="fine-tuning steps per model (default 1000)")
     r.add_argument("--pool", type=int, default=None, help="training GTs (default 512)")
     r.add_argument("--crop", type=int, default=None, help="training GT crop in px (default 64)")
     r.add_argument("--seed", type=int, default=0, help="seed of data, order and evaluation (default 0)")
@@ -33,6 +33,9 @@ def add_real_parser(bsub) -> argparse.ArgumentParser:
                    help=f"comma-separated members that label the GTs (default {','.join(LABEL_MEMBERS)})")
     r.add_argument("--heldout-members", default=None,
                    help=f"comma-separated members only evaluated (default {','.join(HELDOUT_MEMBERS)})")
+    r.add_argument("--level-rule", choices=("rank", "floor"), default=None,
+                   help="GT level from the calibrated ensemble score: rank (default: a tenth of the GTs per level) "
+                        "or floor (the paper's floor(10 s))")
     r.add_argument("--eval-draws", type=int, default=None, help="LQ draws per held-out photo (default 2)")
     r.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: reproducible)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -50,7 +53,7 @@ def run_real(args) -> int:
         return None if v is None else tuple(m.strip() for m in v.split(",") if m.strip())
 
     given = {"checkpoint": args.checkpoint, "inject_at": args.inject_at, "steps": args.steps, "pool": args.pool,
-             "crop": args.crop, "eval_draws": args.eval_draws, "label_members": members(args.label_members),
+             "crop": args.crop, "eval_draws": args.eval_draws, "level_rule": args.level_rule, "label_members": members(args.label_members),
              "heldout_members": members(args.heldout_members)}
     cfg = RealConfig(out=Path(args.out), seed=args.seed, threads=args.threads, progress=not args.no_progress,
                      **{k: v for k, v in given.items() if v is not None})

@@ -19,6 +19,8 @@ class Labels:
     calibration: dict = field(default_factory=dict)
     rho_grade: float = float("nan")              # Spearman(grade, ensemble score); 1 for the oracle
     tracking: dict = field(default_factory=dict)  # member -> Spearman(-grade, normalised score)
+    rule: str = "floor"                          # "floor": floor(10 s), the paper's; "rank": a tenth per level
+    floor_counts: list = field(default_factory=list)  # items per level under floor(10 s), whatever the rule
 
 
 def _raw_scores(scorer, pool: Pool, n: Optional[int] = None, chunk: int = 256) -> dict[str, torch.Tensor]:
@@ -42,9 +44,24 @@ def member_tracking(pool: Pool, members=TRACKED_MEMBERS) -> dict[str, float]:
     return out
 
 
-def make_labels(pool: Pool, mode: str, members=LABEL_MEMBERS, tracking: bool = True) -> Labels:
+#: how a calibrated ensemble score becomes a level
+LEVEL_RULES = ("floor", "rank")
+
+
+def rank_levels(s: torch.Tensor, levels: int = GRADES) -> torch.Tensor:
+    """Levels by rank of ``s``: the lowest tenth of the scores level 0, ..., the highest tenth level 9 (ties
+    broken by order). Every level gets items, where ``floor(10 s)`` leaves levels with few or none whose
+    embedding rows then never train (the demo recipe and bench real saw it; docs/experiments/real.md)."""
+    rank = torch.empty(len(s), dtype=torch.long)
+    rank[torch.argsort(s, stable=True)] = torch.arange(len(s))
+    return (rank * levels) // len(s)
+
+
+def make_labels(pool: Pool, mode: str, members=LABEL_MEMBERS, tracking: bool = True, rule: str = "floor") -> Labels:
     """Condition levels of the training GTs: the library's scorer on their items (calibrated on them) or the
-    oracle."""
+    oracle. ``rule``: ``"floor"`` (the paper's ``floor(10 s)``) or ``"rank"`` (:func:`rank_levels`)."""
+    if rule not in LEVEL_RULES:
+        raise ValueError(f"rule must be one of {LEVEL_RULES}, got {rule!r}")
     import iqprior
 
     track = member_tracking(pool) if tracking else {}
@@ -55,7 +72,8 @@ def make_labels(pool: Pool, mode: str, members=LABEL_MEMBERS, tracking: bool = T
     cal = iqprior.Calibration.fit(raw)
     scorer.calibration = cal
     s = scorer.combine(raw)
-    level = iqprior.score_to_level(s)
+    floor = iqprior.score_to_level(s)
+    level = floor if rule == "floor" else rank_levels(s)
     cal_dict = {n: {"min": r.min, "max": r.max, "lower_better": r.lower_better} for n, r in cal.members.items()}
     return Labels(level, mode, tuple(members), cal_dict, round(spearman((-pool.grade).tolist(), s.tolist()), 4),
-                  track)
+                  track, rule, torch.bincount(floor, minlength=GRADES).tolist())

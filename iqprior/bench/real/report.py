@@ -80,7 +80,8 @@ def summarise(cfg, info: Mapping, labels, ev_res: Mapping, photos: Mapping, loss
     res["overoptimisation"] = overoptimisation(res)
     res["photos"] = dict(photos)
     res["eval_images"] = list(ev_res.get("names", []))
-    res["labels"] = {"level_counts": torch.bincount(labels.level, minlength=10).tolist(),
+    res["labels"] = {"level_counts": torch.bincount(labels.level, minlength=10).tolist(), "rule": labels.rule,
+                     "floor_10s_counts": labels.floor_counts,
                      "rho_quality": _r(labels.rho_grade), "calibration": labels.calibration}
     res["model_info"] = dict(info)
     res["final_loss"] = {k: _r(sum(v[-50:]) / len(v[-50:]), 5) for k, v in losses.items()}
@@ -135,7 +136,8 @@ def markdown(res: Mapping) -> str:
              f"{info['architecture']} x{info['scale']}, {info['parameters']} parameters; level embedding at "
              f"`{info['inject_at']}` {info['embedding_shape']}. Labels: {', '.join(res['members_label'])} "
              f"(min-max over the {sum(res['labels']['level_counts'])} training GTs; Spearman rho between GT quality "
-             f"and label {_f(res['labels']['rho_quality'])}; level counts {res['labels']['level_counts']}). "
+             f"and label {_f(res['labels']['rho_quality'])}; levels by {res['labels']['rule']}, counts "
+             f"{res['labels']['level_counts']}; floor(10 s) would give {res['labels']['floor_10s_counts']}). "
              f"Held-out member(s): {', '.join(res['members_heldout'])}.", "",
              "| output | " + " | ".join(head) + " |", "|---|" + "---|" * len(metrics)]
     for lv in res["levels"]:

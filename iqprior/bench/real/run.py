@@ -50,7 +50,7 @@ def run_real(cfg: RealConfig) -> dict:
         pool = make_pool(train_src, cfg.pool, cfg.crop, rng, progress=cfg.progress, support=cfg.support,
                          lq_from="gt", regime=cfg.regime)
         ev = make_eval(held, cfg.eval_draws, np.random.default_rng(cfg.seed + 2), cfg.regime)
-        labels = make_labels(pool, "scorer", members=cfg.label_members, tracking=False)
+        labels = make_labels(pool, "scorer", members=cfg.label_members, tracking=False, rule=cfg.level_rule)
         log.info("labels %s: level counts %s, rho(quality, score) %.3f", ",".join(cfg.label_members),
                  torch.bincount(labels.level, minlength=10).tolist(), labels.rho_grade)
         plan = batch_plan(len(pool.gt), cfg.steps, cfg.batch, cfg.seed)

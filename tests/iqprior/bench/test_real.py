@@ -2,22 +2,19 @@
 
 The fast test runs the whole command on a small random-weight SRVGGNetCompact ×4 file, a few steps,
 offline members (the numbers mean nothing there); the slow test runs the default command on Real-ESRGAN's
-released ``realesr-animevideov3`` (``IQPRIOR_WEIGHTS`` must hold it, see ``iqprior weights download``) and
+released ``realesr-animevideov3`` (the install step fetches it: ``iqprior weights download``) and
 asserts issue #31's checks, and that it reproduces the demo's bundled model bit for bit.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import pytest
 import torch
 
 from iqprior.cli import main
 
-#: read at import: the autouse fixture of tests/conftest.py clears it for every test
-REAL_WEIGHTS = os.environ.get("IQPRIOR_WEIGHTS", "")
 FIELDS = ("model", "levels", "members_label", "members_heldout", "plus", "baseline", "released", "lq",
           "spearman_level_quality", "verdict")
 CHECKS = ("level9_beats_twin_ensemble", "spearman_level_quality_at_least_0.8", "level9_psnr_within_0.5db_of_twin",
@@ -90,12 +87,10 @@ def _sha256(path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.weights
-def test_bench_real_default_claim_and_bundled_model(tmp_path, monkeypatch):
+def test_bench_real_default_claim_and_bundled_model(tmp_path, released_weights):
     """The default command (seed 0, one thread) on the released model: issue #31's checks hold, and its "+" is the
     demo's bundled model, bit for bit."""
-    if not REAL_WEIGHTS:
-        pytest.skip("IQPRIOR_WEIGHTS must name the folder holding realesr-animevideov3 (iqprior weights download)")
-    monkeypatch.setenv("IQPRIOR_WEIGHTS", REAL_WEIGHTS)
+    released_weights("realesr-animevideov3.pth")   # on disk after the install step (fails, not skips, if absent)
     out = tmp_path / "real"
     assert main(["bench", "real", "--out", str(out), "--no-progress"]) == 0
     res = json.loads((out / "real.json").read_text())
