@@ -53,7 +53,8 @@ def run_real(args) -> int:
         return None if v is None else tuple(m.strip() for m in v.split(",") if m.strip())
 
     given = {"checkpoint": args.checkpoint, "inject_at": args.inject_at, "steps": args.steps, "pool": args.pool,
-             "crop": args.crop, "eval_draws": args.eval_draws, "level_rule": args.level_rule, "label_members": members(args.label_members),
+             "crop": args.crop, "eval_draws": args.eval_draws, "level_rule": args.level_rule,
+             "label_members": members(args.label_members),
              "heldout_members": members(args.heldout_members)}
     cfg = RealConfig(out=Path(args.out), seed=args.seed, threads=args.threads, progress=not args.no_progress,
                      **{k: v for k, v in given.items() if v is not None})

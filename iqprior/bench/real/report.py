@@ -127,7 +127,7 @@ def _f(v, nd: int = 3) -> str:
 def markdown(res: Mapping) -> str:
     """``real.md``: the per-level table against the twin, the released model and the LQ; the verdict."""
     metrics = list(res["plus"])
-    role = {m: " (label)" for m in res["members_label"]} | {m: " (held-out)" for m in res["members_heldout"]}
+    role = dict.fromkeys(res["members_label"], " (label)") | dict.fromkeys(res["members_heldout"], " (held-out)")
     head = [f"{m}{role.get(m, '')} {'↓' if lower_better(m) else '↑'}" for m in metrics]
     nd = {m: 2 if m == "psnr" else 4 for m in metrics}
     info = res["model_info"]

@@ -35,6 +35,32 @@ def strips(ev, models: dict, plus) -> dict[str, dict[str, torch.Tensor]]:
     return out
 
 
+def write_recipe(res: dict, directory: Path) -> Path:
+    """``recipe.json`` next to the "+" model: the command that rebuilds it bit for bit (same seed, one thread,
+    the same released file, by sha256) and what it measured."""
+    import json
+
+    from iqprior.io import atomic_write_text
+    from iqprior.weights import sha256_of
+
+    cfg = res["config"]
+    info = res["model_info"]
+    recipe = {
+        "model": "auto+", "released_file": res["model"], "released_sha256": info.get("sha256"),
+        "licence": "BSD-3-Clause (Real-ESRGAN, Xintao Wang et al.)" if "realesr" in res["model"].lower() else None,
+        "command": f"iqprior bench real --out DIR --seed {cfg['seed']} --threads {cfg['threads_used']}"
+                   + ("" if cfg["checkpoint"] == "realesr-animevideov3.pth" else f" --checkpoint {cfg['checkpoint']}"),
+        "model_sha256": sha256_of(directory / "model.safetensors"), "config": cfg, "photos": res["photos"],
+        "members_label": res["members_label"], "members_heldout": res["members_heldout"],
+        "level9_ensemble": res["plus"]["ensemble"][-1], "twin_ensemble": res["baseline"]["ensemble"],
+        "released_ensemble": res["released"]["ensemble"], "spearman_level_quality": res["spearman_level_quality"],
+        "verdict": res["verdict"], "wall_time_s": res["wall_time_s"], "cpu_time_s": res.get("cpu_time_s"),
+    }
+    path = directory / "recipe.json"
+    atomic_write_text(path, json.dumps(recipe, indent=2) + "\n")
+    return path
+
+
 def run_real(cfg: RealConfig) -> dict:
     """Fine-tune the "+" and its twin, evaluate, write ``real.json``, ``real.md``, ``real.png``, ``plus/``,
     ``baseline/`` under ``cfg.out``; returns the ``real.json`` dictionary (plus ``files``)."""
@@ -79,6 +105,7 @@ def run_real(cfg: RealConfig) -> dict:
     res["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     res["config"]["threads_used"] = int(cfg.threads or old_threads)
     files = write_outputs(res, figs, out)
+    write_recipe(res, out / "plus")
     res["files"] = {**{k: str(v) for k, v in files.items()}, "plus": str(out / "plus"),
                     "baseline": str(out / "baseline")}
     return res

@@ -38,7 +38,8 @@ def _free_port() -> int:
 def served(tmp_path_factory):
     from iqprior.demo.app import launch
 
-    service = DemoService(device="cpu", out_dir=tmp_path_factory.mktemp("demo-out"))
+    # the small fallback model keeps these tests cheap (the default real model is tested in test_demo_service.py)
+    service = DemoService(BUNDLED_MODEL, str(BUNDLED_CHECKPOINT), device="cpu", out_dir=tmp_path_factory.mktemp("demo-out"))
     port = _free_port()
     app = launch(service, host="127.0.0.1", port=port, block=False)
     try:
