@@ -67,7 +67,9 @@ class WeightFile:
     sha256: Optional[str]     # hex digest, or None where not published / not verified
     licence: str
     note: str = ""
-    where: str = "iqprior"    # also looked for (and downloaded) in: "hub", "pyiqa", "clip"; "iqprior" = cache only
+    where: str = "iqprior"    # also looked for (and downloaded) in: "hub", "pyiqa", "clip"; "iqprior" = cache only;
+    #                           looked for only (downloads go to the cache): "opencv-data" (the system's OpenCV
+    #                           data, Debian's opencv-data package), "basicsr" (inside the installed basicsr)
     kind: str = "model"       # "model" (restoration), "iqa", "face", "trunk", "clip"
     rebuilt: Optional[Rebuilt] = None  # the package-index route when the URL fails
 
@@ -110,6 +112,21 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
          "Real-ESRGAN x4 anime (RRDBNet, 6 blocks)"),
         ("realesr-animevideov3.pth", "v0.2.5.0", "fb95e98091beb957a2ab876fe7ed759d6c7a1641be4ae5bba9b69f34f937dfcc",
          "Real-ESRGAN x4 anime video (SRVGGNetCompact); the wheel's x2/x3 are this network + a resize"),
+    ]],
+    # published NR-IQA models without a network: NIQE's pristine model (inside basicsr) and BRISQUE's LIVE SVR
+    WeightFile("niqe_pris_params.npz", f"{_GH}/XPixelGroup/BasicSR/raw/v1.4.2/basicsr/metrics/niqe_pris_params.npz",
+               "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
+               "Apache-2.0 (basicsr; from the NIQE authors' MATLAB release)",
+               "NIQE pristine Gaussian (36 features) and 7x7 window; ships inside basicsr", where="basicsr",
+               kind="iqa"),
+    *[WeightFile(n, f"https://raw.githubusercontent.com/opencv/opencv_contrib/4.x/modules/quality/samples/{n}", sha,
+                 "Apache-2.0 / BSD-3-Clause (OpenCV contrib; LIVE BRISQUE release notice: cite Mittal et al.)",
+                 f"{note}; Debian/Ubuntu: apt-get install opencv-data", where="opencv-data", kind="iqa")
+      for n, sha, note in [
+        ("brisque_model_live.yml", "4c44c7eec9e5139830c0bb0e4a044c9cd351ba5bbc9e3798beca3243e2782ff4",
+         "BRISQUE LIVE epsilon-SVR (774 support vectors)"),
+        ("brisque_range_live.yml", "a18427f4f7ad087524bd0d63389649a3899b51ca6d44a4d5f8d8171f1f914a9c",
+         "BRISQUE LIVE feature ranges"),
     ]],
     # face detection and parsing (facexlib), for whole photos
     WeightFile("detection_Resnet50_Final.pth",
@@ -158,10 +175,26 @@ def search_paths() -> list[Path]:
     return extra + [cache_dir()]
 
 
+#: system directories of OpenCV's data files (Debian/Ubuntu's opencv-data, a source install)
+OPENCV_DATA_DIRS = ("/usr/share/opencv4/quality", "/usr/share/opencv/quality", "/usr/local/share/opencv4/quality")
+#: locations that are looked in but never written to
+READ_ONLY_PLACES = ("opencv-data", "basicsr")
+
+
 def dependency_dir(where: str) -> Optional[Path]:
-    """The directory a dependency keeps its files in (torch hub ``checkpoints``, pyiqa, CLIP), or ``None``."""
+    """The directory a dependency keeps its files in (torch hub ``checkpoints``, pyiqa, CLIP, OpenCV's data,
+    basicsr's metrics), or ``None``."""
     if where == "iqprior":
         return None
+    if where == "opencv-data":
+        return next((Path(d) for d in OPENCV_DATA_DIRS if Path(d).is_dir()), Path(OPENCV_DATA_DIRS[0]))
+    if where == "basicsr":
+        import importlib.util
+
+        spec = importlib.util.find_spec("basicsr")  # found, not imported
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(next(iter(spec.submodule_search_locations))) / "metrics"
     import torch  # torch hub's directory follows TORCH_HOME
 
     hub = Path(torch.hub.get_dir())
@@ -243,7 +276,7 @@ def resolve(name: str, download_missing: bool = True, progress: bool = True) -> 
     found = find(name)
     if found is not None:
         return found
-    dest = (dependency_dir(entry.where) or cache_dir()) / name
+    dest = ((None if entry.where in READ_ONLY_PLACES else dependency_dir(entry.where)) or cache_dir()) / name
     if not download_missing:
         raise WeightsUnavailableError(_missing_message(entry, dest, "downloads are disabled"))
     try:

@@ -66,10 +66,16 @@ def _check_model(path: Path) -> str:
             if fname == path.name:
                 adapters.create(name, **{opt: str(path)})
                 return f"adapter {name} ({opt})"
+    from .. import weights
+
+    if weights.get(path.name).rebuilt is not None:  # Real-ESRGAN's files: no adapter of their own, auto reads them
+        model = adapters.create("auto", checkpoint=str(path))
+        return f"adapter auto ({model.architecture} x{model.scale})"
     raise KeyError(f"no adapter reads {path.name}")
 
 
 def _check_iqa(path: Path) -> str:
+    from ..checkpoint import CheckpointError
     from ..scoring.members import _load_own, build_member
     from ..scoring.specs import SPECS
 
@@ -81,7 +87,17 @@ def _check_iqa(path: Path) -> str:
         for w in spec.weights:
             if w.file != path.name:
                 continue
-            if spec.builder is not None:
+            if spec.backend != "pyiqa":  # a published model's files: build it with this one in place
+                import importlib
+
+                from ..scoring.members import weight_path
+                module, cls = spec.backend.split(":")
+                files = {o.file: (path if o.file == w.file else weight_path(o)) for o in spec.weights}
+                try:
+                    getattr(importlib.import_module(module), cls)(files=files)
+                except (OSError, ValueError, KeyError) as e:
+                    raise CheckpointError(f"{path} does not build {spec.name}: {e}") from None
+            elif spec.builder is not None:
                 import importlib
 
                 from ..guarded import guarded_loads

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..fastpath import FastPath, autocast, set_fast_path
 from ..weights import ENV_OFFLINE, WeightsUnavailableError
-from .specs import CLIP, HF, HUB_CHECKPOINTS, PYIQA, MetricSpec, WeightSpec, get_spec
+from .specs import BASICSR, CLIP, HF, HUB_CHECKPOINTS, OPENCV_DATA, PYIQA, MetricSpec, WeightSpec, get_spec
 
 
 class MemberWeightsMissing(WeightsUnavailableError):
@@ -47,6 +47,10 @@ def weight_dir(w: WeightSpec) -> Path:
         return _hub_dir() / "checkpoints"
     if w.where == CLIP:
         return _hub_dir() / "clip"
+    if w.where in (OPENCV_DATA, BASICSR):  # looked for there; a download goes to the cache
+        from .. import weights
+
+        return weights.dependency_dir(w.where) or weights.cache_dir()
     if w.where == HF:
         return Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
                     .expanduser() / "hub")
@@ -104,6 +108,13 @@ def member_available(name: str) -> tuple[bool, str]:
 def _missing_message(spec: MetricSpec, missing: list[WeightSpec], reason: str) -> str:
     files = "; ".join(f"{w.file} -> {weight_dir(w)}" for w in missing)
     reason = reason if len(reason) < 400 else reason[:400] + "..."
+    if spec.backend != "pyiqa":  # files of the weights registry, with their URL and where else they come from
+        from .. import weights
+
+        notes = "; ".join(f"{w.file}: {weights.get(w.file).note}" for w in missing if w.file in weights.REGISTRY)
+        return (f"IQA member {spec.name!r} needs files that are not on disk ({reason}): {files}. "
+                f"`iqprior weights download NAME` fetches them where the network allows"
+                f"{' (' + notes + ')' if notes else ''}, or put them in a directory named by IQPRIOR_WEIGHTS.")
     return (f"IQA member {spec.name!r} needs weight files that are not on disk ({reason}): {files}. "
             f"Download them on a machine with network access (e.g. `python -c \"import pyiqa; "
             f"pyiqa.create_metric('{spec.pyiqa_name or spec.name}')\"`) and copy them there; pyiqa's cache "
@@ -171,7 +182,8 @@ class Member(nn.Module):
 
     ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``) autocasts the network of a learned member (one with
     weight files; opt-in, scores move: ``benchmarks/bench_scoring.py`` measures by how much); hand-crafted
-    members always run in fp32. Scores come back as float32.
+    members and our published models (NIQE, BRISQUE: their references' arithmetic) always run in fp32.
+    Scores come back as float32.
     """
 
     def __init__(self, spec: MetricSpec, net: nn.Module):
@@ -193,7 +205,8 @@ class Member(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(x.device, self.precision if self.spec.needs_weights else "fp32"):
+        learned = self.spec.needs_weights and self.spec.backend == "pyiqa"  # NIQE/BRISQUE keep their arithmetic
+        with autocast(x.device, self.precision if learned else "fp32"):
             out = self.net(x)
         if isinstance(out, (tuple, list)):
             out = out[0]
@@ -220,7 +233,14 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
     device = torch.device(device) if device is not None else torch.device("cpu")
     if spec.backend != "pyiqa":
         module, cls = spec.backend.split(":")
-        net = getattr(importlib.import_module(module), cls)(**dict(spec.create_kwargs))
+        kwargs = dict(spec.create_kwargs)
+        if spec.weights:  # a published model's parameter files (NIQE, BRISQUE): there is no random version
+            if not pretrained:
+                raise ValueError(f"IQA member {spec.name!r} is a published model without random weights; "
+                                 f"build it with pretrained=True")
+            ensure_weights(spec)
+            kwargs["files"] = {w.file: weight_path(w) for w in spec.weights}
+        net = getattr(importlib.import_module(module), cls)(**kwargs)
         return Member(spec, net).to(device)
     from .remote_code import check_remote_code, pinned_revision
 

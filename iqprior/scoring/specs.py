@@ -25,6 +25,8 @@ PYIQA = "pyiqa"             # torch.hub.get_dir()/pyiqa  (pyiqa's DEFAULT_CACHE_
 HUB_CHECKPOINTS = "hub"     # torch.hub.get_dir()/checkpoints (torchvision / load_state_dict_from_url)
 CLIP = "clip"               # torch.hub.get_dir()/clip (OpenAI CLIP, sha256-checked by clip.load)
 HF = "huggingface"          # the Hugging Face hub cache (HF_HOME)
+OPENCV_DATA = "opencv-data"  # the system's OpenCV data (Debian's opencv-data: /usr/share/opencv4/quality)
+BASICSR = "basicsr"         # inside the installed basicsr package (basicsr/metrics)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class MetricSpec:
     Attributes:
         name: our name (the key of :data:`SPECS`).
         backend: ``"pyiqa"`` or ``"module:Class"`` of an ``nn.Module`` whose
-            ``forward(x)`` maps ``(B, 3, H, W)`` RGB [0, 1] to ``(B,)`` raw scores.
+            ``forward(x)`` maps ``(B, 3, H, W)`` RGB [0, 1] to ``(B,)`` raw scores;
+            a class whose spec lists weight files gets them as ``files={name: path}``.
         builder: ``"module:function"`` that builds the pyiqa network itself,
             ``build(files or None)``, where pyiqa's constructor would read
             files on its own (see :mod:`iqprior.scoring.builders`).
@@ -147,12 +150,27 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         create_kwargs=dict(pretrained=False), licence="CC BY-NC 4.0 (UnderwaterRanker)", paper_name="URanker",
         note="underwater image ranker (paper Table 6)"),
     MetricSpec(
+        "niqe", backend="iqprior.scoring.niqe:NIQE", lower_better=True, score_range=(0.0, 15.0),
+        differentiable=False, weights=(WeightSpec("niqe_pris_params.npz", where=BASICSR, load=True),),
+        licence="Apache-2.0 (basicsr's parameters, from the authors' MATLAB release; our implementation)",
+        paper_name="NIQE",
+        note="Mittal et al. 2013, published pristine model (ships inside basicsr, no download); Y channel, "
+             "96 px blocks: images need at least 96x96; matches basicsr's calculate_niqe within 1e-3"),
+    MetricSpec(
+        "brisque", backend="iqprior.scoring.brisque:BRISQUE", lower_better=True, score_range=(0.0, 100.0),
+        differentiable=False,
+        weights=(WeightSpec("brisque_model_live.yml", where=OPENCV_DATA, load=True),
+                 WeightSpec("brisque_range_live.yml", where=OPENCV_DATA, load=True)),
+        licence="Apache-2.0 / BSD-3-Clause (OpenCV contrib's LIVE model; our implementation)", paper_name="BRISQUE",
+        note="Mittal et al. 2012, the LIVE SVR as OpenCV contrib ships it (Debian: apt-get install opencv-data); "
+             "8-bit grey; matches OpenCV's QualityBRISQUE within 1e-3 (relative, 1e-3 absolute below 1)"),
+    MetricSpec(
         "piqe", pyiqa_name="piqe", lower_better=True, score_range=(0.0, 100.0), differentiable=False,
-        licence="pyiqa (PolyForm NC)", note="hand-crafted, no weights (offline preset)"),
+        licence="pyiqa (PolyForm NC)", note="hand-crafted, no weights"),
     MetricSpec(
         "entropy", backend="iqprior.scoring.entropy:Entropy", pyiqa_name="entropy", score_range=(0.0, 8.0),
         differentiable=False, licence="pyiqa (PolyForm NC)",
-        note="hand-crafted, no weights (offline preset); pyiqa's scores bit for bit, its histogram by bincount "
+        note="hand-crafted, no weights; pyiqa's scores bit for bit, its histogram by bincount "
              "instead of a one-hot per pixel (about 1000x faster)"),
     MetricSpec(
         "uiqm", backend="iqprior.scoring.underwater:UIQM", score_range=(0.0, 5.0),
@@ -187,13 +205,15 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in [
         note="Zhang et al. 2018, AlexNet v0.1; torchvision loads the AlexNet trunk, iqprior the linear layers"),
 ]}
 
+#: ``offline``: the published NR-IQA models that need no download (NIQE's pristine model inside basicsr,
+#: BRISQUE's LIVE SVR from the system's OpenCV data); both lower-is-better, flipped when normalised.
 #: The paper's ensemble (Sec. 4, "Implementation Details"): MUSIQ-GFIQA, TOPIQ-GFIQA and Q-Align.
 #: pyiqa has no MUSIQ trained on GFIQA; ``topiq_nr-face`` (CGFIQA) stands in for it. Q-Align
 #: needs ~16 GB and is optional: ``create_scorer("paper")`` includes it only when its weights are
 #: on disk (see :func:`iqprior.scoring.preset_members`).
 PRESETS: dict[str, tuple[str, ...]] = {
     "paper": ("topiq_nr-face-v1", "topiq_nr-face", "qalign"),
-    "offline": ("piqe", "entropy"),
+    "offline": ("niqe", "brisque"),
     "underwater": ("uiqm", "uciqe"),
 }
 OPTIONAL_IN_PRESET = {"paper": ("qalign",)}

@@ -93,7 +93,7 @@ def test_score_job_records_nan_tiff_as_error(tmp_path, face_paths):
     _float_tiff(src / "nan.tiff", float("nan"))
     write_image(src / "ok.png", read_image(face_paths[0])[:, :64, :64])
     out = tmp_path / "s.jsonl"
-    assert main(["score", str(src), "--members", "offline", "--out", str(out), "--no-progress"]) == 0
+    assert main(["score", str(src), "--members", "piqe,entropy", "--out", str(out), "--no-progress"]) == 0
     recs = {json.loads(line)["path"]: json.loads(line) for line in out.read_text().splitlines()}
     assert "NaN/Inf" in recs["nan.tiff"]["error"] and "score" in recs["ok.png"]
 
@@ -138,7 +138,7 @@ def test_error_records_are_retried(tmp_path, face_paths):
     write_image(src / "a.png", good)
     (src / "b.png").write_bytes(b"broken")
     out = tmp_path / "s.jsonl"
-    args = ["score", str(src), "--members", "offline", "--out", str(out), "--no-progress"]
+    args = ["score", str(src), "--members", "piqe,entropy", "--out", str(out), "--no-progress"]
     assert main(args) == 0
     assert "error" in _records(out)["b.png"] and "score" in _records(out)["a.png"]
     write_image(src / "b.png", good)  # the cause is fixed: the next run scores it

@@ -28,8 +28,10 @@ def test_quality_loss_is_negative_mean_score_with_gradients(small_topiq_spec):
 
 
 def test_quality_loss_rejects_non_differentiable_members():
-    with pytest.raises(ValueError, match="piqe"):
+    with pytest.raises(ValueError, match="niqe, brisque"):
         QualityLoss(create_scorer("offline", device="cpu"))
+    with pytest.raises(ValueError, match="piqe"):
+        QualityLoss(create_scorer(["piqe"], device="cpu"))
     with pytest.raises(TypeError):
         QualityLoss(lambda x: x.mean())
 

@@ -38,7 +38,7 @@ def add_bad_images(root):
 def test_score_folder_with_bad_images(folder, tmp_path):
     add_bad_images(folder)
     out = tmp_path / "out" / "scores.jsonl"
-    rc = main(["score", str(folder), "--members", "offline", "--out", str(out), "--calibrate",
+    rc = main(["score", str(folder), "--members", "piqe,entropy", "--out", str(out), "--calibrate",
                "--plot", str(tmp_path / "out" / "hist.png"), "--no-progress"])
     assert rc == 0
     recs = {r["path"]: r for r in read_manifest(out)}
@@ -63,7 +63,7 @@ def test_score_folder_with_bad_images(folder, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:.*unreadable line")
 def test_resume_after_crash_loses_nothing(folder, tmp_path):
-    scorer = create_scorer("offline", device="cpu", batch_size=1)
+    scorer = create_scorer(["piqe", "entropy"], device="cpu", batch_size=1)
     out = tmp_path / "scores.jsonl"
 
     class Crash(Exception):
@@ -102,9 +102,9 @@ def test_manifest_writer_repairs_torn_tail(tmp_path):
 
 def test_apply_existing_calibration(folder, tmp_path):
     out1 = tmp_path / "a.jsonl"
-    assert main(["score", str(folder), "--members", "offline", "--out", str(out1), "--calibrate", "--no-progress"]) == 0
+    assert main(["score", str(folder), "--members", "piqe,entropy", "--out", str(out1), "--calibrate", "--no-progress"]) == 0
     out2 = tmp_path / "b.jsonl"
-    assert main(["score", str(folder), "--members", "offline", "--out", str(out2), "--no-progress",
+    assert main(["score", str(folder), "--members", "piqe,entropy", "--out", str(out2), "--no-progress",
                  "--calibration", str(tmp_path / "a.calibration.json")]) == 0
     a = {r["path"]: r["score"] for r in read_manifest(out1)}
     b = {r["path"]: (r["score"], r["normalised_by"]) for r in read_manifest(out2)}
@@ -112,7 +112,7 @@ def test_apply_existing_calibration(folder, tmp_path):
 
 
 def test_cli_errors_and_listing(tmp_path, capsys):
-    assert main(["score", str(tmp_path / "missing"), "--members", "offline", "--out", str(tmp_path / "x.jsonl")]) == 1
+    assert main(["score", str(tmp_path / "missing"), "--members", "piqe,entropy", "--out", str(tmp_path / "x.jsonl")]) == 1
     assert "no such file" in capsys.readouterr().err
     assert main(["score", str(tmp_path), "--members", "nope", "--out", str(tmp_path / "x.jsonl")]) == 1
     assert main(["score", ".", "--out", "x", "--list-members"]) == 0
@@ -130,7 +130,7 @@ def test_torchrun_shards_and_merges(folder, tmp_path):
     out = tmp_path / "dist" / "scores.jsonl"
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29561", "-m", "iqprior", "score", str(folder), "--members", "offline",
+                           "--master_port", "29561", "-m", "iqprior", "score", str(folder), "--members", "piqe,entropy",
                            "--out", str(out), "--calibrate", "--no-progress"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -160,6 +160,6 @@ def test_precision_flag_marks_the_records(folder, tmp_path, capsys):
         assert r["raw"]["entropy"] == fp32[r["path"]]["raw"]["entropy"]
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
-        main(["score", str(folder), "--members", "offline", "--precision", "int8", "--out", str(tmp_path / "x.jsonl")])
+        main(["score", str(folder), "--members", "piqe,entropy", "--precision", "int8", "--out", str(tmp_path / "x.jsonl")])
     assert e.value.code == 2 and not (tmp_path / "x.jsonl").exists()
     assert "--precision" in capsys.readouterr().err

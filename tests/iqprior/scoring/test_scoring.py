@@ -1,4 +1,4 @@
-"""The ensemble on real pyiqa networks: random weights for learned members, piqe/entropy offline."""
+"""The ensemble on real pyiqa networks: random weights for learned members; niqe/brisque offline."""
 import re
 
 import pytest
@@ -36,14 +36,21 @@ def test_spec_table_is_consistent():
 def test_offline_preset_scores(faces):
     scorer = create_scorer("offline", device="cpu")
     raw = scorer.raw(faces)
-    assert set(raw) == {"piqe", "entropy"} and all(v.shape == (2,) for v in raw.values())
+    assert set(raw) == {"niqe", "brisque"} and all(v.shape == (2,) for v in raw.values())
     s = scorer(faces)
-    expected = ((1 - raw["piqe"] / 100).clamp(0, 1) + (raw["entropy"] / 8).clamp(0, 1)) / 2  # documented ranges
+    expected = ((1 - raw["niqe"] / 15).clamp(0, 1) + (1 - raw["brisque"] / 100).clamp(0, 1)) / 2  # documented ranges
     assert torch.allclose(s, expected, atol=1e-6)
 
 
+def test_weightless_members_score(faces):
+    scorer = create_scorer(["piqe", "entropy"], device="cpu")
+    raw = scorer.raw(faces)
+    expected = ((1 - raw["piqe"] / 100).clamp(0, 1) + (raw["entropy"] / 8).clamp(0, 1)) / 2  # documented ranges
+    assert torch.allclose(scorer(faces), expected, atol=1e-6)
+
+
 def test_calibrated_ensemble_is_mean_of_members(faces):
-    scorer = create_scorer("offline", device="cpu")
+    scorer = create_scorer(["piqe", "entropy"], device="cpu")
     raw = scorer.raw(faces)
     cal = Calibration.fit({"piqe": [0.0, 100.0], "entropy": [raw["entropy"].min().item() - 1, 8.0]})
     scorer.calibration = cal
@@ -65,7 +72,8 @@ def test_learned_members_random_weights_batch_and_grad(learned, faces):
 
 def test_precision_autocasts_learned_members_only(learned, faces):
     """``precision="bf16"`` runs the learned networks under autocast (their scores move, a little); the
-    hand-crafted members stay fp32 (bit-identical); scores come back float32; fp32 is restored exactly."""
+    hand-crafted and published models of our own (offline: NIQE, BRISQUE) keep their reference arithmetic
+    (bit-identical); scores come back float32; fp32 is restored exactly."""
     ref = learned.raw(faces)
     offline = create_scorer("offline", device="cpu", precision="bf16")
     assert offline.precision == "bf16" and all(m.precision == "bf16" for m in offline.members)
