@@ -33,6 +33,8 @@ def add_real_parser(bsub) -> argparse.ArgumentParser:
                    help=f"comma-separated members that label the GTs (default {','.join(LABEL_MEMBERS)})")
     r.add_argument("--heldout-members", default=None,
                    help=f"comma-separated members only evaluated (default {','.join(HELDOUT_MEMBERS)})")
+    r.add_argument("--loss", choices=("mse", "l1"), default=None,
+                   help="fine-tuning loss: mse (default: the conditional mean, best PSNR at level 9) or l1")
     r.add_argument("--level-rule", choices=("rank", "floor"), default=None,
                    help="GT level from the calibrated ensemble score: rank (default: a tenth of the GTs per level) "
                         "or floor (the paper's floor(10 s))")
@@ -54,6 +56,7 @@ def run_real(args) -> int:
 
     given = {"checkpoint": args.checkpoint, "inject_at": args.inject_at, "steps": args.steps, "pool": args.pool,
              "crop": args.crop, "eval_draws": args.eval_draws, "level_rule": args.level_rule,
+             "loss": args.loss,
              "label_members": members(args.label_members),
              "heldout_members": members(args.heldout_members)}
     cfg = RealConfig(out=Path(args.out), seed=args.seed, threads=args.threads, progress=not args.no_progress,
