@@ -176,7 +176,13 @@ class Adapter(nn.Module):
 
     @property
     def is_conditioned(self) -> bool:
+        """Whether level embeddings were injected into ``net`` (a "+" adapter)."""
         return bool(self._iq_specs)
+
+    @property
+    def takes_level(self) -> bool:
+        """Whether ``score=`` changes the output: a "+" adapter, or a model conditioned by construction."""
+        return self.is_conditioned
 
     def run_net(self, *args, score: Optional[ScoreLike] = None, **kwargs):
         """Call ``self.net``; a "+" adapter injects ``score`` (default: level 9).

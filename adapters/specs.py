@@ -147,6 +147,11 @@ SPECS: dict[str, AdapterSpec] = {s.name: s for s in [
                 condition_at="Z_l (built in, Eq. 7)", condition_shape=(256, 16, 16),
                 licence="Apache-2.0 (ours; no official weights released)",
                 source="IQPFR (arXiv 2503.09294); trained with `iqprior train`", fast_path=_CL_SDPA),
+    # the IQPFR authors' release: IQPFR with the released options (joint head, AdaIN lookup, fidelity fusion)
+    AdapterSpec("iqpir", "adapters.iqpir.adapter:build_iqpir", official_files=("IQPIR_stage3.pth",), task=FACE,
+                native_size=512, tiny={"preset": "tiny"}, condition_at="Z_l (built in, as released)",
+                condition_shape=(256, 16, 16), licence=_S_LAB, fast_path=_CL_SDPA,
+                source="fengyang1399-pixel/IQPIR (Xiao, Hu et al., CVPR 2026; the IQPFR authors' code)"),
     # any model file spandrel detects (adapters/auto); task, size and the injection point come from the file
     # (tiny: a small random-weight SwinIR x2 from spandrel's class, no file; adapters/auto/tiny.py has more families)
     AdapterSpec("auto", "adapters.auto:build_auto", licence="that of the model file", tiny={"tiny_family": "SwinIR"},

@@ -29,6 +29,7 @@ _LAZY = {
     "condition": "iqprior.conditioning",
     "ConditionedModule": "iqprior.conditioning",
     "QualityLoss": "iqprior.losses",
+    "restore_tiled": "iqprior.tiling",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .levels import score_to_level  # noqa: F401
     from .losses import QualityLoss  # noqa: F401
     from .scoring import Calibration, EnsembleScorer, MetricSpec, create_scorer  # noqa: F401
+    from .tiling import restore_tiled  # noqa: F401
 
 
 def __getattr__(name: str):

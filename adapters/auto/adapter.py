@@ -104,6 +104,8 @@ class AutoAdapter(Adapter):
             raise CheckpointError(f"{source} holds a {arch_id} model, the saved config says {want}")
         self.architecture, self.purpose = arch_id, str(desc.purpose)
         self._family = family(arch_id) or Family()
+        if self._family.fast_path is not None:
+            self.fast_path = self._family.fast_path
         self.net = desc.model.float().eval()
         if self._family.prepare is not None:
             self._family.prepare(self.net)

@@ -24,6 +24,8 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import nn
 
+from iqprior.fastpath import FastPath
+
 #: input noise level of DRUNet / FDnCNN (spandrel's and KAIR's default, 15/255)
 NOISE_LEVEL = 15 / 255
 
@@ -45,6 +47,8 @@ class Family:
         signed: the network works in [-1, 1] (the input is mapped from [0, 1] and
             the output back), as the upstream inference code does.
         prepare: run once on the network after loading (e.g. make it thread-safe).
+        fast_path: the inference measures for this family (default: none, the exact path), from
+            measurements (Compact: channels-last, 1.19x on CPU, docs/guides/large-images-and-video.md).
         every_call: the call runs the conditioned module more than once per image (a
             large image split into parts): each run gets the embedding.
     """
@@ -56,6 +60,7 @@ class Family:
     signed: bool = False
     prepare: Optional[Callable[[nn.Module], None]] = None
     every_call: bool = False
+    fast_path: Optional[FastPath] = None
 
     def at_for(self, net: nn.Module) -> Optional[str]:
         return self.at(net) if callable(self.at) else self.at
@@ -139,7 +144,8 @@ FAMILIES: dict[str, Family] = {
     "MMRealSR": Family(None, "automatic", call=_first),
     "RetinexFormer": Family(None, "automatic; images over 3000 px run as two interlaced halves", every_call=True),
     "Compact": Family(lambda net: f"body.{len(net.body) - 2}",
-                      "the last body activation before the conv that feeds the pixel shuffle"),
+                      "the last body activation before the conv that feeds the pixel shuffle",
+                      fast_path=FastPath(channels_last=True)),
 }
 
 #: families spandrel loads that ``auto`` cannot run as an image-to-image model, with the reason

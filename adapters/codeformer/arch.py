@@ -9,7 +9,8 @@ the released ``codeformer.pth`` (``params_ema``) loads strictly.
 The VQGAN (encoder, codebook, generator) is the core's
 :mod:`iqprior.models.vqgan` (IQPFR builds on the same network) and the
 Transformer layer :mod:`iqprior.models.layers.transformer`; this module adds
-what is CodeFormer's own: the configuration, the fusion blocks and the forward.
+what is CodeFormer's own: the configuration and the forward (the fusion blocks and
+AdaIN are :mod:`iqprior.models.layers.fusion`, shared with the IQPFR / IQPIR family).
 
 Forward (input in [-1, 1], ``(B, 3, S, S)`` with S = ``img_size``):
 
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iqprior.models.layers.taming import ResBlock
+from iqprior.models.layers.fusion import FuseSFTBlock, adaptive_instance_norm
 from iqprior.models.layers.transformer import TransformerSALayer
 from iqprior.models.vqgan import Encoder, Generator, VectorQuantizer, VQGANConfig
 
@@ -80,37 +81,6 @@ class CodeFormerConfig(VQGANConfig):
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a CodeFormerConfig or a dict, got {type(config).__name__}")
         return cls.from_dict(config)
-
-
-def _mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample, per-channel mean and std (unbiased variance + eps), shapes ``(B, C, 1, 1)``."""
-    b, c = feat.shape[:2]
-    flat = feat.reshape(b, c, -1)
-    std = (flat.var(dim=2) + eps).sqrt().view(b, c, 1, 1)
-    return flat.mean(dim=2).view(b, c, 1, 1), std
-
-
-def adaptive_instance_norm(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Give ``content`` the channel statistics of ``style`` (both ``(B, C, H, W)``)."""
-    s_mean, s_std = _mean_std(style)
-    c_mean, c_std = _mean_std(content)
-    return (content - c_mean) / c_std * s_std + s_mean
-
-
-class FuseSFTBlock(nn.Module):
-    """Controllable feature transformation: ``dec + w * (dec * scale(e) + shift(e))``, e from [enc, dec]."""
-
-    def __init__(self, in_ch: int, out_ch: int):
-        super().__init__()
-        self.encode_enc = ResBlock(2 * in_ch, out_ch)
-        self.scale = nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.LeakyReLU(0.2, True),
-                                   nn.Conv2d(out_ch, out_ch, 3, padding=1))
-        self.shift = nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.LeakyReLU(0.2, True),
-                                   nn.Conv2d(out_ch, out_ch, 3, padding=1))
-
-    def forward(self, enc_feat: torch.Tensor, dec_feat: torch.Tensor, w: float = 1.0) -> torch.Tensor:
-        e = self.encode_enc(torch.cat([enc_feat, dec_feat], dim=1))
-        return dec_feat + w * (dec_feat * self.scale(e) + self.shift(e))
 
 
 class CodeFormer(nn.Module):

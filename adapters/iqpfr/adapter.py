@@ -48,6 +48,10 @@ class IQPFRAdapter(Adapter):
         self.net = net
         self.native_size = net.config.img_size
 
+    @property
+    def takes_level(self) -> bool:
+        return True  # the level embedding is built in (Eq. 7): no "+" needed
+
     def forward(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
         s = self.net.config.img_size
         if x.dim() != 4 or x.shape[1] != 3:
@@ -74,8 +78,7 @@ class IQPFRAdapter(Adapter):
                 "index": 0.5 * index_loss(out.logits, tg["indices"], out.logits_hq, tg["indices_hq"])}
 
     def trainable_parameters(self, train_base: bool = False) -> list[torch.nn.Parameter]:
-        mods = self.net.stage2_modules() if not train_base else [self.net]
-        return [p for m in mods for p in m.parameters()]
+        return list(self.net.parameters()) if train_base else self.net.stage2_parameters()
 
 
 @builder("iqpfr")

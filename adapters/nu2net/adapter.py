@@ -53,6 +53,8 @@ def network_size(h: int, w: int, multiple: int = MULTIPLE, min_side: int = MIN_S
 class NU2NetAdapter(Adapter):
     """``y = model(x, score=None)``: x, y ``(B, 3, H, W)`` RGB in [0, 1] at any size; y not clamped."""
 
+    size_multiple = MULTIPLE  # tiles (iqprior.tiling) are cut to this multiple, so none is resized
+
     task = "image"
     native_size = None
 

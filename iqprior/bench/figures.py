@@ -89,7 +89,7 @@ def level_sweeps(models: Sequence[str], image: Path, out_dir: Path, levels: Sequ
     for name in models:
         ckpt = checkpoint_for(name, checkpoints, random_init)
         model = build_model(name, ckpt, device)
-        if not getattr(model, "is_conditioned", False):
+        if not getattr(model, "takes_level", False):
             raise ValueError(f"{name} has no score condition; the level sweep needs a '+' model (e.g. {name}+)")
         inp = prepare_input(model, x)
         with torch.inference_mode():

@@ -180,7 +180,7 @@ def restore_folder(name: str, items: Sequence[tuple[str, Path]], out_dir: Path, 
         return res
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / META_NAME, json.dumps(meta, indent=2))
-    cond_score = score if getattr(model, "is_conditioned", False) else None
+    cond_score = score if getattr(model, "takes_level", False) else None
     with torch.inference_mode():
         for rel, src, dst in tqdm(todo, desc=f"restore {name}", disable=not progress, unit="img"):
             try:

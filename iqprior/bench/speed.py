@@ -108,7 +108,7 @@ def run_speed(cfg: SpeedConfig) -> SpeedResult:
                 rows += [SpeedRow(name, s, b, error=_err(e)) for s in cfg.sizes for b in cfg.batch_sizes]
                 log.warning("speed: %s not built: %s", name, e)
                 continue
-            built[name] = (variants, cfg.score if getattr(model, "is_conditioned", False) else None,
+            built[name] = (variants, cfg.score if getattr(model, "takes_level", False) else None,
                            sum(p.numel() for p in model.parameters()) / 1e6)
         for s in cfg.sizes:
             for b in cfg.batch_sizes:

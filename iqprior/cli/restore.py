@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .checks import add_precision_flag
+from .restore_large import add_arguments as add_large_arguments
 
 # faces per forward pass: on CPU batch 4 was measured slower than batch 1 (docs/experiments/speed.md)
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
@@ -36,7 +37,8 @@ def add_parser(sub) -> None:
         "restore", help="restore faces or whole images with an adapter (codeformer+, puienet+, ...)",
         description="Restore images with a registered adapter. Face models restore aligned crops (--aligned) or "
                     "detect, align and paste back the faces of whole photos; image models process whole images.")
-    p.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("inputs", nargs="+", help="image and video files and/or folders (searched recursively); a "
+                                            "video is restored frame by frame into the same container, audio kept")
     p.add_argument("--model", default=None, help="adapter name, e.g. codeformer+ (see adapters.list_adapters())")
     p.add_argument("--onnx", default=None, metavar="FILE",
                    help="run this ONNX file (`iqprior export`) with onnxruntime instead of --model; same "
@@ -60,9 +62,16 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--upscale", type=float, default=1, help="whole photos: output scale (default 1)")
     p.add_argument("--only-center-face", action="store_true", help="whole photos: restore only the central face")
+    p.add_argument("--detector", choices=["auto", "retinaface", "mtcnn"], default="auto",
+                   help="whole photos: face detector (auto: facexlib's RetinaFace if its weights are on disk, "
+                        "else MTCNN, installed offline by `make install`)")
+    p.add_argument("--faces", action="store_true",
+                   help="run an image model (e.g. Real-ESRGAN) on the aligned faces of whole photos: detect, "
+                        "align, restore, paste back")
     p.add_argument("--sweep", default=None, metavar="LEVELS",
                    help="write one comparison grid per input with the result at these levels "
                         "(0..9, 0-9 or 2,5,9)")
+    add_large_arguments(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("--no-progress", action="store_true")
@@ -156,12 +165,15 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import resolve_device
     from ..faces.restorer import Restorer
     from ..io import check_finite, read_image, write_image
+    from . import restore_large as large
     from .checks import check_out, check_positive
 
     # every argument is checked before any model is built or any file written
-    files = collect_inputs(args.inputs)
-    if not files:
-        raise ValueError(f"no images found in {args.inputs}")
+    image_inputs, videos = large.split_videos(args.inputs)
+    files = collect_inputs(image_inputs) if image_inputs else []
+    if not files and not videos:
+        raise ValueError(f"no images or videos found in {args.inputs}")
+    budget = large.check_arguments(args)
     if args.upscale <= 0:
         raise ValueError(f"--upscale must be > 0, got {args.upscale}")
     if args.fidelity is not None and not 0.0 <= args.fidelity <= 1.0:
@@ -177,12 +189,16 @@ def run(args: argparse.Namespace) -> int:
     name = model.adapter_name
     if getattr(model, "random_weights", args.checkpoint is None):
         print(f"note: {name} has random weights (no --checkpoint): outputs are meaningless", file=sys.stderr)
-    if levels is not None and not model.is_conditioned:
+    if levels is not None and not model.takes_level:
         print(f"note: {name} is not conditioned; every level gives the same image", file=sys.stderr)
-    restorer = Restorer(model, device, batch_size=args.batch_size, aligned=args.aligned,
-                        upscale=args.upscale, only_center_face=args.only_center_face)
+    tiled = large.uses_tiles(args, model)
+    runner, guard = large.wrap_model(model, args.color_fix, tiled)
+    restorer = Restorer(runner, device, batch_size=args.batch_size, aligned=args.aligned,
+                        upscale=args.upscale, only_center_face=args.only_center_face, detector=args.detector,
+                        faces=args.faces)
     if restorer.task == "face" and not args.aligned:
         _ = restorer.pipeline  # build the face detector now: missing weights fail once, not per file
+        print(f"faces: {restorer.describe()}", file=sys.stderr)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -198,6 +214,18 @@ def run(args: argparse.Namespace) -> int:
     step = args.batch_size if restorer.batched_files and levels is None else 1
     for i in range(0, len(todo), step):
         chunk = todo[i:i + step]
+        guard.begin()
+        if tiled and levels is None:  # image models with --tile / --max-memory: uint8 in, tiles, uint8 out
+            for f, o in chunk:
+                try:
+                    large.restore_image_file(runner, f, o, args, score, device, budget)
+                    done += 1
+                except Exception as e:
+                    if args.debug:
+                        raise
+                    failed.append((f, e))
+            bar.update(len(chunk))
+            continue
         images, ok = [], []
         for f, o in chunk:
             try:
@@ -238,13 +266,18 @@ def run(args: argparse.Namespace) -> int:
             done += 1
         bar.update(len(chunk))
     bar.close()
+    if videos:
+        done += large.restore_videos(videos, out_dir, lambda: large.frame_function(
+            runner, restorer, args, score, device, tiled, budget, guard), args, name, failed)
 
     for f in no_face:
         print(f"no face found in {f}: copied through", file=sys.stderr)
     for f, e in failed:
         print(f"error: {f}: {type(e).__name__}: {e}", file=sys.stderr)
     print(f"restored {done} image(s), {skipped} already done, {len(no_face)} without a face, "
-          f"{len(failed)} error(s) -> {out_dir}", file=sys.stderr)
+          f"{len(failed)} error(s)"
+          + (f", {guard.fallbacks} redone in fp32 (NaN/Inf in {guard.precision})" if guard.fallbacks else "")
+          + f" -> {out_dir}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -15,7 +15,12 @@ def add_parser(sub) -> None:
         description="Score every image under DIR (recursively) with the NR-IQA ensemble. One JSON line per image is "
                     "appended to --out; a re-run skips images already there. Under torchrun the file list is sharded "
                     "by rank and rank 0 merges the parts.")
-    p.add_argument("dir", help="folder of images (or one image)")
+    p.add_argument("dir", nargs="?", help="folder of images (or one image); not with --import")
+    p.add_argument("--import", dest="import_csv", metavar="FILE.csv",
+                   help="no scoring: turn a CSV of scores from elsewhere (e.g. the IQPIR authors' "
+                        "FFHQ_512_score_80.csv) into the manifest --out + calibration")
+    p.add_argument("--column", help="with --import: the score column (e.g. musiq)")
+    p.add_argument("--path-column", help="with --import: the image-path column (default: the first)")
     p.add_argument("--members", default="paper",
                    help="preset (paper, offline, underwater) or comma-separated member names (default: paper)")
     p.add_argument("--out", default=None, help="manifest to write/append (JSONL); required unless --list-members")
@@ -37,10 +42,12 @@ def add_parser(sub) -> None:
     p.add_argument("--trust-remote-code", metavar="COMMIT", default=None,
                    help="let members that run code from the Hugging Face hub (qalign) be built, at this 40-hex "
                         "commit of their repo only; never needed otherwise (see docs/security.md)")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, score_parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dir is None and args.import_csv is None and not args.list_members:  # a usage error (exit 2)
+        args.score_parser.error("the following arguments are required: dir (or --import FILE.csv)")
     if not args.trust_remote_code:
         return _run(args)
     from ..scoring.remote_code import trusting_remote_code
@@ -56,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..scoring.job import score_directory
     from .checks import check_out, check_positive
 
+    if args.import_csv is not None:
+        return _import(args)
     if args.list_members:
         for name, spec in SPECS.items():
             if spec.full_reference:  # needs a ground truth: a benchmark metric, not a member
@@ -104,4 +113,32 @@ def _run(args: argparse.Namespace) -> int:
                         ("histogram", result.histogram)):
         if path:
             print(f"{label}: {path}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    """``--import FILE.csv --column NAME --out M.jsonl [--calibrate] [--calibration C.json]``."""
+    import warnings
+
+    from ..scoring.import_csv import format_histogram, import_scores
+    from .checks import check_out
+
+    if args.dir is not None:
+        raise ValueError("--import reads scores from the CSV: give no image folder")
+    if not args.column or args.out is None:
+        raise ValueError("--import needs --column NAME (the score column) and --out M.jsonl")
+    if not Path(args.import_csv).is_file():
+        raise FileNotFoundError(f"--import {args.import_csv}: no such file")
+    check_out(args.out, "--out", is_file=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = import_scores(args.import_csv, args.column, args.out, path_column=args.path_column,
+                          normalise=args.calibrate, calibration_path=args.calibration)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(f"imported {r.count} score(s) from {args.import_csv} ({args.column}) -> {r.manifest}", file=sys.stderr)
+    print(f"levels, floor(10·s) of the values{' (used)' if not args.calibrate else ''}: "
+          f"{format_histogram(r.histogram_raw)}")
+    print(f"levels, min-max normalised{' (used)' if args.calibrate else ''}: {format_histogram(r.histogram_minmax)}")
+    print(f"calibration: {r.calibration}\nsummary: {r.summary}")
     return 0

@@ -5,7 +5,7 @@
     iqprior train --stage 3 --config iqpfr_stage3 --init runs/s2 --out runs/s3
     torchrun --nproc_per_node 8 -m iqprior train --stage 2 ...      # DDP, one shard per rank
 
-``--config`` takes a path or a bundled name (tiny, iqpfr_stage1..3). Flags
+``--config`` takes a path or a bundled name (tiny, iqpfr_stage1..3, iqpir_stage1..2). Flags
 override the file; ``--set section.key=value`` overrides anything else.
 """
 from __future__ import annotations

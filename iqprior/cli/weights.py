@@ -111,7 +111,12 @@ def _check_iqa(path: Path) -> str:
 
 
 def _check_face(path: Path) -> str:
+    from ..faces.detectors import MTCNN_FILE, build_mtcnn
     from ..faces.pipeline import DETECTOR_FILE, build_detector, build_parser
+
+    if path.name == MTCNN_FILE:
+        build_mtcnn(path)
+        return "MTCNN face detector"
 
     (build_detector if path.name == DETECTOR_FILE else build_parser)(path)
     return "face detector" if path.name == DETECTOR_FILE else "face parser"

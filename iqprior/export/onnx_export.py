@@ -94,7 +94,7 @@ def parse_size(text: Optional[str | int]) -> Optional[tuple[int, int]]:
 
 def takes_level(model: nn.Module) -> bool:
     """Whether ``model`` takes a quality level: a "+" adapter, or one whose spec has a built-in condition."""
-    if getattr(model, "is_conditioned", False):
+    if getattr(model, "takes_level", False):
         return True
     import adapters
 

@@ -1,7 +1,7 @@
 """Whole-image face restoration: detect, align (FFHQ 512), restore, paste back (facexlib).
 
 >>> from iqprior.faces import FacePipeline                               # doctest: +SKIP
->>> pipe = FacePipeline()            # needs detection_Resnet50_Final.pth, parsing_parsenet.pth
+>>> pipe = FacePipeline()   # RetinaFace + ParseNet where their files are on disk, else MTCNN + a square mask
 >>> out, n_faces = pipe.restore(image, lambda faces: model(faces, score=9))  # doctest: +SKIP
 
 facexlib is imported only when a :class:`FacePipeline` is built.

@@ -9,6 +9,10 @@ the inverse transform and blended with a ParseNet face mask (blurred twice
 with a 101-px Gaussian, 10-px border cleared). Without the parsing model a
 square soft mask is used (facexlib's fallback).
 
+Where RetinaFace's weights are absent, the default detector is MTCNN
+(:mod:`iqprior.faces.mtcnn`, weights from the PyPI wheel ``facenet-pytorch``,
+converted into the cache at install time): see :mod:`iqprior.faces.detectors`.
+
 facexlib's own loaders (``init_detection_model``, ``init_parsing_model``)
 unpickle ``detection_Resnet50_Final.pth`` and ``parsing_parsenet.pth`` with
 ``torch.load`` and no ``weights_only``; here the two networks are built from
@@ -133,19 +137,30 @@ class FacePipeline:
         device: where the detector and parser run (default: CPU).
         face_size: side of the aligned crops (512 for CodeFormer).
         upscale: output scale of the whole image (CodeFormer's ``--upscale``; 1 keeps the size).
-        use_parse: blend with the ParseNet face mask (upstream) instead of a square soft mask.
+        use_parse: blend with the ParseNet face mask (upstream) instead of a square soft mask; with
+            ``detector="auto"`` only when ``parsing_parsenet.pth`` is on disk.
         only_center_face: keep only the face nearest the image centre.
         load_models: ``False`` skips the detector and parser (landmarks must be given).
         root: directory with facexlib's weight files; default from :func:`model_rootpath`.
+        detector: ``"auto"`` (RetinaFace if its weights are on disk, else MTCNN), ``"retinaface"``
+            or ``"mtcnn"`` (:mod:`iqprior.faces.detectors`).
     """
 
     def __init__(self, device: Optional[str | torch.device] = None, face_size: int = 512, upscale: float = 1,
                  use_parse: bool = True, only_center_face: bool = False, load_models: bool = True,
-                 root: Optional[str | os.PathLike] = None):
+                 root: Optional[str | os.PathLike] = None, detector: str = "auto"):
         from facexlib.utils import face_restoration_helper as frh
+
+        from . import detectors
 
         if upscale < 1:
             raise ValueError(f"upscale must be >= 1, got {upscale}")
+        if detector == "auto" and root is not None:  # a given directory of facexlib files decides
+            detector = "retinaface" if (Path(root) / DETECTOR_FILE).is_file() else "mtcnn"
+        self.detector = detectors.choose_detector(detector) if load_models else "none"
+        if detector == "auto" and root is None:
+            use_parse = use_parse and detectors.parser_on_disk()
+        self.mtcnn = None
         self.device = torch.device(device or "cpu")
         self.face_size = int(face_size)
         self.only_center_face = only_center_face
@@ -157,11 +172,21 @@ class FacePipeline:
                 mock.patch.object(frh, "init_parsing_model", lambda *a, **k: None):
             self.helper = frh.FaceRestoreHelper(upscale, **kwargs)
         if load_models:
-            files = (DETECTOR_FILE, PARSER_FILE) if use_parse else (DETECTOR_FILE,)
-            rootpath = Path(root) if root is not None else model_rootpath(files)
-            self.helper.face_det = build_detector(rootpath / DETECTOR_FILE, self.device)
+            files = ((DETECTOR_FILE,) if self.detector == "retinaface" else ()) + ((PARSER_FILE,) if use_parse else ())
+            rootpath = Path(root) if root is not None else (model_rootpath(files) if files else None)
+            if self.detector == "retinaface":
+                self.helper.face_det = build_detector(rootpath / DETECTOR_FILE, self.device)
+            else:
+                self.mtcnn = detectors.build_mtcnn(device=self.device)
             if use_parse:
                 self.helper.face_parse = build_parser(rootpath / PARSER_FILE, self.device)
+        self.use_parse = bool(use_parse and load_models)
+
+    def describe(self) -> str:
+        """Which detector and paste-back mask this pipeline uses, in words."""
+        from .detectors import describe
+
+        return describe(self.detector, self.use_parse) if self.load_models else "landmarks given, square mask"
 
     @property
     def template(self) -> np.ndarray:
@@ -172,12 +197,28 @@ class FacePipeline:
         """Five-point landmarks ``(5, 2)`` (x, y pixels) of the faces in ``image`` (3, H, W) in [0, 1]."""
         if not self.load_models:
             raise ValueError("this FacePipeline was built with load_models=False: pass landmarks=")
+        if self.mtcnn is not None:
+            return self._detect_mtcnn(image)
         h = self.helper
         h.clean_all()
         h.read_image(_to_bgr_uint8(image))
         h.get_face_landmarks_5(only_center_face=self.only_center_face, resize=DETECT_RESIZE,
                                eye_dist_threshold=EYE_DIST_THRESHOLD)
         return [np.asarray(l, dtype=np.float64) for l in h.all_landmarks_5]
+
+    def _detect_mtcnn(self, image: torch.Tensor) -> list[np.ndarray]:
+        from iqprior.io import check_finite
+
+        from .detectors import center_face
+
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"expected an RGB image (3, H, W), got {tuple(image.shape)}")
+        check_finite(image, "image")
+        found = [d for d in self.mtcnn.detect(image)
+                 if np.linalg.norm(d.landmarks[0] - d.landmarks[1]) >= EYE_DIST_THRESHOLD]
+        if self.only_center_face and found:
+            found = [found[center_face([d.box for d in found], image.shape[1], image.shape[2])]]
+        return [d.landmarks.copy() for d in found]
 
     def crop(self, image: torch.Tensor, landmarks: Optional[Sequence[np.ndarray]] = None) -> FaceCrops:
         """Aligned crops of ``image``; landmarks default to :meth:`detect`'s. No face: ``len() == 0``."""

@@ -53,19 +53,28 @@ class Restorer:
     - ``task == "image"``: the whole image at its own size, one at a time.
     - ``task == "face"`` and ``aligned``: crops resized to ``model.native_size``, batched.
     - ``task == "face"`` otherwise: :class:`iqprior.faces.FacePipeline` (built on first use).
+    - ``faces=True`` runs an image model (a ``task == "image"`` runner, e.g. Real-ESRGAN) on the
+      aligned 512 crops of whole photos the same way: detect, align, restore, paste back. A model
+      with ``scale`` s > 1 gets the crop resized to 512/s and gives 512 back; any other output size
+      is resized to 512.
+
+    ``detector`` picks the whole-photo face detector (``"auto"``, ``"retinaface"``, ``"mtcnn"``:
+    :mod:`iqprior.faces.detectors`).
     """
 
     def __init__(self, model, device: torch.device | str = "cpu", batch_size: int = 4, aligned: bool = False,
-                 upscale: float = 1, only_center_face: bool = False, pipeline=None):
+                 upscale: float = 1, only_center_face: bool = False, pipeline=None, detector: str = "auto",
+                 faces: bool = False):
         self.model = model
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.aligned = aligned
-        self.task = model.task
-        self.size = model.native_size or 512
+        self.task = "face" if faces else model.task
+        self.size = (model.native_size or 512) if model.task == "face" else 512
+        self.in_size = self.size // max(1, int(getattr(model, "scale", 1) or 1)) if model.task != "face" else self.size
         self._pipeline = pipeline
         self._pipeline_args = dict(device=self.device, face_size=self.size, upscale=upscale,
-                                   only_center_face=only_center_face)
+                                   only_center_face=only_center_face, detector=detector)
 
     @property
     def batched_files(self) -> bool:
@@ -84,8 +93,9 @@ class Restorer:
         """``(N, 3, S, S)`` -> restored ``(N, 3, S, S)`` in [0, 1], ``batch_size`` at a time."""
         outs = []
         for i in range(0, faces.shape[0], self.batch_size):
-            x = faces[i:i + self.batch_size].to(self.device)
-            outs.append(_clamp(self.model(x, score=score)).cpu())
+            x = resize_square(faces[i:i + self.batch_size].to(self.device), self.in_size)
+            y = self.model(x, score=score)
+            outs.append(_clamp(resize_square(y, self.size)).cpu())  # no-op at the model's own size
         return torch.cat(outs) if outs else faces.clone()
 
     def input_view(self, image: torch.Tensor) -> torch.Tensor:
@@ -119,6 +129,16 @@ class Restorer:
         for lv in levels:
             (out[lv], n), = self.restore([image], lv)
         return out, n
+
+    def describe(self) -> str:
+        """Whole photos: the detector, the paste-back mask and what restores each aligned face, in words."""
+        name = getattr(self.model, "adapter_name", type(self.model).__name__)
+        if self.model.task == "face":
+            how = f"{name} on each aligned {self.size}-px face"
+        else:
+            how = (f"{name} (an image model, not a face restorer) on each aligned face"
+                   + (f", the crop at {self.in_size} px, out at {self.size} px" if self.in_size != self.size else ""))
+        return f"{self.pipeline.describe()}; {how}"
 
     def __repr__(self) -> str:
         return f"Restorer(task={self.task!r}, aligned={self.aligned}, size={self.size}, batch_size={self.batch_size})"

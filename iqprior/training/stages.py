@@ -157,10 +157,11 @@ class Stage2(nn.Module):
         self.freeze()
 
     def freeze(self) -> None:
-        """Codebooks, decoder (and fusion) frozen; the teacher encoder frozen; the rest trainable."""
+        """Codebooks, decoder (and fusion) frozen; the teacher encoder frozen; the rest trainable
+        (:meth:`IQPFR.stage2_parameters`, the position embedding included)."""
         self.net.requires_grad_(False)
-        for m in self.net.stage2_modules():
-            m.requires_grad_(True)
+        for p in self.net.stage2_parameters():
+            p.requires_grad_(True)
         self.hq_encoder.requires_grad_(False)
 
     def sync_teacher(self) -> None:

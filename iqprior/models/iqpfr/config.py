@@ -18,6 +18,7 @@ from ..vqgan import VQGANConfig
 FUSIONS = ("add", "attention")          # Eq. 2 / Eq. 8 addition, or App. 6.2.3 cross-attention
 CONDITIONS = ("add", "adain", "none")   # Eq. 7, App. 6.2.4 (adaptive norm in the Transformer), or none
 HQ_QUANTIZE = ("latent", "residual")    # what the HQ+ codebook quantises (see DualCodebookVQGAN)
+HEADS = ("split", "joint")              # two prediction heads, or the released code's one interleaved head
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,15 @@ class IQPFRConfig(VQGANConfig):
     Transformer: ``dim_embd, n_head, n_layers, dim_mlp``, ``levels`` (quality
     levels), ``condition`` (``"add"`` = Eq. 7, ``"adain"`` = App. 6.2.4,
     ``"none"`` = unconditioned ablation, Table 4 (a)).
+
+    The authors' released form (IQPIR; :data:`IQPIR` below) adds, all off by default:
+    ``head`` (``"joint"``: one LayerNorm + linear head of ``2·K`` outputs whose
+    logits are read as ``(K, 2)``, index 0 the HQ+ codebook, 1 the common one;
+    needs ``hq_codebook_size == codebook_size``), ``connect_list`` (feature sizes
+    of CodeFormer's fidelity fusion blocks, used when the forward's ``fidelity`` > 0),
+    ``adain_lookup`` (the fused looked-up latent takes the channel statistics of
+    the conditioned LQ latent before decoding) and ``upstream_attention`` (the
+    Transformer's explicit-softmax attention path, bit-identical to theirs).
     """
 
     config_name = "IQPFR model"
@@ -51,9 +61,24 @@ class IQPFRConfig(VQGANConfig):
     dim_mlp: int = 1024
     levels: int = 10
     condition: str = "add"
+    head: str = "split"
+    connect_list: tuple[str, ...] = ()
+    adain_lookup: bool = False
+    upstream_attention: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()  # validates the VQGAN fields
+        object.__setattr__(self, "connect_list", tuple(str(int(s)) for s in self.connect_list))
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.head == "joint" and self.hq_codebook_size != self.codebook_size:
+            raise ValueError(f"head='joint' needs hq_codebook_size == codebook_size, got {self.hq_codebook_size} "
+                             f"and {self.codebook_size}")
+        sizes = {str(self.img_size // 2 ** i) for i in range(len(self.ch_mult))}
+        bad = [s for s in self.connect_list if s not in sizes]
+        if bad:
+            raise ValueError(f"connect_list entries {bad} are not feature sizes of this VQGAN "
+                             f"(choose from {sorted(sizes, key=int)})")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.condition not in CONDITIONS:
@@ -74,3 +99,13 @@ class IQPFRConfig(VQGANConfig):
 TINY = IQPFRConfig(img_size=64, nf=8, ch_mult=(1, 2, 2, 4), attn_resolutions=(8,), emb_dim=16, codebook_size=32,
                    hq_codebook_size=16, fusion_heads=2, dim_embd=32, n_head=2, n_layers=2, dim_mlp=64)
 """A tiny configuration for CPU tests (64² images, 8×8×16 latent)."""
+
+IQPIR = IQPFRConfig(alpha=0.5, hq_threshold=0.7, head="joint", connect_list=("32", "64", "128", "256"),
+                    adain_lookup=True, upstream_attention=True)
+"""The authors' released network (IQPIR, ``CodeFormer(quantizer_type='dual_codebook', score_embedding='add')``):
+α = their inference's ``aesthetic_weight`` 0.5, S_thr = their Stage I config's 0.70."""
+
+TINY_IQPIR = IQPFRConfig(**{**TINY.to_dict(), "hq_codebook_size": TINY.codebook_size, "alpha": 0.5,
+                            "head": "joint", "connect_list": ("16", "32"), "adain_lookup": True,
+                            "upstream_attention": True})
+""":data:`IQPIR`'s structure at the tiny size (tests, ONNX checks)."""

@@ -61,8 +61,12 @@ def test_bad_arguments(face_paths, tmp_path):
 
 def test_whole_photo_without_detector_weights_fails_once(whole_paths, tmp_path, capsys):
     rc = main(["restore", str(whole_paths[0]), "--model", "codeformer", "--option", f"config={TINY}",
-               "--out", str(tmp_path), "--no-progress"])
+               "--out", str(tmp_path), "--no-progress", "--detector", "retinaface"])
     assert rc == 1 and "detection_Resnet50_Final.pth" in capsys.readouterr().err
+    # the default detector falls back to MTCNN, whose file is absent here (offline, empty cache): named once
+    rc = main(["restore", str(whole_paths[0]), "--model", "codeformer", "--option", f"config={TINY}",
+               "--out", str(tmp_path), "--no-progress"])
+    assert rc == 1 and capsys.readouterr().err.count("mtcnn_facenet-pytorch-2.6.0.safetensors") >= 1
 
 
 def test_image_task_model_processes_any_size(underwater_paths, tmp_path):

@@ -70,6 +70,9 @@ def test_bad_landmarks_and_missing_detector(pipe):
 def test_detector_weights_offline_give_a_clear_error():
     from iqprior.weights import WeightsUnavailableError
     with pytest.raises(WeightsUnavailableError, match="detection_Resnet50_Final.pth"):
+        FacePipeline(detector="retinaface")
+    # the default falls back to MTCNN when RetinaFace's weights are absent; offline without it: its name
+    with pytest.raises(WeightsUnavailableError, match="mtcnn_facenet-pytorch-2.6.0.safetensors"):
         FacePipeline()
 
 
