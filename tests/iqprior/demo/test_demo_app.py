@@ -100,7 +100,7 @@ def test_browser_level_slider(served, expected, tmp_path):
             requested = []
             page.on("request", lambda req: requested.append(req.url))
             page.goto(served)
-            assert "a small model trained on" in page.locator("#about").inner_text()
+            assert "minires+" in page.locator("#about").inner_text()   # the page says which model it serves
             page.set_input_files("#input-image input[type=file]", str(SAMPLE))
             page.wait_for_selector("#input-image img")
             for level in (0, 9):
