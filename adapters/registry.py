@@ -232,6 +232,22 @@ def _load_base_directory(model: Adapter, directory: str | os.PathLike, base: str
                   f"embedding(s) at zero (it restores as {base!r} until the embedding is fine-tuned)", stacklevel=3)
 
 
+def _bounded_by_folder(directory: str | os.PathLike):
+    """:func:`iqprior.build_bounds.bounded_build` by the saved weights' header (``model.safetensors``)."""
+    from iqprior.build_bounds import bounded_build, safetensors_counts
+
+    from .base import WEIGHTS_NAME
+
+    path = Path(directory) / WEIGHTS_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME}")
+    try:
+        counts = safetensors_counts(path)
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    return bounded_build(*counts, source=f"{directory}/config.json")
+
+
 def create(name: str, checkpoint: Optional[str | os.PathLike] = None, *, tiny: bool = False,
            **options: Any) -> Adapter:
     """Build adapter ``name`` in eval mode.
@@ -266,7 +282,8 @@ def create(name: str, checkpoint: Optional[str | os.PathLike] = None, *, tiny: b
         config = read_config(checkpoint)
         if config["adapter"] != name and not (entry.is_plus and config["adapter"] == entry.base):
             raise CheckpointError(f"{checkpoint} holds a saved {config['adapter']!r} adapter, not {name!r}")
-        model = build(**{**config.get("options", {}), **options})
+        with _bounded_by_folder(checkpoint):  # config.json's options size the network before a weight is read
+            model = build(**{**config.get("options", {}), **options})
         if config["adapter"] == name:
             model.load_pretrained_weights(checkpoint)
         else:  # a "+" adapter takes its base's saved directory as it takes its base's official file

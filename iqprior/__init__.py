@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import TYPE_CHECKING
 
-# OpenCV reads its pixel cap once, when cv2 loads: set it before anything imports cv2 (iqprior.io.MAX_PIXELS)
+# OpenCV reads its pixel cap once, when cv2 loads: set it before anything imports cv2 (iqprior.io.MAX_PIXELS).
+# When cv2 was loaded first, OpenCV keeps its default (2**30 pixels); iqprior.io warns once (its own header
+# check is the bound then).
+OPENCV_CAP_MISSED = "cv2" in sys.modules and "OPENCV_IO_MAX_IMAGE_PIXELS" not in os.environ
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "100000000")
 
 __version__ = "0.1.0"

@@ -159,6 +159,39 @@ def _refused_globals(path: Path) -> list[str]:
         return []
 
 
+_LEGACY_PREFIX = 64 << 20  # bytes of a non-zip file scanned for its leading pickles
+
+
+def _legacy_problem(path: Path) -> Optional[str]:
+    """A legacy (pre-zip) checkpoint starts with pickles (magic, protocol, system info, the object tree); torch's
+    unpickler allocates a string's or a memo's declared size before reading it (5 bytes asked for 1 GB).
+    Scan those pickles' opcodes first: a declared length beyond the file, or a memo index beyond the opcodes
+    seen, is refused. ``None`` for a zip archive, a plausible file, or one whose pickles run past the prefix."""
+    import io
+    import pickletools
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        return None
+    with open(path, "rb") as f:
+        data = f.read(_LEGACY_PREFIX)
+    whole = len(data) == path.stat().st_size
+    stream = io.BytesIO(data)
+    try:
+        for _ in range(4):  # magic number, protocol version, sys info, the object tree
+            for n, (op, arg, _pos) in enumerate(pickletools.genops(stream)):
+                if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET") and not (
+                        isinstance(arg, int) and 0 <= arg <= n):
+                    return f"memo index {arg} at opcode {n} (a hostile pickle)"
+            if stream.tell() >= len(data):
+                break
+    except Exception as e:  # noqa: BLE001 -- what genops cannot read, torch's reader fails on too
+        text = str(e)
+        if whole and "remain" in text:
+            return f"it declares more data than the file holds ({_first_line(e)[:120]})"
+    return None
+
+
 def safe_load(path: str | os.PathLike, sha256: Optional[str] = None, check_hash: bool = True) -> Any:
     """Load ``path`` with ``weights_only=True`` and the allowlist; never runs code from the file.
 
@@ -178,6 +211,11 @@ def safe_load(path: str | os.PathLike, sha256: Optional[str] = None, check_hash:
 
     if is_torchscript(path):
         return read_scripted_tensors(path)
+    from .zip_records import archive_problem
+
+    problem = archive_problem(str(path), path.stat().st_size) or _legacy_problem(path)
+    if problem is not None:  # a compressed record inflates beyond the file: refused before torch reads it
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {problem}")
     try:
         with torch.serialization.safe_globals(allowed_globals()):
             return _TORCH_LOAD(path, map_location="cpu", weights_only=True)

@@ -72,7 +72,12 @@ def _torch_load(f: Any, map_location: Any = None, pickle_module: Any = None, *, 
                 mmap: Any = None, **kwargs: Any) -> Any:
     if isinstance(f, (str, os.PathLike)):
         return safe_load(f)
-    from .checkpoint import _TORCH_LOAD, allowed_globals  # a file object: still weights_only=True
+    from .checkpoint import _TORCH_LOAD, CheckpointError, allowed_globals  # a file object: still weights_only=True
+    from .zip_records import stream_problem
+
+    problem = stream_problem(f)
+    if problem is not None:  # compressed records: refused before torch inflates them, as safe_load does
+        raise CheckpointError(f"cannot read {getattr(f, 'name', 'a stream')} as a PyTorch checkpoint: {problem}")
     with torch.serialization.safe_globals(allowed_globals()):
         return _TORCH_LOAD(f, map_location="cpu", weights_only=True)
 

@@ -8,7 +8,9 @@ does not parse are read here with their own header grammar:
   the resolution line ``-Y <height> +X <width>`` (any axis order and sign);
 - PFM (``PF`` colour, ``Pf`` gray): ``<width> <height>`` after the magic;
 - TIFF and BigTIFF (``II``/``MM``): ``ImageWidth`` (256) and ``ImageLength``
-  (257) of the first IFD, the page OpenCV decodes.
+  (257) of the first IFD, the page OpenCV decodes. A directory holding either
+  tag twice is refused: libtiff keeps the first, other readers the last, so
+  the size checked would not be the size decoded.
 
 Everything else goes to PIL, which reads the header lazily (no pixels).
 :func:`header_size` returns ``None`` when no parser can read a header;
@@ -54,6 +56,13 @@ def _pfm(data: bytes) -> Optional[tuple[int, int]]:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+_TIFF_TAGS = {256: "ImageWidth", 257: "ImageLength"}
+
+
+class _Ambiguous(ValueError):
+    """A header that two decoders would read as two different sizes."""
+
+
 def _tiff(data: bytes) -> Optional[tuple[int, int]]:
     order = {b"II": "<", b"MM": ">"}.get(data[:2])
     if order is None or len(data) < 16:
@@ -76,7 +85,11 @@ def _tiff(data: bytes) -> Optional[tuple[int, int]]:
         if len(entry) < entry_size:
             break
         tag, typ = struct.unpack(order + "HH", entry[:4])
-        if tag in (256, 257) and typ in _TIFF_SIZE_TYPES:
+        if tag in (256, 257):
+            if tag in found:  # libtiff keeps the first, other readers the last: ambiguous, refused
+                raise _Ambiguous(f"its first TIFF directory has {_TIFF_TAGS[tag]} twice")
+            if typ not in _TIFF_SIZE_TYPES:
+                return None
             fmt = order + _TIFF_SIZE_TYPES[typ]
             found[tag] = struct.unpack(fmt, entry[value_at:value_at + struct.calcsize(fmt)])[0]
     if 256 in found and 257 in found:
@@ -115,7 +128,10 @@ def header_size(data: bytes, source: str | os.PathLike = "image", max_pixels: in
     if data[:3] in (b"PF\n", b"Pf\n", b"PF\r", b"Pf\r", b"PF ", b"Pf "):
         return _pfm(data)
     if data[:2] in (b"II", b"MM"):
-        size = _tiff(data)
+        try:
+            size = _tiff(data)
+        except _Ambiguous as e:
+            raise ImageReadError(f"{source}: {e} (decoders disagree on its size); refused") from None
         if size is not None:
             return size
     return _pil(data, source, max_pixels)

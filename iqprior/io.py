@@ -66,9 +66,27 @@ def list_images(root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTEN
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
+_WARNED_CV2_CAP: list[bool] = []
+
+
+def _warn_if_opencv_cap_missed() -> None:
+    """Once per process: cv2 was imported before iqprior, so OpenCV's own pixel cap is its default."""
+    import iqprior
+
+    if iqprior.OPENCV_CAP_MISSED and not _WARNED_CV2_CAP:
+        import warnings
+
+        _WARNED_CV2_CAP.append(True)
+        warnings.warn("cv2 was imported before iqprior, so OpenCV's own pixel cap is its default (2**30 pixels), "
+                      f"not {MAX_PIXELS / 1e6:.0f} MP; iqprior's header check still bounds every image. Import "
+                      "iqprior first, or set OPENCV_IO_MAX_IMAGE_PIXELS before cv2 loads.", RuntimeWarning, stacklevel=3)
+
+
 def read_image_array(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
     """Decode ``path`` to an ``(H, W, 3)`` float32 RGB array in [0, 1]."""
     import cv2
+
+    _warn_if_opencv_cap_missed()
 
     path = Path(path)
     try:
@@ -172,11 +190,16 @@ def write_image(path: str | os.PathLike, x: torch.Tensor | np.ndarray) -> Path:
     return path
 
 
+MAX_TMP_STEM = 255 - len(".") - len(".0123456789ab.tmp")  # bytes of the destination name kept in the temp name
+
+
 def _create_private_tmp(directory: Path, name: str) -> Path:
     """A new empty file beside ``name`` (O_EXCL, no symlink followed), mode 0o666 less the umask."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    # the name is cut so that ".<name>.<12 hex>.tmp" stays within the 255-byte limit of a file name
+    stem = name.encode("utf-8", "surrogateescape")[:MAX_TMP_STEM].decode("utf-8", "ignore")
     for _ in range(100):
-        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        tmp = directory / f".{stem}.{secrets.token_hex(6)}.tmp"
         try:
             os.close(os.open(tmp, flags, 0o666))  # the kernel applies the umask: no os.umask() race
             return tmp

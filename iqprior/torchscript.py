@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from . import torch_compat
+from .zip_records import MAX_MEMBER_BYTES, check_member  # noqa: F401 -- MAX_MEMBER_BYTES: re-exported
 
 __all__ = ["is_torchscript", "read_scripted_tensors", "ScriptedObject"]
 
@@ -59,7 +60,6 @@ _STORAGE_DTYPES = {"FloatStorage": torch.float32, "DoubleStorage": torch.float64
 _STORAGE_NAMES = set(_STORAGE_DTYPES)
 _LIST_BUILDERS = {"build_intlist", "build_tensorlist", "build_doublelist", "build_boollist"}
 
-MAX_MEMBER_BYTES = 8 << 30   # one record or data.pkl: larger is not a weight file
 MAX_ENTRIES = 500_000        # objects visited by the walk over the module tree (aliases included)
 MAX_DEPTH = 200              # nesting of modules / dicts (real archives stay below 30)
 
@@ -101,13 +101,7 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
 
 def _member(archive: zipfile.ZipFile, name: str) -> bytes:
     """Read member ``name`` after checking its method and declared size (torch writes members stored)."""
-    info = archive.getinfo(name)
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise pickle.UnpicklingError(f"member {name} is compressed (zip method {info.compress_type}); TorchScript "
-                                     f"archives store their records uncompressed")
-    if info.file_size != info.compress_size or info.file_size > MAX_MEMBER_BYTES:
-        raise pickle.UnpicklingError(f"member {name} declares {info.file_size} bytes ({info.compress_size} "
-                                     f"stored), not a plausible record")
+    check_member(archive.getinfo(name), pickle.UnpicklingError)
     return archive.read(name)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import iqprior  # noqa: F401 -- first: it sets OpenCV's pixel cap before any test module imports cv2
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
 

@@ -30,6 +30,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from iqprior.build_bounds import bounded_build, state_counts
 from iqprior.checkpoint import CheckpointError, load_strict
 from iqprior.config import check_options
 from iqprior.io import check_image_batch
@@ -76,7 +77,8 @@ class AutoAdapter(Adapter):
         recorded by ``save_pretrained``."""
         check_options(options, OPTIONS, f"option(s) for {name}")
         if options.get("mode", "add") not in ("add", "adain"):
-            raise ValueError(f"{name}: mode must be 'add' or 'adain', got {options['mode']!r}")
+            raise ValueError(f"{name}: mode must be 'add' or 'adain', got {options['mode']!r:.60}")
+        _check_option_types(name, options)
         if not plus:  # the "+" options are ignored by the base (so that one options dict builds both)
             options = {k: v for k, v in options.items() if k not in ("condition_at", "condition_shape", "mode")}
         super().__init__(name, options)
@@ -261,14 +263,27 @@ class AutoAdapter(Adapter):
         except Exception as e:  # safetensors raises its own error types
             raise CheckpointError(f"cannot read {path}: {e}") from None
         net_state = {k[4:]: v for k, v in state.items() if k.startswith("net.")}
-        if self._call is None:
-            self.install(load_by_id(arch_id, net_state, str(path)), str(path))
+        if self._call is None:  # the network and the "+" embedding (condition_shape) within what the file holds
+            with bounded_build(*state_counts(state), f"{directory}/config.json"):
+                self.install(load_by_id(arch_id, net_state, str(path)), str(path))
         load_strict(self, state, source=str(path))
         return self
 
     def extra_repr(self) -> str:
         return (f"name={self.adapter_name!r}, architecture={self.architecture!r}, scale={self.scale}, "
                 f"conditioned={self.is_conditioned}")
+
+
+def _check_option_types(name: str, options: dict) -> None:
+    """The recorded options (a saved folder's config.json) have their types: one ValueError line otherwise."""
+    kinds = {"architecture": str, "condition_at": str, "tiny_family": str, "hyperparameters": dict}
+    for key, kind in kinds.items():
+        if options.get(key) is not None and not isinstance(options[key], kind):
+            raise ValueError(f"{name}: option {key} must be a {kind.__name__}, got {options[key]!r:.60}")
+    shape = options.get("condition_shape")
+    if shape is not None and not (isinstance(shape, (list, tuple)) and 1 <= len(shape) <= 4 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        raise ValueError(f"{name}: option condition_shape must be 1 to 4 positive ints, got {shape!r:.60}")
 
 
 def _diff(a: dict, b: dict) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
+from iqprior.build_bounds import bounded_build, state_counts
 from iqprior.checkpoint import CheckpointError, safe_load
 
 WRAPPERS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
@@ -119,11 +120,15 @@ def load_descriptor(state: dict[str, torch.Tensor], source: str):
 
     loader = ModelLoader(device="cpu", registry=registry())
     failure = None
+    elements, tensors = state_counts(state)
     for variant in _variants(state):
         try:
-            desc = loader.load_from_state_dict(dict(variant))
+            with bounded_build(elements, tensors, source):  # key indices and shapes size the network
+                desc = loader.load_from_state_dict(dict(variant))
         except UnsupportedModelError:
             continue
+        except CheckpointError:
+            raise
         except Exception as e:  # detected, but the weights do not build that architecture
             failure = failure or f"{detected_id(variant)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             continue
@@ -145,7 +150,10 @@ def load_by_id(arch_id: str, state: dict[str, torch.Tensor], source: str):
         raise CheckpointError(f"{source} holds a {arch_id} model, which the installed spandrel does not know (a "
                               f"family of spandrel_extra_arches? install that package, or a newer spandrel)")
     try:
-        return support.architecture.load(dict(state))
+        with bounded_build(*state_counts(state), source):
+            return support.architecture.load(dict(state))
+    except CheckpointError:
+        raise
     except Exception as e:
         raise CheckpointError(f"{source}: its {arch_id} weights do not build the network: {type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''}") from None

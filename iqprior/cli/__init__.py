@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..printable import printable
+
 # sub-command -> module (inside iqprior.cli)
 SUBCOMMANDS = {
     "score": "score",
@@ -94,6 +96,7 @@ def error_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
         msg = f"{e.filename}: {e.strerror}"
     msg = "; ".join(line.strip() for line in msg.splitlines() if line.strip()) or repr(e)
+    msg = printable(msg, limit=2000)  # file-borne text (metadata, names) cannot drive the terminal
     known = isinstance(e, (ValueError, TypeError, OSError, ImportError)) or (
         isinstance(e, KeyError) and isinstance(e.args[0] if e.args else None, str))
     return msg if known else f"{type(e).__name__}: {msg} (rerun with --debug for the traceback)"
@@ -131,7 +134,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     quiet = warnings.catch_warnings()  # restores the filters on the way out (main() may run in-process)
     quiet.__enter__()
     if not debug:  # library warnings as one line each, not "file:line: UserWarning: ..." + source
-        warnings.formatwarning = lambda message, category, *_a, **_k: f"warning: {message}\n"
+        warnings.formatwarning = lambda message, category, *_a, **_k: f"warning: {printable(message, 2000)}\n"
         hide_third_party_deprecations()
     try:
         if args.command in NEEDS_ADAPTERS:

@@ -9,6 +9,7 @@ spandrel, the ``auto`` extra); without spandrel, the small "minires+"
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub) -> None:
@@ -22,6 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="with --model: official file, save_pretrained directory or 'official' (default: random weights)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a --host other than loopback (127.0.0.1, ::1, localhost): anyone who reaches the "
+                        "address can use the demo, with no login; a warning is printed")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--members", default="auto",
@@ -37,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     members = args.members if args.members in ("auto", "offline", "paper") else [m.strip() for m in args.members.split(",")
                                                                           if m.strip()]
     from ..demo.app import launch, offline_environment
+    from ..demo.limits import check_host
+
+    warning = check_host(args.host, args.allow_remote)  # before anything is built
     from ..demo.service import DemoService
 
     offline_environment()
@@ -47,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     service = DemoService(args.model, args.checkpoint, device=args.device, members=members)
     service.model()          # a wrong --model/--checkpoint fails here, before the server starts
     _ = service.scorer       # and so does a wrong --members
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"iqprior demo: serving {service.choices[0].label} on http://{args.host}:{args.port} (Ctrl+C stops)")
-    launch(service, host=args.host, port=args.port, block=True)
+    try:
+        launch(service, host=args.host, port=args.port, block=True)
+    finally:
+        service.close()
     return 0

@@ -5,7 +5,9 @@ Named API endpoints (``gradio_client``): ``/restore(image, level)`` returns the
 restored PNG; ``/sweep(image)`` returns the grid of levels 0..9. Every compute
 event shares one queue slot (``concurrency_id="model"``, limit 1), so requests
 run one at a time. Gradio's analytics, share links and server-side rendering
-are off; the default theme's fonts are served locally.
+are off; the default theme's fonts are served locally. What one visitor can
+make the server do is bounded by :mod:`iqprior.demo.limits` (pixel cap, no
+URL inputs, same-origin requests only, cache and outputs cleaned).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from .limits import CACHE_SECONDS, DEMO_MAX_PIXELS, MAX_UPLOAD, QUEUE_SIZE, SameOriginOnly, refuse_urls
 from .service import FACE_MODES, LEVELS, DemoService, bundled_examples
 
 CONCURRENCY = "model"
@@ -26,6 +29,14 @@ def offline_environment() -> None:
     os.environ.setdefault("GRADIO_SHARE", "False")
 
 
+def _md(e: BaseException) -> str:
+    """An error message as Markdown text: its characters shown as they are, none taken as markup (a file name
+    such as ``[x](http://...)`` is not a link)."""
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]()#+!|<>~-])", r"\\\1", str(e))
+
+
 def _fmt(s: float) -> str:
     return "n/a" if s != s else f"{s:.3f}"
 
@@ -35,6 +46,7 @@ def _guard_upload(component, service: DemoService) -> None:
     pixel cap or a broken file becomes a message in the page (``gr.Error``), not a stack trace."""
     import gradio as gr
 
+    refuse_urls(component)  # uploads only: a URL payload is refused before Gradio would fetch it
     original = component.preprocess
 
     def preprocess(payload):
@@ -57,7 +69,8 @@ def build_app(service: DemoService):
     first = service.choices[0]
     labels = [c.label for c in service.choices]
     members = ", ".join(service.scorer.names)
-    with gr.Blocks(title="iqprior demo", analytics_enabled=False) as app:
+    # uploads and results in Gradio's cache: files older than CACHE_SECONDS deleted every CACHE_SECONDS, all at exit
+    with gr.Blocks(title="iqprior demo", analytics_enabled=False, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as app:
         gr.Markdown("# iqprior: the quality knob\nA '+' model restores an image *at a condition level* 0..9 "
                     "(IQPFR, arXiv 2503.09294, Fig. 13): 9 asks for the best quality seen in training.")
         about = gr.Markdown(first.description, elem_id="about")
@@ -87,14 +100,15 @@ def build_app(service: DemoService):
         gr.Markdown(f"Quality score: the mean of the members {members}, each normalised to 0..1 by its "
                     "documented range (higher is better), computed on the 8-bit images shown; no-reference "
                     "members can disagree with your eyes (PIQE rates smooth images well). "
-                    "Requests run one at a time.")
+                    f"Requests run one at a time. Uploads above {DEMO_MAX_PIXELS / 1e6:.0f} MP (e.g. 2000x2000) "
+                    "are refused, not downscaled: resize larger images first.", elem_id="limits")
         _guard_upload(image, service)
 
         def restore_ui(path: Optional[str], lv: float, label: str, mode: str):
             try:
                 r = service.restore(path, lv, label, mode, name=Path(path).name if path else None)
             except EXPECTED as e:
-                return None, None, "", f"**Error:** {e}"
+                return None, None, "", f"**Error:** {_md(e)}"
             text = (f"Level **{r.level}** · quality score: input **{_fmt(r.score_before)}** → "
                     f"output **{_fmt(r.score_after)}**")
             if r.faces == 0:
@@ -105,7 +119,7 @@ def build_app(service: DemoService):
             try:
                 s = service.sweep(path, label, mode, name=Path(path).name if path else None)
             except EXPECTED as e:
-                return [], None, f"**Error:** {e}"
+                return [], None, f"**Error:** {_md(e)}"
             items = [(str(p), f"level {lv} · score {_fmt(s.scores[lv])}") for lv, p in s.levels.items()]
             return items, str(s.grid), f"Sweep done · input score {_fmt(s.score_input)}"
 
@@ -115,7 +129,7 @@ def build_app(service: DemoService):
                 c = service.choice(label)
                 return c.description, gr.update(visible=service.is_face_model(label)), ""
             except EXPECTED as e:
-                return gr.update(), gr.update(), f"**Error:** {e}"
+                return gr.update(), gr.update(), f"**Error:** {_md(e)}"
 
         ui_in = [image, level, model, face]
         ui_out = [compare, restored, scores, status]
@@ -149,16 +163,19 @@ def build_app(service: DemoService):
         hidden = gr.Button(visible=False)
         hidden.click(restore, [api_image, api_level], api_out, api_name="restore", concurrency_id=CONCURRENCY)
         hidden.click(sweep, [api_image], api_grid, api_name="sweep", concurrency_id=CONCURRENCY)
-    app.queue(default_concurrency_limit=1, max_size=32)
+    app.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return app
 
 
 def launch(service: DemoService, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
            **kwargs: Any) -> Any:
     """Serve :func:`build_app` on ``host:port`` (no share link, no analytics); returns the Gradio app."""
+    from starlette.middleware import Middleware
+
     app = build_app(service)
     allowed = [str(service.out_dir)] + [str(p.parent) for p in bundled_examples()]
     app.launch(server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=not block,
                allowed_paths=list(dict.fromkeys(allowed)), ssr_mode=False, mcp_server=False, footer_links=["api"],
-               max_file_size="200mb", show_error=True, quiet=not block, **kwargs)
+               max_file_size=MAX_UPLOAD, show_error=True, quiet=not block,
+               app_kwargs={"middleware": [Middleware(SameOriginOnly)]}, **kwargs)
     return app

@@ -158,6 +158,7 @@ class DemoService:
         check_checkpoint(checkpoint)
         self.device = resolve_device(device)
         self.members = resolve_members(members)
+        self._owns_out_dir = out_dir is None  # a folder of its own is removed by close()
         self.out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="iqprior-demo-"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._models: dict[str, Any] = {}
@@ -202,15 +203,27 @@ class DemoService:
     # -- inputs, scores, outputs --------------------------------------------------------------
     @staticmethod
     def load(path: str | Path, name: Optional[str] = None) -> torch.Tensor:
-        """Read an upload with the library's reader (header pixel cap first, then decode); errors name ``name``."""
+        """Read an upload with the library's reader (the demo's pixel cap on the header first, then decode);
+        errors name ``name``."""
         from iqprior.io import ImageReadError, read_image
+
+        from .limits import DEMO_MAX_PIXELS
 
         if path is None:
             raise ValueError("no image: upload one or pick a sample")
         try:
-            return read_image(path)
-        except ImageReadError as e:
-            raise ImageReadError(str(e).replace(str(path), name or Path(path).name)) from None
+            return read_image(path, max_pixels=DEMO_MAX_PIXELS)
+        except ImageReadError as e:  # the visitor's file name, escaped (no newline or escape sequence reaches the page)
+            from iqprior.printable import printable
+
+            raise ImageReadError(str(e).replace(str(path), printable(name or Path(path).name, 120))) from None
+
+    def close(self) -> None:
+        """Remove the output folder when the service created it."""
+        import shutil
+
+        if self._owns_out_dir:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
 
     @property
     def scorer(self):
@@ -230,6 +243,10 @@ class DemoService:
 
     def _write(self, image: torch.Tensor, tag: str) -> Path:
         from iqprior.io import check_finite, write_image
+
+        from .limits import prune_outputs
+
+        prune_outputs(self.out_dir)  # at most MAX_OUTPUTS files, none older than CACHE_SECONDS
 
         return write_image(self.out_dir / f"{uuid.uuid4().hex[:12]}_{tag}.png", check_finite(image, f"the {tag}"))
 

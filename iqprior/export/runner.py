@@ -14,7 +14,6 @@ size makes it a face model of that size, anything else an image model.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +23,8 @@ import torch
 
 from ..levels import DEFAULT_LEVELS, ScoreLike, as_levels
 from ..padding import needs_padding, pad_to
+from ..printable import printable
+from .onnx_bounds import RunBound, check_input_size, checked_metadata
 from .onnx_file import META_PREFIX, read_metadata, require_onnxruntime
 
 __all__ = ["OnnxModel", "DEFAULT_LEVEL"]
@@ -62,14 +63,20 @@ class OnnxModel:
         if threads is not None:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
+        self.bound = RunBound()  # time and memory of every run (and memory of the load: constant folding)
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=providers or ["CPUExecutionProvider"])
+            with self.bound.memory():
+                self.session = ort.InferenceSession(str(self.path), opts,
+                                                    providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own error types
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise ValueError(f"{self.path} is not a model onnxruntime can load: {first}") from None
+            raise ValueError(f"{self.path} is not a model onnxruntime can load: {printable(first)}") from None
         self._overrides: dict[str, Any] = {}
         self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map, META_PREFIX)
-        self._layout()
+        try:
+            self._layout()
+        except ValueError as e:
+            raise ValueError(f"{self.path}: {e}") from None
 
     # -- what the file takes ---------------------------------------------------------------
     def _layout(self) -> None:
@@ -87,27 +94,23 @@ class OnnxModel:
                              f"in [0, 1], optionally an int64 level (B,), and a (B, 3, H, W) output")
         self.image_input, self.level_input = image, level
         self.output_name = "output" if any(o.name == "output" for o in outputs) else outputs[0].name
-        m = self.metadata
-        h, w = image.shape[2], image.shape[3]
-        fixed = isinstance(h, int) and isinstance(w, int)
-        self.input_size: Optional[tuple[int, int]] = (h, w) if fixed else None
-        native = m.get("native_size")
-        if m:
+        m = checked_metadata(self.metadata)  # types and ranges; sizes within the pixel cap
+        self.input_size: Optional[tuple[int, int]] = check_input_size(image.shape, "its image input")
+        fixed = self.input_size is not None
+        if self.metadata:
             self.task = m.get("task", "image")
-            self.native_size = int(native) if native else None
+            self.native_size = m.get("native_size")
         else:  # a foreign file: a fixed square size is taken for aligned faces
-            self.task = "face" if fixed and h == w else "image"
-            self.native_size = h if self.task == "face" else None
-        self.levels = int(m.get("levels", DEFAULT_LEVELS)) if level is not None else 0
-        self.controls: dict[str, float] = json.loads(m.get("controls", "{}"))
+            self.task = "face" if fixed and self.input_size[0] == self.input_size[1] else "image"
+            self.native_size = self.input_size[0] if self.task == "face" else None
+        self.levels = m.get("levels", DEFAULT_LEVELS) if level is not None else 0
         overridable = {i.name for i in self.session.get_overridable_initializers()}
-        self.controls = {k: v for k, v in self.controls.items() if k in overridable}
-        self.adapter_name = m.get("adapter", self.path.stem)
-        self.random_weights = m.get("random_weights") == "true"
-        self.scale = int(m.get("scale", 1))
+        self.controls: dict[str, float] = {k: v for k, v in m.get("controls", {}).items() if k in overridable}
+        self.adapter_name = m.get("adapter", printable(self.path.stem))
+        self.random_weights = m["random_weights"]
+        self.scale = m.get("scale", 1)
         # (minimum, multiple, square) of the network: met here by padding (a traced graph's pads are constants)
-        req = json.loads(m.get("size_requirements", "[0, 1, false]"))
-        self.size_requirements = (int(req[0]), int(req[1]), bool(req[2]))
+        self.size_requirements = m.get("size_requirements", (0, 1, False))
 
     def set_controls(self, **values: float) -> OnnxModel:
         """Per-call defaults for the file's controls (e.g. ``fidelity=0.7``); a call's own values win."""
@@ -166,7 +169,8 @@ class OnnxModel:
         padded = needs_padding(self.size_requirements) and isinstance(x, torch.Tensor) and x.dim() == 4
         if padded:
             x = pad_to(x, *self.size_requirements)
-        out = self.session.run([self.output_name], self.feeds(x, score, **{**self._overrides, **controls}))[0]
+        feeds = self.feeds(x, score, **{**self._overrides, **controls})
+        out = self.bound.run(self.session, [self.output_name], feeds, str(self.path.name))[0]
         y = torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
         return y[..., : h * self.scale, : w * self.scale] if padded else y
 

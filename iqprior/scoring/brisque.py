@@ -10,9 +10,8 @@ OpenCV contrib's ``cv::quality::QualityBRISQUE`` (the reference, checked within
 built on the core OpenCV that iqprior depends on (the contrib module is not
 needed), float32 where the reference is:
 
-1. 8-bit grey by the installed OpenCV's ``cvtColor`` (OpenCV 5 rounds BT.601
-   with 15-bit weights, 4.x with 14-bit ones: one grey level apart on about 1%
-   of pixels), scaled to [0, 1];
+1. 8-bit grey by the installed OpenCV's ``cvtColor`` (BT.601 in 15-bit fixed
+   point in OpenCV 4.10 and 5.1), scaled to [0, 1] by a float32 factor;
 2. at two scales (the second ``cv2.resize`` to half size, bicubic, no
    antialiasing), MSCN coefficients ``(I - mu) / (sigma + 1/255)`` with
    ``cv2.GaussianBlur`` 7x7, sigma 7/6, replicated borders (OpenCV's own blur:

@@ -70,6 +70,9 @@ def _check_optimizer(name: str, opt: torch.optim.Optimizer, sd: Any) -> None:
         for key, v in st.items():
             if isinstance(v, torch.Tensor) and v.dim() > 0 and tuple(v.shape) != shape:
                 raise _error(f"{name}: {key} of parameter {pid} has shape {tuple(v.shape)}, the parameter {shape}")
+    from .optimizer_checks import check_optimizer_contents
+
+    check_optimizer_contents(name, opt, sd)  # keys, kinds and finiteness, as the optimizer itself writes them
 
 
 def _check_keyed(name: str, obj: Any, sd: Any) -> dict:

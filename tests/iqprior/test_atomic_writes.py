@@ -89,3 +89,11 @@ def test_no_plain_writes_in_output_modules(module):
     text = (Path(__file__).resolve().parents[2] / module).read_text()
     for plain in (".write_text(", ".write_bytes(", "shutil.copyfile(", 'open(out, "w'):
         assert plain not in text, f"{module} uses {plain} (write through iqprior.io.atomic_path)"
+
+
+def test_a_long_legal_name_gets_a_temporary_name_within_the_limit(tmp_path):
+    # 240 bytes is a legal file name; ".<name>.<12 hex>.tmp" used to be 258 (ENAMETOOLONG)
+    name = "é" * 100 + "x" * 36 + ".png"   # 240 bytes in UTF-8
+    assert len(name.encode()) == 240
+    p = atomic_write_bytes(tmp_path / name, b"data")
+    assert p.read_bytes() == b"data" and sorted(x.name for x in tmp_path.iterdir()) == [name]

@@ -107,8 +107,8 @@ def test_scores_and_sweep(service, face_paths):
 
 @pytest.mark.parametrize("content, message", [
     (b"this is not an image", "not a decodable image"),
-    (_png_header(11_000), "above the 100 MP limit"),   # between PIL's warning and error limits
-    (_png_header(30_000), "above the 100 MP limit"),
+    (_png_header(11_000), "above the 4 MP limit"),   # the demo's own cap (iqprior.demo.limits), from the header
+    (_png_header(30_000), "above the 100 MP limit|above the 4 MP limit"),
     (None, "not a decodable image"),
 ], ids=["text", "121MP-header", "900MP-header", "truncated"])
 def test_bad_uploads_get_a_message_and_the_service_goes_on(service, face_paths, tmp_path, content, message):

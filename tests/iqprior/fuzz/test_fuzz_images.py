@@ -29,12 +29,22 @@ def _tiff(w, h, order, typ):
     return magic + struct.pack(order + "I", 8) + struct.pack(order + "H", 2) + entries + b"\0" * 4
 
 
+def _tiff_tags(pairs, order):
+    """A TIFF whose first directory holds ``pairs`` of (tag, value) LONG entries as given: repeated
+    ImageWidth/ImageLength tags (libtiff keeps the first, other readers the last) must be refused (issue 33)."""
+    entries = b"".join(struct.pack(order + "HHII", tag, 4, 1, v) for tag, v in pairs)
+    magic = b"II*\x00" if order == "<" else b"MM\x00*"
+    return magic + struct.pack(order + "I", 8) + struct.pack(order + "H", len(pairs)) + entries + b"\0" * 4
+
+
 sizes = st.integers(0, 2**31 - 1)
 headers = st.one_of(
     st.builds(_hdr, sizes, sizes, st.sampled_from([("-", "+"), ("+", "+"), ("-", "-")])),
     st.builds(lambda w, h, c: (c + f"{w} {h}\n-1.0\n".encode()), sizes, sizes, st.sampled_from([b"PF\n", b"Pf\n"])),
     st.builds(lambda w, h, o: _tiff(w % 65536, h % 65536, o, 3), sizes, sizes, st.sampled_from(["<", ">"])),
     st.builds(lambda w, h, o: _tiff(w, h, o, 4), sizes, sizes, st.sampled_from(["<", ">"])),
+    st.builds(_tiff_tags, st.lists(st.tuples(st.sampled_from([256, 257, 258, 259, 273]), st.integers(0, 2**32 - 1)),
+                                   min_size=1, max_size=6), st.sampled_from(["<", ">"])),
 )
 blobs = st.one_of(
     st.binary(max_size=512),
@@ -92,3 +102,17 @@ def test_mutated_real_images(bounded, tmp_path_factory, w, h, ext, data):
         except ImageReadError:
             return
     assert out.shape[0] * out.shape[1] <= CAP
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from([256, 257, 258]), st.integers(1, 2**32 - 1)), min_size=2, max_size=6),
+       st.sampled_from(["<", ">"]))
+def test_repeated_tiff_size_tags_are_refused(bounded, pairs, order):
+    tags = [t for t, _ in pairs]
+    with bounded("header_size"):
+        try:
+            size = header_size(_tiff_tags(pairs, order), "fuzz", CAP)
+        except ImageReadError as e:
+            assert "twice" in str(e) or "limit" in str(e), repr(e)
+            return
+    assert tags.count(256) <= 1 and tags.count(257) <= 1, f"{pairs}: read as {size}"

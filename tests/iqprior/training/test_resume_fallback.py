@@ -48,6 +48,15 @@ BREAKS = {
     "python rng": lambda s: s["rng"].update(python=[3, torch.zeros(5, dtype=torch.int64), None]),
     "step": lambda s: s.update(step=-4),
     "optimizer missing": lambda s: s.pop("opt_g"),
+    # issue 33, item 9: contents, not only shapes
+    "optimizer state without exp_avg": lambda s: s["opt_g"]["state"][0].pop("exp_avg"),
+    "optimizer state with a string": lambda s: s["opt_g"]["state"][0].update(exp_avg="x"),
+    "optimizer lr NaN": lambda s: s["opt_g"]["param_groups"][0].update(lr=float("nan")),
+    "optimizer lr negative": lambda s: s["opt_g"]["param_groups"][0].update(lr=-1.0),
+    "optimizer betas Inf": lambda s: s["opt_g"]["param_groups"][0].update(betas=(0.9, float("inf"))),
+    "optimizer step NaN": lambda s: s["opt_g"]["state"][0].update(step=torch.tensor(float("nan"))),
+    "optimizer exp_avg NaN": lambda s: s["opt_g"]["state"][1]["exp_avg"].fill_(float("nan")),
+    "optimizer unknown state key": lambda s: s["opt_g"]["state"][0].update(momentum_buffer=torch.zeros(2, 3)),
 }
 
 
