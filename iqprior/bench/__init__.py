@@ -10,6 +10,8 @@
   used by ``bench speed`` and every ``benchmarks/bench_*.py`` script;
 - :mod:`.control` — ``iqprior bench control``: the paper's thesis measured on CPU (a subpackage:
   config, data, model, labelling, training, evaluation, report, run);
+- :mod:`.real` — ``iqprior bench real``: a released restorer (Real-ESRGAN) made "+" and fine-tuned on real
+  photos, against its twin (reuses :mod:`.control`'s pieces);
 - :mod:`.overopt` — ``iqprior bench overopt``: optimised vs held-out IQA gains;
 - :mod:`.figures` — comparison grid (Fig. 4), level sweep (Fig. 13), score histogram (Fig. 2).
 

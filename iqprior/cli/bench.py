@@ -7,7 +7,8 @@ Sub-commands:
 - ``speed``: forward latency, images/s and peak memory per model, base vs "+" ratio;
 - ``overopt``: gains on the optimised IQA members vs held-out members (over-optimisation monitor);
 - ``grid``, ``sweep``, ``histogram``: the paper's Fig. 4, Fig. 13 and Fig. 2;
-- ``control``: the paper's thesis measured on CPU (baseline vs its "+" twin, output quality vs level).
+- ``control``: the paper's thesis measured on CPU (baseline vs its "+" twin, output quality vs level);
+- ``real``: the same on a released restorer (Real-ESRGAN) fine-tuned on real photos (:mod:`.bench_real`).
 
 How to run them on the public test sets: docs/guides/evaluating.md (the docs site: `make docs`).
 """
@@ -161,6 +162,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.add_argument("--debug", action="store_true")
     c.set_defaults(run=run_control)
 
+    from .bench_real import add_real_parser
+
+    add_real_parser(bsub)
     p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
     return p
 

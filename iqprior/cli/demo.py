@@ -1,7 +1,9 @@
 """``iqprior demo [--model M --checkpoint C] [--host 127.0.0.1] [--port 7860]``: the local web app.
 
-Without ``--model`` it serves the small trained "minires+" bundled with the
-package (:mod:`iqprior.demo.recipe`). Gradio is imported in :func:`run` only
+Without ``--model`` it serves the bundled real "+" model: Real-ESRGAN's
+realesr-animevideov3 fine-tuned by ``iqprior bench real`` (``auto+``, needs
+spandrel, the ``auto`` extra); without spandrel, the small "minires+"
+(:mod:`iqprior.demo.recipe`). Gradio is imported in :func:`run` only
 (the ``demo`` extra: ``pip install "iqprior[demo]"``).
 """
 from __future__ import annotations
@@ -14,9 +16,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo", help="local web app: restore an image at a level 0..9 (slider, before/after, sweep, scores)",
         description="Start a Gradio app on this machine (analytics and share links off). Without --model it serves "
-                    "a small minires+ trained on the bundled images; API endpoints /restore(image, level) and "
+                    "Real-ESRGAN's realesr-animevideov3 made '+' by `iqprior bench real` (x4 super-resolution; the "
+                    "small minires+ if spandrel is missing); API endpoints /restore(image, level) and "
                     "/sweep(image) for gradio_client.")
-    p.add_argument("--model", default=None, help="adapter name, e.g. codeformer+ (default: the bundled minires+)")
+    p.add_argument("--model", default=None, help="adapter name, e.g. codeformer+ (default: the bundled realesr-animevideov3+)")
     p.add_argument("--checkpoint", default=None,
                    help="with --model: official file, save_pretrained directory or 'official' (default: random weights)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

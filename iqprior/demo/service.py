@@ -19,7 +19,12 @@ import torch
 
 from iqprior.levels import LEVELS
 
-#: the offline default: a "minires+" trained by :mod:`iqprior.demo.recipe` on the bundled images
+#: the default: Real-ESRGAN's realesr-animevideov3 made "+" and fine-tuned on real photos by ``iqprior bench real``
+#: (its ``recipe.json`` holds the command that reproduces it bit for bit; BSD-3 licence in its folder)
+REAL_MODEL = "auto+"
+REAL_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "realesr-animevideov3-plus"
+#: the fallback when the real model cannot be had (spandrel, the ``auto`` extra, missing): a "minires+" trained by
+#: :mod:`iqprior.demo.recipe` on the bundled images
 BUNDLED_MODEL = "minires+"
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "minires-plus"
 FACE_MODES = ("aligned", "whole")
@@ -33,10 +38,37 @@ def bundled_examples() -> list[Path]:
     return list_images(sample_images.root())
 
 
-def bundled_recipe() -> dict[str, Any]:
-    """The ``recipe.json`` written with the bundled model (what it was trained on, how, how long)."""
-    path = BUNDLED_CHECKPOINT / "recipe.json"
+def bundled_recipe(checkpoint: Path = BUNDLED_CHECKPOINT) -> dict[str, Any]:
+    """The ``recipe.json`` written with a bundled model (what it was trained on, how, how long)."""
+    path = Path(checkpoint) / "recipe.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def real_model_available() -> tuple[bool, str]:
+    """Can the bundled real "+" model be served? ``(True, "")``, else ``(False, why)``."""
+    import importlib.util
+
+    if not (REAL_CHECKPOINT / "model.safetensors").is_file():
+        return False, f"{REAL_CHECKPOINT} has no model.safetensors"
+    if importlib.util.find_spec("spandrel") is None:
+        return False, "spandrel is not installed (pip install 'iqprior[auto]')"
+    return True, ""
+
+
+def real_choice() -> ModelChoice:
+    """The launch entry of the bundled real model, its description from its ``recipe.json``."""
+    info = bundled_recipe(REAL_CHECKPOINT)
+    v = info.get("verdict", {})
+    measured = (f" On {len(info.get('photos', {}).get('heldout', []))} held-out photos, level 9 vs the same model "
+                f"fine-tuned without a level: ensemble {info.get('level9_ensemble', '?')} vs "
+                f"{info.get('twin_ensemble', '?')}, PSNR {v.get('level9_minus_twin_psnr_db', '?')} dB; "
+                f"Spearman(level, quality) {info.get('spearman_level_quality', '?')}." if info else "")
+    return ModelChoice("realesr-animevideov3+ (bundled)", REAL_MODEL, str(REAL_CHECKPOINT),
+                       "**realesr-animevideov3+**: Real-ESRGAN's released realesr-animevideov3 (SRVGGNetCompact, "
+                       "x4 super-resolution; BSD-3-Clause, Xintao Wang et al.) with an IQPFR level embedding, "
+                       "fine-tuned on real photos labelled by NIQE and BRISQUE (`iqprior bench real`, "
+                       "docs/experiments/real.md). It upscales 4x; the level asks for the quality of its training "
+                       f"photos' best (9) or worst (0) grade.{measured}")
 
 
 def resolve_members(members: str | list[str] = "auto") -> str | list[str]:
@@ -61,20 +93,24 @@ class ModelChoice:
 
 
 def model_choices(model: Optional[str] = None, checkpoint: Optional[str] = None) -> list[ModelChoice]:
-    """The launch model first (the bundled one without ``model``), then every registered adapter whose
-    official weights are all on disk (``checkpoint="official"``, found through :mod:`iqprior.weights`)."""
+    """The launch model first (without ``model``: the bundled real "+" model, or the small "minires+" when that
+    cannot be had), then every registered adapter whose official weights are all on disk
+    (``checkpoint="official"``, found through :mod:`iqprior.weights`)."""
     import adapters
     from iqprior import weights
 
     if model is None:
         if checkpoint is not None:
             raise ValueError("--checkpoint needs --model (the adapter the checkpoint belongs to)")
-        info = bundled_recipe()
-        n = info.get("n_images", "the")
-        first = ModelChoice(f"{BUNDLED_MODEL} (bundled)", BUNDLED_MODEL, str(BUNDLED_CHECKPOINT),
-                            f"**{BUNDLED_MODEL}**, a small model trained on {n} bundled images by "
-                            f"`python -m iqprior.demo.recipe` (a few CPU minutes): it shows the level knob, "
-                            f"it is not a good restorer.")
+        real, why = real_model_available()
+        if real:
+            first = real_choice()
+        else:
+            n = bundled_recipe().get("n_images", "the")
+            first = ModelChoice(f"{BUNDLED_MODEL} (bundled)", BUNDLED_MODEL, str(BUNDLED_CHECKPOINT),
+                                f"**{BUNDLED_MODEL}**, a small model trained on {n} bundled images by "
+                                f"`python -m iqprior.demo.recipe` (a few CPU minutes): it shows the level knob, "
+                                f"it is not a good restorer. (The real model is not served: {why}.)")
     else:
         if model not in adapters.list_adapters():
             adapters.spec(model)  # the registry's "unknown adapter ... did you mean" error

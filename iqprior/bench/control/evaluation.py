@@ -1,7 +1,7 @@
 """Evaluation of the control experiment: held-out images against the pristine source, and the premise."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping, Optional
 
 import torch
 from torch import nn
@@ -57,20 +57,25 @@ def eval_metrics(nr_members: tuple[str, ...]) -> tuple[dict[str, Metric], dict[s
 
 
 @torch.no_grad()
-def evaluate(base: nn.Module, plus: nn.Module, ev: EvalSet, nr_members: tuple[str, ...], progress: bool = True
+def evaluate(base: nn.Module, plus: nn.Module, ev: EvalSet, nr_members: tuple[str, ...], progress: bool = True,
+             extra: Optional[Mapping[str, nn.Module]] = None, held_out: tuple[str, ...] = HELD_OUT_MEMBERS
              ) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Mean scores per row (``plus`` at each level, ``baseline``, ``lq``, ``source``) and the outputs."""
+    """Mean scores per row (``plus`` at each level, ``baseline``, ``lq``, ``source``) and the outputs.
+
+    ``extra``: more unconditioned models, each a row of its own (bench real: the released model untouched);
+    ``held_out``: the no-reference members reported as held out (never used for labels)."""
     from tqdm.auto import tqdm
 
     fr, nr, missing = eval_metrics(nr_members)
-    rows = [f"level{lv}" for lv in range(GRADES)] + ["baseline", "lq", "source"]
+    extra = dict(extra or {})
+    rows = [f"level{lv}" for lv in range(GRADES)] + ["baseline", *extra, "lq", "source"]
     sums = {r: dict.fromkeys([*fr, *nr], 0.0) for r in rows}
     first: dict[str, torch.Tensor] = {}
     per_image: dict[str, dict[str, float]] = {}
     for i in tqdm(range(len(ev.names)), desc="evaluate", disable=not progress, unit="img"):
         lq, src = ev.lq[i], ev.source[i]
         outs = {f"level{lv}": plus(lq, score=lv) for lv in range(GRADES)}
-        outs.update(baseline=base(lq), lq=lq, source=src)
+        outs.update(baseline=base(lq), **{k: m(lq) for k, m in extra.items()}, lq=lq, source=src)
         for r, y in outs.items():
             y = y.clamp(0, 1)
             if i == 0:
@@ -88,5 +93,5 @@ def evaluate(base: nn.Module, plus: nn.Module, ev: EvalSet, nr_members: tuple[st
         if k != "lpips":
             means["source"].pop(k, None)
     return {"means": means, "per_image_psnr": per_image, "fr": list(fr), "nr": list(nr),
-            "held_out": [k for k in nr if k in HELD_OUT_MEMBERS],
+            "held_out": [k for k in nr if k in held_out],
             "unavailable": missing}, first

@@ -19,6 +19,8 @@ class Labels:
     calibration: dict = field(default_factory=dict)
     rho_grade: float = float("nan")              # Spearman(grade, ensemble score); 1 for the oracle
     tracking: dict = field(default_factory=dict)  # member -> Spearman(-grade, normalised score)
+    rule: str = "floor"                          # "floor": floor(10 s), the paper's; "rank": a tenth per level
+    floor_counts: list = field(default_factory=list)  # items per level under floor(10 s), whatever the rule
 
 
 def member_tracking(pool: Pool, members=TRACKED_MEMBERS) -> dict[str, float]:
@@ -35,13 +37,17 @@ def member_tracking(pool: Pool, members=TRACKED_MEMBERS) -> dict[str, float]:
     return out
 
 
-def make_labels(pool: Pool, mode: str, members=LABEL_MEMBERS, tracking: bool = True) -> Labels:
+def make_labels(pool: Pool, mode: str, members=LABEL_MEMBERS, tracking: bool = True, rule: str = "floor") -> Labels:
     """Condition levels of the training GTs: the library's scorer on their items (calibrated on them) or the
-    oracle."""
+    oracle. ``rule``: ``"floor"`` (the paper's ``floor(10 s)``) or ``"rank"`` (a tenth of the items per level;
+    :func:`iqprior.uneven_gt.score_levels`)."""
+    import iqprior
+
     track = member_tracking(pool) if tracking else {}
     if mode == "oracle":
         return Labels(GRADES - 1 - pool.grade, mode, (), {}, 1.0, track)
-    level, s, cal = score_levels(pool, members, "floor", batch_size=64)
+    level, s, cal = score_levels(pool, members, rule, batch_size=64)
+    floor = level if rule == "floor" else iqprior.score_to_level(s)
     cal_dict = {n: {"min": r.min, "max": r.max, "lower_better": r.lower_better} for n, r in cal.members.items()}
     return Labels(level, mode, tuple(members), cal_dict, round(spearman((-pool.grade).tolist(), s.tolist()), 4),
-                  track)
+                  track, rule, torch.bincount(floor, minlength=GRADES).tolist())

@@ -10,13 +10,53 @@ import torch
 
 import adapters
 from iqprior.cli import main
-from iqprior.demo.service import BUNDLED_CHECKPOINT, BUNDLED_MODEL, DemoService, bundled_recipe, check_level
-from iqprior.io import ImageReadError, read_image_array
+from iqprior.demo.service import (
+    BUNDLED_CHECKPOINT,
+    BUNDLED_MODEL,
+    REAL_CHECKPOINT,
+    DemoService,
+    bundled_recipe,
+    check_level,
+    real_model_available,
+)
+from iqprior.io import ImageReadError, read_image_array, write_image
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    return DemoService(device="cpu", out_dir=tmp_path_factory.mktemp("demo-out"))
+    """The small fallback model (cheap on CPU): the page's mechanics do not depend on the model."""
+    return DemoService(BUNDLED_MODEL, str(BUNDLED_CHECKPOINT), device="cpu", out_dir=tmp_path_factory.mktemp("demo-out"))
+
+
+def test_default_serves_the_real_plus_model_and_says_what_it_is(tmp_path):
+    """Without arguments the demo serves Real-ESRGAN's realesr-animevideov3 made "+" by ``iqprior bench real``
+    (bundled with its licence and recipe); its level changes the output, as ``iqprior restore`` writes it."""
+    ok, why = real_model_available()
+    if not ok:
+        pytest.skip(f"the real model cannot be served here: {why}")
+    files = {p.name: p.stat().st_size for p in REAL_CHECKPOINT.iterdir()}
+    assert {"config.json", "model.safetensors", "recipe.json", "LICENSE"} <= set(files)
+    assert files["model.safetensors"] <= 10 * 2**20
+    assert "BSD" in (REAL_CHECKPOINT / "LICENSE").read_text()
+    recipe = bundled_recipe(REAL_CHECKPOINT)
+    assert recipe["command"].startswith("iqprior bench real") and recipe["members_label"] == ["niqe", "brisque"]
+    svc = DemoService(device="cpu", out_dir=tmp_path / "out")
+    first = svc.choices[0]
+    assert first.name == "auto+" and first.checkpoint == str(REAL_CHECKPOINT)
+    assert "realesr-animevideov3" in first.description and "Real-ESRGAN" in first.description
+    from iqprior.bench.real.photos import load_photo
+
+    small = tmp_path / "small.png"    # x4 super-resolution: a small input (a textured crop of a held-out photo)
+    write_image(small, torch.from_numpy(load_photo("skimage:chelsea.png", downscale=4).image[20:68, 30:78]).permute(2, 0, 1))
+    outs = {}
+    for level in (0, 9):
+        r = svc.restore(small, level, scores=False)
+        assert main(["restore", str(small), "--model", "auto+", "--checkpoint", str(REAL_CHECKPOINT), "--score",
+                     str(level), "--device", "cpu", "--out", str(tmp_path / f"l{level}"), "--no-progress"]) == 0
+        assert r.after.read_bytes() == (tmp_path / f"l{level}" / "small.png").read_bytes()
+        outs[level] = read_image_array(r.after)
+    assert outs[9].shape[:2] == (192, 192)
+    assert np.abs(outs[0] - outs[9]).mean() * 255 > 1.0   # about 4 grey levels on this crop
 
 
 def _png_header(side: int) -> bytes:
