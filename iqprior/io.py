@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import stat
+import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -71,9 +72,8 @@ _WARNED_CV2_CAP: list[bool] = []
 
 def _warn_if_opencv_cap_missed() -> None:
     """Once per process: cv2 was imported before iqprior, so OpenCV's own pixel cap is its default."""
-    import iqprior
-
-    if iqprior.OPENCV_CAP_MISSED and not _WARNED_CV2_CAP:
+    # the package's __init__ ran before this module (it is iqprior.io): read its flag without an import edge
+    if getattr(sys.modules.get("iqprior"), "OPENCV_CAP_MISSED", False) and not _WARNED_CV2_CAP:
         import warnings
 
         _WARNED_CV2_CAP.append(True)

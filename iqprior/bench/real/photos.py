@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..control.data import Source, default_data_dir
+from iqprior import sample_images
 
-#: training photos: ``skimage:NAME`` (a file of skimage/data) or ``examples:PATH`` (under examples/data)
+from ..control.data import Source
+
+#: training photos: ``skimage:NAME`` (a file of skimage/data) or ``examples:PATH`` (a sample image)
 TRAIN_PHOTOS = ("skimage:astronaut.png", "skimage:rocket.jpg", "skimage:motorcycle_left.png",
                 "skimage:camera.png", "skimage:brick.png", "skimage:grass.png", "skimage:gravel.png")
 #: held-out photos, never seen in training: the evaluation
@@ -38,7 +40,7 @@ def photo_path(ref: str) -> Path:
                              "pip install scikit-image") from e
         return Path(skimage.__file__).resolve().parent / "data" / name
     if kind == "examples":
-        return default_data_dir() / name
+        return sample_images.root() / name
     raise ValueError(f"photo reference must be 'skimage:NAME' or 'examples:PATH', got {ref!r}")
 
 
