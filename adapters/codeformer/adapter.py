@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from iqprior.levels import ScoreLike
+from iqprior.models.layers.fusion import fidelity_weight
 
 from ..base import Adapter
 from ..registry import builder
@@ -90,7 +91,7 @@ class CodeFormerAdapter(Adapter):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected x of shape (B, 3, H, W), got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        w = self.fidelity if fidelity is None else _fidelity(fidelity)
+        w = self.fidelity if fidelity is None else fidelity_weight(fidelity)
         out = self.run_net((x - 0.5) / 0.5, w=w, adain=True, score=score)[0]
         return (out + 1) / 2
 
@@ -138,20 +139,6 @@ class CodeFormerAdapter(Adapter):
         quant_gt = self.net.quantize.get_codebook_feat(idx, (idx.shape[0], l, l, c)).detach()
         return {"feat": STAGE2_LOSS_WEIGHTS["feat"] * torch.mean((quant_gt - lq_feat) ** 2),
                 "code_ce": STAGE2_LOSS_WEIGHTS["code_ce"] * F.cross_entropy(logits.permute(0, 2, 1), idx)}
-
-
-def _fidelity(w: float | torch.Tensor) -> float | torch.Tensor:
-    """A per-call ``w``: a float in [0, 1], or a tensor of 1 or B values shaped ``(N, 1, 1, 1)``."""
-    if not isinstance(w, torch.Tensor):
-        w = float(w)
-        if not 0.0 <= w <= 1.0:
-            raise ValueError(f"fidelity (CodeFormer's w) must be in [0, 1], got {w}")
-        return w
-    if w.dim() > 1 or not w.is_floating_point():
-        raise ValueError(f"a fidelity tensor must be 0-d or (B,) floating point, got {w.dtype} {tuple(w.shape)}")
-    if not torch.jit.is_tracing() and not torch.compiler.is_compiling() and bool(((w < 0) | (w > 1)).any()):
-        raise ValueError(f"fidelity (CodeFormer's w) must be in [0, 1], got {w.tolist()}")
-    return w.reshape(-1, 1, 1, 1)
 
 
 @builder("codeformer")
