@@ -22,6 +22,18 @@ INJECT_AT = "encoder"
 TRACKING_SAMPLE = 512
 
 
+def check_sizes(cfg, counts: tuple[str, ...]) -> None:
+    """The sizes every small-restorer bench shares: the ``counts`` fields >= 1, ``crop`` a multiple of 4 and
+    >= 16, ``support`` >= ``crop`` (``ValueError`` naming the field)."""
+    for name in counts:
+        if int(getattr(cfg, name)) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.crop < 16 or cfg.crop % 4:
+        raise ValueError(f"crop must be a multiple of 4 and >= 16, got {cfg.crop}")
+    if cfg.support < cfg.crop:
+        raise ValueError(f"support must be >= crop ({cfg.crop}), got {cfg.support}")
+
+
 @dataclass(frozen=True)
 class ControlConfig:
     """Settings of :func:`run_control`; defaults run in about 10 minutes on 2 CPU cores."""
@@ -58,13 +70,7 @@ class ControlConfig:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.lq_from not in LQ_FROM:
             raise ValueError(f"lq_from must be one of {LQ_FROM}, got {self.lq_from!r}")
-        for name in ("steps", "pool", "batch", "width", "eval_draws"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.crop < 16 or self.crop % 4:
-            raise ValueError(f"crop must be a multiple of 4 and >= 16, got {self.crop}")
-        if self.support < self.crop:
-            raise ValueError(f"support must be >= crop ({self.crop}), got {self.support}")
+        check_sizes(self, ("steps", "pool", "batch", "width", "eval_draws"))
 
     @property
     def degradation(self) -> Regime:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..control.config import check_sizes
 from ..control.data import Regime
 
 #: the released restorer made "+" by default: Real-ESRGAN's SRVGGNetCompact ×4 (docs/experiments/real.md says why)
@@ -55,13 +56,7 @@ class RealConfig:
     progress: bool = True
 
     def __post_init__(self):
-        for name in ("steps", "batch", "pool", "eval_draws"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.crop < 16 or self.crop % 4:
-            raise ValueError(f"crop must be a multiple of 4 and >= 16, got {self.crop}")
-        if self.support < self.crop:
-            raise ValueError(f"support must be >= crop ({self.crop}), got {self.support}")
+        check_sizes(self, ("steps", "batch", "pool", "eval_draws"))
         if self.loss not in ("l1", "mse"):
             raise ValueError(f"loss must be 'l1' or 'mse', got {self.loss!r}")
         if self.level_rule not in ("rank", "floor"):
