@@ -61,7 +61,9 @@ class Adapter(nn.Module):
 
     Subclasses set ``self.net`` and implement :meth:`forward`, calling the
     network through :meth:`run_net` so that a "+" variant's condition applies.
-    Class attributes:
+    Class attributes (the defaults of a user adapter; a built-in adapter's
+    ``task``, ``controls`` and ``export_refused`` come from its
+    :class:`~adapters.specs.AdapterSpec`, set by :func:`adapters.registry.configure`):
 
     - ``official_prefixes``: key prefixes an official file may carry that
       :func:`iqprior.checkpoint.match_prefix` should strip or add.
@@ -153,6 +155,12 @@ class Adapter(nn.Module):
         if self._iq_default is None:
             object.__setattr__(self, "_iq_default", default_score)
         return name
+
+    def condition_shape(self) -> Optional[tuple[int, ...]]:
+        """The "+" level embedding's shape for this network's configuration (what
+        :func:`adapters.plus.plus_builder` passes to :meth:`enable_condition`); ``None``:
+        one value per channel of the feature, found on the first call."""
+        return None
 
     @property
     def injections(self) -> tuple[Injection, ...]:

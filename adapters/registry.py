@@ -1,8 +1,8 @@
 """The registry: adapter names -> builders, and the one way every adapter is built.
 
 :func:`create` (and every built-in ``build_*`` function, through :func:`builder`)
-ends in :func:`configure`, the one place where a built model gets its spec's task
-and fast path, the run-time ``exact`` / ``precision`` settings and eval mode, so
+ends in :func:`configure`, the one place where a built model gets its spec's task,
+controls, export refusal and fast path, the run-time ``exact`` / ``precision`` settings and eval mode, so
 ``adapters.create("codeformer")`` and ``build_codeformer()`` return identically
 configured models. Public names are re-exported by :mod:`adapters`.
 """
@@ -183,14 +183,15 @@ def _check_type(model: Any, entry: AdapterSpec) -> Adapter:
 
 
 def configure(model: Adapter, name: str, *, exact: bool = False, precision: Optional[str] = None) -> Adapter:
-    """The one place a built adapter is configured: ``name``'s spec (task, fast path), ``exact``,
-    ``precision``, eval mode. :func:`create` and every :func:`builder` end here."""
+    """The one place a built adapter is configured: ``name``'s spec (task, controls, export refusal, fast
+    path; a field the spec leaves unset keeps the adapter's own), ``exact``, ``precision``, eval mode.
+    :func:`create` and every :func:`builder` end here."""
     entry = spec(name)
     _check_type(model, entry)
-    if entry.task is not None:
-        model.task = entry.task
-    if entry.fast_path is not None:
-        model.fast_path = entry.fast_path
+    for attr in ("task", "controls", "export_refused", "fast_path"):
+        value = getattr(entry, attr)
+        if value is not None:
+            setattr(model, attr, value)
     model.set_exact(exact)
     if precision is not None:
         model.set_precision(precision)

@@ -8,7 +8,7 @@ forward (``w`` = ``fidelity``, top-1 code lookup, ``adain=True``) and returns
 
 CodeFormer+ (IQPFR, arXiv 2503.09294, Eq. 7): a zero-initialised level
 embedding of the latent's shape (256×16×16) is added to the LQ encoder's output
-``lq_feat`` — the input of the Transformer — through :func:`iqprior.condition`;
+``lq_feat`` — the input of the Transformer, ``net.lq_feat`` — through :func:`iqprior.condition`;
 the network is not edited, so at init the output equals CodeFormer's for every
 score. Fine-tuning (:meth:`CodeFormerAdapter.finetune_losses`) uses CodeFormer's
 stage-II objective with the GT image's level as the condition.
@@ -37,6 +37,7 @@ from iqprior.levels import ScoreLike
 from iqprior.models.layers.fusion import fidelity_weight
 
 from ..base import Adapter
+from ..plus import plus_builder
 from ..registry import builder
 from .arch import CodeFormer, CodeFormerConfig
 
@@ -57,9 +58,6 @@ class CodeFormerAdapter(Adapter):
     HQ VQGAN that gives the GT codes when fine-tuning; without it a frozen copy
     of this network's encoder, taken at the first fine-tuning step, stands in).
     """
-
-    task = "face"
-    controls = ("fidelity",)  # a per-call float that an ONNX export keeps as an optional input
 
     def __init__(self, name: str = "codeformer", fidelity: float = 0.5,
                  config: Optional[CodeFormerConfig | Mapping[str, Any]] = None,
@@ -83,6 +81,10 @@ class CodeFormerAdapter(Adapter):
     @property
     def config(self) -> CodeFormerConfig:
         return self.net.config
+
+    def condition_shape(self) -> tuple[int, int, int]:
+        """The latent's shape ``(emb_dim, L, L)``: one level embedding value per element of ``lq_feat``."""
+        return self.config.latent_shape
 
     def forward(self, x: torch.Tensor, score: Optional[ScoreLike] = None, fidelity: Optional[float] = None
                 ) -> torch.Tensor:
@@ -148,15 +150,6 @@ def build_codeformer(fidelity: float = 0.5, config: Optional[CodeFormerConfig | 
     return CodeFormerAdapter("codeformer", fidelity=fidelity, config=config, vqgan_checkpoint=vqgan_checkpoint)
 
 
-@builder("codeformer+")
-def build_codeformer_plus(fidelity: float = 0.5, config: Optional[CodeFormerConfig | Mapping[str, Any]] = None,
-                          vqgan_checkpoint: Optional[str] = None, mode: str = "add") -> CodeFormerAdapter:
-    """CodeFormer+: CodeFormer with a level embedding added to ``lq_feat`` (paper Eq. 7).
-
-    ``mode="adain"`` selects the paper's AdaIN-style ablation instead of addition.
-    """
-    model = CodeFormerAdapter("codeformer+", fidelity=fidelity, config=config, vqgan_checkpoint=vqgan_checkpoint)
-    if mode != "add":
-        model.options["mode"] = mode
-    model.enable_condition(at=model.net.lq_feat_module, shape=model.config.latent_shape, mode=mode)
-    return model
+build_codeformer_plus = plus_builder("codeformer+", CodeFormerAdapter, mode=True, doc="""CodeFormer+: CodeFormer with a
+    level embedding added to ``lq_feat`` (paper Eq. 7); the options of :func:`build_codeformer`, and ``mode="adain"``
+    for the paper's AdaIN-style ablation instead of addition.""")

@@ -15,7 +15,9 @@ AdaIN are :mod:`iqprior.models.layers.fusion`, shared with the IQPFR / IQPIR fam
 Forward (input in [-1, 1], ``(B, 3, S, S)`` with S = ``img_size``):
 
 1. the VQGAN encoder gives ``lq_feat`` ``(B, 256, 16, 16)`` and keeps the
-   features at the ``connect_list`` resolutions;
+   features at the ``connect_list`` resolutions; ``lq_feat`` is the output of the
+   weightless ``lq_feat`` module (an identity: where CodeFormer+ adds its level
+   embedding, whatever the encoder's depth);
 2. a 9-layer pre-norm Transformer (learned position embedding, GELU MLP)
    predicts logits over the 1024 codes per token;
 3. top-1 lookup in the frozen codebook, optionally AdaIN-matched to the
@@ -85,7 +87,8 @@ class CodeFormerConfig(VQGANConfig):
 
 class CodeFormer(nn.Module):
     """CodeFormer with the official submodule names (``encoder``, ``quantize``, ``generator``,
-    ``position_emb``, ``feat_emb``, ``ft_layers``, ``idx_pred_layer``, ``fuse_convs_dict``)."""
+    ``position_emb``, ``feat_emb``, ``ft_layers``, ``idx_pred_layer``, ``fuse_convs_dict``), and
+    ``lq_feat``, an identity on the encoder's output (no weights: the keys are upstream's)."""
 
     def __init__(self, config: Optional[CodeFormerConfig] = None):
         super().__init__()
@@ -98,6 +101,7 @@ class CodeFormer(nn.Module):
         # parameter order as upstream: own parameter first, then encoder / quantize / generator, ...
         self.position_emb = nn.Parameter(torch.zeros(n_tokens, cfg.dim_embd))
         self.encoder = Encoder(vq)
+        self.lq_feat = nn.Identity()  # lq_feat = Z_l, the Transformer's input: the "+" injection point
         self.quantize = VectorQuantizer(vq.codebook_size, vq.emb_dim, vq.beta)
         self.generator = Generator(vq)
         self.feat_emb = nn.Linear(vq.emb_dim, cfg.dim_embd)
@@ -117,11 +121,6 @@ class CodeFormer(nn.Module):
         self.fuse_convs_dict = nn.ModuleDict(
             {s: FuseSFTBlock(self.channels[s], self.channels[s]) for s in cfg.connect_list})
 
-    @property
-    def lq_feat_module(self) -> str:
-        """Dotted name of the module whose output is ``lq_feat`` (the "+" injection point)."""
-        return f"encoder.blocks.{len(self.encoder.blocks) - 1}"
-
     def forward(self, x: torch.Tensor, w: float = 0.0, detach_16: bool = True, code_only: bool = False,
                 adain: bool = False):
         """``x`` ``(B, 3, S, S)`` in [-1, 1]. Returns ``(out, logits, lq_feat)``; with
@@ -136,7 +135,7 @@ class CodeFormer(nn.Module):
             x = block(x)
             if i in keep:
                 enc_feats[str(int(x.shape[-1]))] = x.clone()  # int(): a traced size is a tensor
-        lq_feat = x
+        lq_feat = self.lq_feat(x)
         b = x.shape[0]
 
         pos = self.position_emb.unsqueeze(1).repeat(1, b, 1)               # (L, B, E)

@@ -34,6 +34,7 @@ from iqprior.checkpoint import match_prefix
 from iqprior.levels import ScoreLike
 
 from ..base import Adapter
+from ..plus import plus_builder
 from ..registry import builder
 from ..specs import SPECS
 from .arch import UNUSED_AT_INFERENCE, DAEFRConfig, DAEFRNet
@@ -52,14 +53,15 @@ _OFFICIAL_TRAINED = ("vqvae.encoder.", "vqvae.HQ_encoder.", "vqvae.quant_conv.",
 class DAEFRAdapter(Adapter):
     """``y = model(x, score=None)``: x, y (B, 3, R, R) RGB in [0, 1], R = 512 in the released config."""
 
-    task = "face"
-    native_size = 512
-
     def __init__(self, name: str, config: DAEFRConfig, options: Optional[dict[str, Any]] = None):
         super().__init__(name, options)
         self.config = config
         self.native_size = config.resolution
         self.net = DAEFRNet(config)
+
+    def condition_shape(self) -> tuple[int, int, int]:
+        """The association feature's shape ``(embed_dim, latent, latent)`` (256x16x16 released)."""
+        return (self.config.embed_dim, self.config.latent_size, self.config.latent_size)
 
     def forward(self, x: torch.Tensor, score: Optional[ScoreLike] = None) -> torch.Tensor:
         y = self.run_net(x * 2 - 1, score=score)
@@ -106,8 +108,8 @@ class DAEFRAdapter(Adapter):
         return UNUSED_AT_INFERENCE
 
 
-def _config(options: dict[str, Any]) -> DAEFRConfig:
-    return DAEFRConfig.from_dict(options)
+def _make(name: str, **options: Any) -> DAEFRAdapter:
+    return DAEFRAdapter(name, DAEFRConfig.from_dict(options), options)
 
 
 @builder("daefr")
@@ -116,13 +118,8 @@ def build_daefr(**options: Any) -> DAEFRAdapter:
 
     Options are :class:`DAEFRConfig` fields; the defaults are the released config.
     """
-    return DAEFRAdapter("daefr", _config(options), options)
+    return _make("daefr", **options)
 
 
-@builder("daefr+")
-def build_daefr_plus(**options: Any) -> DAEFRAdapter:
-    """DAEFR+: DAEFR with a zero-initialised level embedding on the Transformer's input feature."""
-    cfg = _config(options)
-    model = DAEFRAdapter("daefr+", cfg, options)
-    model.enable_condition(at=CONDITION_AT, shape=(cfg.embed_dim, cfg.latent_size, cfg.latent_size))
-    return model
+build_daefr_plus = plus_builder("daefr+", _make, doc="""DAEFR+: DAEFR with a zero-initialised level embedding on the
+    Transformer's input feature (``cross_attention``'s output); the options of :func:`build_daefr`.""")

@@ -59,8 +59,8 @@ from iqprior.fastpath import check_precision
 from iqprior.io import check_image_batch
 
 from ..base import Adapter
+from ..plus import plus_builder
 from ..registry import builder
-from ..specs import SPECS
 from .sampler import DifFaceSampler, SamplerConfig
 from .swinir import SwinIR, SwinIRConfig
 from .unet import UNet, UNetConfig
@@ -87,8 +87,6 @@ class DifFace(Adapter):
     """
 
     official_wrapper_keys = ("params_ema", "params", "state_dict", "net", "model")
-    export_refused = ("its output comes from a diffusion sampler loop (the SwinIR estimate, then start_step UNet "
-                      "steps with random noise), not from one forward pass; see docs/export.md")
 
     def __init__(self, name: str = "difface", *, start_step: int = 100, eta: float = 0.5,
                  precision: str = "fp32", generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
@@ -134,6 +132,10 @@ class DifFace(Adapter):
         self.net.compile(**kwargs)
         self.estimator.compile(**kwargs)
         return self
+
+    def condition_shape(self) -> tuple[int]:
+        """The UNet's timestep embedding: ``(4 * model_channels,)`` per image (512 released)."""
+        return (4 * self.net.config.model_channels,)
 
     @property
     def unet(self) -> UNet:
@@ -222,21 +224,16 @@ class DifFace(Adapter):
 OPTIONS = ("start_step", "eta", "precision", "generator", "seed", "unet_config", "estimator_config", "estimator_checkpoint")
 
 
-def _check_options(options: dict[str, Any]) -> None:
+def _make(name: str, **options: Any) -> DifFace:
     check_options(options, OPTIONS, "DifFace option(s)")
+    return DifFace(name, **options)
 
 
 @builder("difface")
 def build_difface(**options: Any) -> DifFace:
     """DifFace with random weights (the registry then loads ``iddpm_ffhq512_ema500000.pth``)."""
-    _check_options(options)
-    return DifFace("difface", **options)
+    return _make("difface", **options)
 
 
-@builder("difface+")
-def build_difface_plus(**options: Any) -> DifFace:
-    """DifFace+: DifFace with a zero-initialised level embedding added to the UNet's timestep embedding."""
-    _check_options(options)
-    model = DifFace("difface+", **options)
-    model.enable_condition(at=SPECS["difface+"].condition_at, shape=(4 * model.net.config.model_channels,))
-    return model
+build_difface_plus = plus_builder("difface+", _make, doc="""DifFace+: DifFace with a zero-initialised level embedding
+    added to the UNet's timestep embedding (``time_embed``'s output); the options of :func:`build_difface`.""")

@@ -37,8 +37,8 @@ PRESETS = {"paper": IQPFRConfig(), "tiny": TINY}
 
 
 class IQPFRAdapter(Adapter):
-    task = "face"
-    native_size = 512
+    """``y = model(x, score=None)``: x, y ``(B, 3, S, S)`` RGB in [0, 1]; the level goes to the network (built in)."""
+
     official_prefixes = ("module.", "net.")
 
     def __init__(self, net: IQPFR, options: Optional[dict[str, Any]] = None):

@@ -66,9 +66,7 @@ def official_key(key: str) -> str:
 
 
 class IQPIRAdapter(IQPFRAdapter):
-    """The released IQPIR network; see the module docstring."""
-
-    controls = ("fidelity",)  # a per-call float that an ONNX export keeps as an optional input
+    """The released IQPIR network; see the module docstring (``fidelity``: a per-call control, in its spec)."""
 
     def __init__(self, net: IQPFR, fidelity: float = 0.0, options: Optional[dict[str, Any]] = None):
         super().__init__(net, options)

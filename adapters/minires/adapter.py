@@ -28,17 +28,18 @@ from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
 
 from ..base import Adapter
+from ..plus import plus_builder
 from ..registry import builder
 from ..specs import SPECS
 from .arch import DEFAULT_BLOCKS, DEFAULT_WIDTH, MiniRes
 
 CONDITION_AT = SPECS["minires+"].condition_at  # the "+" embedding is added to this submodule's output
+REQUIREMENTS = SPECS["minires"].size_requirements  # even sides (one stride-2 level), at least 2
 
 
 class MiniResAdapter(Adapter):
     """``y = model(x, score=None)``: x, y ``(B, 3, H, W)`` RGB in [0, 1] at any size (sides >= 2); y not clamped."""
 
-    task = "image"
     native_size = None
 
     def __init__(self, name: str = "minires", width: int = DEFAULT_WIDTH, blocks: int = DEFAULT_BLOCKS,
@@ -50,11 +51,16 @@ class MiniResAdapter(Adapter):
         super().__init__(name, {"width": width, "blocks": blocks})
         self.net = MiniRes(width, blocks)
 
+    def condition_shape(self) -> tuple[int, int, int]:
+        """One value per channel of ``encoder``'s output, ``(2 * width, 1, 1)``: any image size."""
+        return (2 * self.options["width"], 1, 1)
+
     def forward(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         h, w = check_image_batch(x).shape[-2:]
-        if min(h, w) < 2:
-            raise ValueError(f"{self.adapter_name} needs images of at least 2x2 pixels, got {w}x{h}")
-        pad = (0, w % 2, 0, h % 2)
+        least, multiple = REQUIREMENTS.minimum, REQUIREMENTS.multiple_of
+        if min(h, w) < least:
+            raise ValueError(f"{self.adapter_name} needs images of at least {least}x{least} pixels, got {w}x{h}")
+        pad = (0, -w % multiple, 0, -h % multiple)
         if any(pad):
             x = F.pad(x, pad, mode="reflect")
         return self.run_net(x, score=score)[..., :h, :w]
@@ -73,9 +79,5 @@ def build_minires(**options: Any) -> MiniResAdapter:
     return MiniResAdapter("minires", **options)
 
 
-@builder("minires+")
-def build_minires_plus(**options: Any) -> MiniResAdapter:
-    """MiniRes + a zero-initialised per-channel level embedding added to ``encoder``'s output."""
-    model = MiniResAdapter("minires+", **options)
-    model.enable_condition(at=CONDITION_AT, shape=(2 * model.options["width"], 1, 1))
-    return model
+build_minires_plus = plus_builder("minires+", MiniResAdapter, doc="""MiniRes + a zero-initialised per-channel level
+    embedding added to ``encoder``'s output; options ``width``, ``blocks`` as :func:`build_minires`.""")

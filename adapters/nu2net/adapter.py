@@ -36,32 +36,30 @@ from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
 
 from ..base import Adapter
+from ..plus import plus_builder
 from ..registry import builder
 from ..specs import SPECS
 from .arch import BASIC_CHANNEL, NU2Net, normalize_global
 
-MULTIPLE = 16         # uie_demo.py: each side rounded down to a multiple of 16
-MIN_SIDE = 16
+REQUIREMENTS = SPECS["nu2net"].size_requirements  # uie_demo.py: sides rounded down to 16; at least 16
 CONDITION_AT = SPECS["nu2net+"].condition_at  # the "+" embedding is added to this submodule's output
-
-
-def network_size(h: int, w: int, multiple: int = MULTIPLE, min_side: int = MIN_SIDE) -> tuple[int, int]:
-    """Size the network runs at: each side rounded down to ``multiple``, at least ``min_side``."""
-    return max(min_side, h - h % multiple), max(min_side, w - w % multiple)
+network_size = REQUIREMENTS.network_size  # (h, w) -> the size the network runs at
 
 
 class NU2NetAdapter(Adapter):
     """``y = model(x, score=None)``: x, y ``(B, 3, H, W)`` RGB in [0, 1] at any size; y not clamped."""
 
-    size_multiple = MULTIPLE  # tiles (iqprior.tiling) are cut to this multiple, so none is resized
-
-    task = "image"
+    size_multiple = REQUIREMENTS.multiple_of  # tiles (iqprior.tiling) are cut to this multiple, so none is resized
     native_size = None
 
     def __init__(self, name: str = "nu2net", **options: Any):
         check_options(options, (), f"option(s) for {name}")
         super().__init__(name, {})
         self.net = NU2Net()
+
+    def condition_shape(self) -> tuple[int, int, int]:
+        """One value per channel of the bottleneck, ``(512, 1, 1)``: any image size."""
+        return (8 * BASIC_CHANNEL, 1, 1)
 
     def enhance(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         """The demo path up to the final resize: the output at the working size (multiples of 16)."""
@@ -95,9 +93,5 @@ def build_nu2net(**options: Any) -> NU2NetAdapter:
     return NU2NetAdapter("nu2net", **options)
 
 
-@builder("nu2net+")
-def build_nu2net_plus(**options: Any) -> NU2NetAdapter:
-    """NU2Net + a zero-initialised level embedding at the bottleneck ``encoder.e_stage4``."""
-    model = NU2NetAdapter("nu2net+", **options)
-    model.enable_condition(at=CONDITION_AT, shape=(8 * BASIC_CHANNEL, 1, 1))
-    return model
+build_nu2net_plus = plus_builder("nu2net+", NU2NetAdapter, doc="""NU2Net + a zero-initialised level embedding at the
+    bottleneck ``encoder.e_stage4``.""")

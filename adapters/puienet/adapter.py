@@ -44,27 +44,21 @@ from iqprior.io import check_image_batch
 from iqprior.levels import ScoreLike
 
 from ..base import Adapter
+from ..plus import plus_builder
 from ..registry import builder
 from ..specs import SPECS
 from .arch import CHANNELS, PUIENet
 
 MODES = ("mp", "mc")
-MULTIPLE = 8          # Test_*.py: each side rounded down to a multiple of 8
-MIN_SIDE = 16         # smallest side the network can run
+REQUIREMENTS = SPECS["puienet"].size_requirements  # Test_*.py: sides rounded down to 8; at least 16
 CONDITION_AT = SPECS["puienet+"].condition_at  # the "+" embedding is added to this submodule's output
-
-
-def network_size(h: int, w: int, multiple: int = MULTIPLE, min_side: int = MIN_SIDE) -> tuple[int, int]:
-    """Size the network runs at: each side rounded down to ``multiple``, at least ``min_side``."""
-    return max(min_side, h - h % multiple), max(min_side, w - w % multiple)
+network_size = REQUIREMENTS.network_size  # (h, w) -> the size the network runs at
 
 
 class PUIENetAdapter(Adapter):
     """``y = model(x, score=None)``: x, y ``(B, 3, H, W)`` RGB in [0, 1] at any size; y not clamped."""
 
-    size_multiple = MULTIPLE  # tiles (iqprior.tiling) are cut to this multiple, so none is resized
-
-    task = "image"
+    size_multiple = REQUIREMENTS.multiple_of  # tiles (iqprior.tiling) are cut to this multiple, so none is resized
     native_size = None
 
     def __init__(self, name: str = "puienet", mode: str = "mp", samples: int = 20,
@@ -82,6 +76,10 @@ class PUIENetAdapter(Adapter):
         self.samples = samples
         self.generator = generator
         self.net = PUIENet()
+
+    def condition_shape(self) -> tuple[int, int, int]:
+        """One value per channel of the prior bottleneck, ``(64, 1, 1)``: any image size."""
+        return (CHANNELS, 1, 1)
 
     def enhance(self, x: torch.Tensor, score: ScoreLike | None = None) -> torch.Tensor:
         """The network at its working size (multiples of 8), without resizing back."""
@@ -118,9 +116,5 @@ def build_puienet(**options: Any) -> PUIENetAdapter:
     return PUIENetAdapter("puienet", **options)
 
 
-@builder("puienet+")
-def build_puienet_plus(**options: Any) -> PUIENetAdapter:
-    """PUIE-Net + a zero-initialised level embedding at the prior bottleneck ``decoder.pr_conv``."""
-    model = PUIENetAdapter("puienet+", **options)
-    model.enable_condition(at=CONDITION_AT, shape=(CHANNELS, 1, 1))
-    return model
+build_puienet_plus = plus_builder("puienet+", PUIENetAdapter, doc="""PUIE-Net + a zero-initialised level embedding at
+    the prior bottleneck ``decoder.pr_conv``; the options of :func:`build_puienet`.""")

@@ -141,26 +141,47 @@ def licence_cell(licence: str) -> str:
     return f"{licence or '—'} **{flag.lower()}**" if flag else (licence or "—")
 
 
+def _size(s) -> str:
+    """Native size, or "any" with the size requirements the adapter brings an input to."""
+    if s.native_size:
+        return f"{s.native_size}²"
+    req = s.size_requirements
+    if req is None or req.none:
+        return "any" if s.task else "from the adapter"
+    return f"any (runs at multiples of {req.multiple_of}, ≥ {req.minimum})"
+
+
+def _level_input(s) -> str:
+    """How the adapter takes a level: the "+" embedding's module path (shape), built in, from the file."""
+    from adapters.specs import BUILT_IN, FROM_FILE, MODULE
+
+    shape = f" ({'×'.join(map(str, s.condition_shape))})" if s.condition_shape else ""
+    if s.condition == MODULE:
+        return f"embedding added at {_code(s.condition_at)}{shape}"
+    if s.condition == BUILT_IN:
+        return f"built in{shape}"
+    if s.condition == FROM_FILE:
+        return "per architecture in the file ([auto](auto.md))"
+    return "—"
+
+
 def adapters_table() -> str:
     """One row per adapter of :func:`adapters.list_adapters`, every fact from its spec."""
     _import_path()
     import adapters
 
-    rows = ["| adapter | task | native size | files it reads | \"+\" of | \"+\" embedding added at (shape) "
+    rows = ["| adapter | task | size | files it reads | \"+\" of | level input | controls | ONNX export "
             "| fast path | licence | source |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in adapters.list_adapters():
         s = adapters.spec(name)
         files = ", ".join(_code(f) for f in s.files) or "—"
-        at = "—"
-        if s.condition_at:
-            shape = getattr(s, "condition_shape", None)
-            at = _code(s.condition_at) + (f" ({'×'.join(map(str, shape))})" if shape else "")
-        fast = s.fast_path.describe() if getattr(s, "fast_path", None) is not None else "the adapter's own (exact)"
-        size = f"{s.native_size}²" if s.native_size else "any"
+        fast = s.fast_path.describe() if s.fast_path is not None else "the adapter's own (exact)"
+        controls = ", ".join(_code(c) for c in s.controls or ()) or "—"
+        export = f"no: {s.export_refused.split(';')[0]}" if s.export_refused else "yes"
         rows.append("| " + " | ".join(_cell(c) for c in (
-            _code(name), s.task or "from the adapter", size, files, _code(s.base) if s.base else "—", at, fast,
-            licence_cell(s.licence), s.source or "—")) + " |")
+            _code(name), s.task or "from the adapter", _size(s), files, _code(s.base) if s.base else "—",
+            _level_input(s), controls, export, fast, licence_cell(s.licence), s.source or "—")) + " |")
     return "\n".join(rows) + "\n"
 
 

@@ -93,31 +93,28 @@ def parse_size(text: Optional[str | int]) -> Optional[tuple[int, int]]:
 
 
 def takes_level(model: nn.Module) -> bool:
-    """Whether ``model`` takes a quality level: a "+" adapter, or one whose spec has a built-in condition."""
-    if getattr(model, "takes_level", False):
-        return True
-    import adapters
-
-    try:
-        return adapters.spec(model.adapter_name).condition_at is not None
-    except (ValueError, AttributeError):
-        return False
+    """Whether ``model`` takes a quality level (:attr:`adapters.Adapter.takes_level`: a "+" adapter, or one
+    conditioned by construction)."""
+    return bool(_adapter(model).takes_level)
 
 
 def export_refusal(name: str) -> Optional[str]:
-    """Why adapter ``name`` cannot be exported (``export_refused`` of the class its builder returns), known
-    before the model is built; ``None`` when it can or the builder does not say what it returns."""
-    import importlib
-    import typing
-
+    """Why adapter ``name`` cannot be exported (its spec's ``export_refused``), known before the model is
+    built; ``None`` when it can or the spec does not say (the built model's ``export_refused`` is checked
+    by :func:`export_onnx`)."""
     import adapters
 
-    module, func = adapters.spec(name).builder.split(":", 1)
-    try:
-        returns = typing.get_type_hints(getattr(importlib.import_module(module.strip()), func.strip())).get("return")
-    except Exception:  # an unresolvable annotation: the built model says it (export_onnx checks again)
-        return None
-    return getattr(returns, "export_refused", None) if isinstance(returns, type) else None
+    return adapters.spec(name).export_refused
+
+
+def _adapter(model: nn.Module):
+    """``model`` if it is an :class:`adapters.Adapter` (what the export reads its facts from); else TypeError."""
+    import adapters
+
+    if not isinstance(model, adapters.Adapter):
+        raise TypeError(f"export_onnx takes an adapters.Adapter (e.g. adapters.create(name)), got "
+                        f"{type(model).__name__}")
+    return model
 
 
 class ExportGraph(nn.Module):
@@ -144,10 +141,10 @@ def _metadata(model: nn.Module, level: bool, controls: dict[str, float], size: O
               precision: str, random_weights: bool, levels: int) -> dict[str, str]:
     from .. import __version__
 
-    native = getattr(model, "native_size", None)
+    native = model.native_size
     return {
         "adapter": str(model.adapter_name),
-        "task": str(getattr(model, "task", "image")),
+        "task": str(model.task),
         "scale": str(getattr(model, "scale", 1)),
         "native_size": "" if native is None else str(int(native)),
         "input_size": "" if size is None else f"{size[0]}x{size[1]}",
@@ -162,7 +159,9 @@ def _metadata(model: nn.Module, level: bool, controls: dict[str, float], size: O
 
 
 def size_requirements(model: nn.Module) -> tuple[int, int, bool]:
-    """The model's ``(minimum, multiple, square)`` input requirement (``auto`` models; none for the others)."""
+    """The ``(minimum, multiple, square)`` the runner pads the input to: an ``auto`` model's, from its file
+    (spandrel's); none for the others, which take any size (PUIE-Net, NU2Net resize inside the graph to
+    their spec's :class:`~adapters.specs.SizeRequirements`)."""
     minimum, multiple, square = getattr(model, "size_requirements", (0, 1, False))
     return int(minimum), int(multiple), bool(square)
 
@@ -217,11 +216,11 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
     check_opset(opset)
     if isinstance(size, int):
         size = (size, size)
-    refusal = getattr(model, "export_refused", None)
-    name = getattr(model, "adapter_name", type(model).__name__)
-    if refusal:
-        raise ExportError(f"{name} cannot be exported to ONNX: {refusal}")
-    native = getattr(model, "native_size", None)
+    model = _adapter(model)
+    name = model.adapter_name
+    if model.export_refused:
+        raise ExportError(f"{name} cannot be exported to ONNX: {model.export_refused}")
+    native = model.native_size
     if native is not None and size is not None and tuple(size) != (native, native):
         raise ValueError(f"{name} works at its native size {native}x{native} only; drop --size or pass {native}")
     check_out_file(out)
@@ -233,14 +232,13 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
     register_symbolics(opset)
     level = takes_level(model)
     levels = _levels(model) if level else 0
-    controls = {c: float(getattr(model, c)) for c in getattr(model, "controls", ())}
+    controls = {c: float(getattr(model, c)) for c in model.controls}  # each control's default: its attribute
     fixed = (native, native) if native is not None else size
     h, w = fixed if fixed is not None else padded_size(*TRACE_SIZE, *size_requirements(model))
-    was_exact, was_precision = getattr(model, "exact", False), getattr(model, "precision", "fp32")
+    was_exact, was_precision = model.exact, model.precision
     model.eval().cpu()
-    if hasattr(model, "set_exact"):
-        model.set_exact(True)
-        model.set_precision("fp32")
+    model.set_exact(True)
+    model.set_precision("fp32")
     dtype = torch.float16 if precision == "fp16" else torch.float32
     # fp16 traces a copy: casting the caller's model there and back would round its weights
     traced = copy.deepcopy(model).to(dtype) if dtype != torch.float32 else model
@@ -266,9 +264,8 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, *, size: Optional[tupl
             if fixed is None:
                 _find_padding(tmp, model, meta, name, precision, seed)
     finally:
-        if hasattr(model, "set_exact"):
-            model.set_exact(was_exact)
-            model.set_precision(was_precision)
+        model.set_exact(was_exact)
+        model.set_precision(was_precision)
     report = ExportReport(out, meta, names)
     if verify:
         from .verify import verify_export
@@ -328,7 +325,7 @@ def _try_multiples(path: Path, model: nn.Module, meta: dict, x: torch.Tensor, le
 
 
 def _levels(model: nn.Module) -> int:
-    embs = model.embeddings() if getattr(model, "is_conditioned", False) else []
+    embs = model.embeddings()
     if embs:
         return int(embs[0].levels)
     from ..levels import DEFAULT_LEVELS

@@ -199,3 +199,42 @@ def test_tiny_options_lie_under_the_callers():
     assert adapters.spec("codeformer").tiny["config"]["img_size"] == 64
     with pytest.raises(TypeError, match="tiny"):
         adapters.create("codeformer", tiny="yes")
+
+
+class _OwnFacts(TinyAdapter):
+    """A user adapter that states its facts as class attributes."""
+
+    task = "image"
+    native_size = None
+    controls = ("strength",)
+    export_refused = "it calls a web service"
+
+    def __init__(self, ch=4):
+        super().__init__(ch, name="own")
+        self.strength = 0.5
+
+
+def build_own(ch=4):
+    return _OwnFacts(ch)
+
+
+def test_user_adapter_keeps_its_class_attributes_where_its_spec_is_silent(tmp_path, monkeypatch,
+                                                                          clear_entry_points):
+    """``register`` and the entry-point group give a spec that leaves task, size, controls and export unset:
+    the adapter's own attributes stay; a field the spec does set wins."""
+    from iqprior.export import ExportError, export_onnx
+
+    _install(tmp_path, monkeypatch, f"own-ep = {__name__}:build_own\n")
+    monkeypatch.setitem(adapters.registry._USER, "own", adapters.AdapterSpec("own", f"{__name__}:build_own"))
+    for name in ("own", "own-ep"):
+        m = adapters.create(name)
+        assert (m.task, m.native_size, m.controls, m.export_refused) == (
+            "image", None, ("strength",), "it calls a web service")
+        assert not m.takes_level and adapters.spec(name).export_refused is None
+    with pytest.raises(ExportError, match="own cannot be exported to ONNX: it calls a web service"):
+        export_onnx(adapters.create("own"), tmp_path / "own.onnx")
+    adapters.register("own", f"{__name__}:build_own", task="face", controls=(), export_refused="spec says no")
+    m = adapters.create("own")
+    assert (m.task, m.controls, m.export_refused) == ("face", (), "spec says no")
+    plus = adapters.create("tiny+")  # no "condition" in its spec: the built model says it takes a level
+    assert plus.takes_level and not adapters.spec("tiny+").takes_level

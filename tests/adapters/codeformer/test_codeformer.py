@@ -148,7 +148,7 @@ def test_fuse_tables_match_upstream():
         net = CodeFormer()
     assert net.fuse_encoder_block == {"512": 2, "256": 5, "128": 8, "64": 11, "32": 14, "16": 18}
     assert net.fuse_generator_block == {"16": 6, "32": 9, "64": 12, "128": 15, "256": 18, "512": 21}
-    assert net.lq_feat_module == "encoder.blocks.24"
+    assert isinstance(net.lq_feat, torch.nn.Identity) and len(net.encoder.blocks) == 25  # lq_feat: blocks.24's output
 
 
 def test_config_errors():

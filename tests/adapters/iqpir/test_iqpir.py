@@ -131,7 +131,7 @@ def test_registry_entries_and_demo_listing(tmp_path, monkeypatch):
 
     spec = adapters.spec("iqpir")
     assert spec.official_files == ("IQPIR_stage3.pth",) and spec.task == "face" and spec.native_size == 512
-    assert spec.condition_at is not None  # takes a level by construction
+    assert spec.condition == adapters.specs.BUILT_IN and spec.takes_level  # takes a level by construction
     assert weights.get("IQPIR_stage3.pth").licence.startswith("S-Lab")
     assert "iqpir" not in [c.name for c in model_choices(model="minires")]
     (tmp_path / "IQPIR_stage3.pth").write_bytes(b"")  # listed once the file is on disk (not loaded here)

@@ -81,7 +81,7 @@ def test_metadata_and_inputs(exported):
     assert m["adapter"] == model.adapter_name and m["task"] == spec.task and m["random_weights"] == "false"
     assert m["native_size"] == ("" if model.native_size is None else str(model.native_size))
     assert m["levels"] == ("10" if runner.is_conditioned else "0") and m["scale"] == "1" and m["iqprior_version"]
-    assert runner.is_conditioned == (spec.condition_at is not None)
+    assert runner.is_conditioned == spec.takes_level == model.takes_level
     names = [i.name for i in runner.session.get_inputs()]
     assert names == ["image", "level"][:1 + runner.is_conditioned]
     assert report.inputs[:len(names)] == names and runner.session.get_outputs()[0].name == "output"
