@@ -3,7 +3,7 @@
 Every weight or state file iqprior reads goes through :func:`safe_load`:
 ``torch.load(weights_only=True)`` (passed explicitly, so
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it off) plus a small explicit
-allowlist (:data:`ALLOWED_GLOBALS`):
+allowlist (:func:`allowed_globals`):
 
 - numpy scalars and dtypes under their numpy-1 (``numpy.core...``) and numpy-2
   (``numpy._core...``) names: training scripts save ``max_psnr`` and the like
@@ -29,9 +29,10 @@ with one error that names the missing, unexpected and mis-shaped keys.
 
 What a file is before it is read (its format, the wrapper keys and prefixes,
 the errors) lives in the torch-free :mod:`iqprior.checkpoint_format`, the
-hashing in :mod:`iqprior.file_hash`; both are re-exported here. Imports point
-one way: this module uses :mod:`iqprior.torchscript` and :mod:`iqprior.weights`,
-which use only those two below them.
+hashing in :mod:`iqprior.file_hash`; their names are re-exported here. Imports
+point one way: this module uses :mod:`iqprior.torchscript` and
+:mod:`iqprior.weights`, which import neither it nor each other, and use those
+two torch-free modules below them (``setup.cfg``'s ``checkpoint-readers`` contract).
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ from .checkpoint_format import (  # noqa: F401 -- re-exported: the readers' name
     prefer,
     sniff,
 )
-from .file_hash import HUB_HASH, sha256_of  # noqa: F401 -- re-exported
+from .file_hash import HUB_HASH, sha256_of  # noqa: F401 -- HUB_HASH: re-exported
 from .torchscript import read_scripted_tensors
 from .zip_records import archive_problem
 
