@@ -34,7 +34,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from iqprior.checkpoint import CheckpointError, load_strict, match_prefix, read_official_checkpoint
+from iqprior.checkpoint import WRAPPER_KEYS, CheckpointError, load_strict, match_prefix, read_official_checkpoint
 from iqprior.conditioning import ConditionedModule, Injection, ScoreEmbedding
 from iqprior.conditioning.context import new_key
 from iqprior.conditioning.freezing import freeze_modes
@@ -67,7 +67,8 @@ class Adapter(nn.Module):
 
     - ``official_prefixes``: key prefixes an official file may carry that
       :func:`iqprior.checkpoint.match_prefix` should strip or add.
-    - ``official_wrapper_keys``: where the official file keeps its state dict.
+    - ``official_wrapper_keys``: where the official file keeps its state dict
+      (default: the one list, :data:`iqprior.checkpoint_format.WRAPPER_KEYS`).
     - ``task``: ``"face"`` (restore aligns faces in whole photos) or ``"image"``
       (the whole image is processed at any size, e.g. underwater models).
     - ``native_size``: the square size the network works at, or ``None``.
@@ -82,7 +83,7 @@ class Adapter(nn.Module):
     controls: tuple[str, ...] = ()     # per-call float options kept as inputs by an ONNX export
     export_refused: Optional[str] = None  # why the model cannot be exported to ONNX (None: it can)
     official_prefixes: tuple[str, ...] = ("module.",)
-    official_wrapper_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "net", "model")
+    official_wrapper_keys: tuple[str, ...] = WRAPPER_KEYS  # the one list (iqprior.checkpoint_format)
     fast_path: FastPath = EXACT        # the fast path's measures; registry.configure sets the spec table's
     exact: bool = False                # True: always the exact (upstream-identical) path
     precision: str = "fp32"            # autocast of the network: "fp32", "bf16" or "fp16"

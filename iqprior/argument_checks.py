@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any, Optional
+
+from .checkpoint_format import sniff
 
 #: ``--precision`` values (``iqprior.fastpath.PRECISIONS``; spelled out here so parsers do not import torch)
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -43,27 +44,18 @@ def check_out(path: Optional[str | os.PathLike], flag: str = "--out", is_file: b
     return p
 
 
-def _looks_like_checkpoint(path: Path) -> bool:
-    if zipfile.is_zipfile(path):       # torch.save (>= 1.6), Lightning .ckpt
-        return True
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:   # legacy torch.save (a pickle)
-        return True
-    if len(head) >= 9 and head[8:9] == b"{":                       # safetensors: u64 header length, then JSON
-        return int.from_bytes(head[:8], "little") <= path.stat().st_size
-    return False
-
-
 def check_checkpoint(value: Optional[str], flag: str = "--checkpoint") -> Optional[str]:
-    """An existing *file* given as a checkpoint must be a torch or safetensors file (names and folders pass)."""
+    """An existing *file* given as a checkpoint must be a torch or safetensors file (names and folders pass).
+
+    The format is sniffed from the first bytes (:func:`iqprior.checkpoint_format.sniff`), not read.
+    """
     if not value:
         return value
     p = Path(value).expanduser()
     if p.is_file():
         if p.stat().st_size == 0:
             raise ValueError(f"{flag} {value} is empty (0 bytes); download it again (`iqprior weights`)")
-        if not _looks_like_checkpoint(p):
+        if sniff(p) is None:
             raise ValueError(f"{flag} {value} is not a checkpoint (neither a torch .pth/.ckpt nor a .safetensors "
                              f"file); give the model's official file, a save_pretrained folder or 'official'")
     return value

@@ -3,7 +3,7 @@
 Every weight or state file iqprior reads goes through :func:`safe_load`:
 ``torch.load(weights_only=True)`` (passed explicitly, so
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it off) plus a small explicit
-allowlist (:data:`ALLOWED_GLOBALS`):
+allowlist (:func:`allowed_globals`):
 
 - numpy scalars and dtypes under their numpy-1 (``numpy.core...``) and numpy-2
   (``numpy._core...``) names: training scripts save ``max_psnr`` and the like
@@ -19,34 +19,46 @@ A file whose name carries torch hub's hash prefix (``name-<8 hex>.pth``) or
 whose registry entry has a sha256 is checked against it first.
 
 Each upstream project wraps its state dict differently (``params_ema``,
-``params``, ``state_dict``, ``net``, raw) and some add a ``module.`` prefix;
-:func:`read_official_checkpoint` unwraps, :func:`match_prefix` maps keys onto a
-module's own, and :func:`load_strict` fails with one error that names the
-missing, unexpected and mis-shaped keys.
+``params``, ``state_dict``, ``net``, raw) and some add a ``module.`` prefix:
+:func:`unwrap_state_dict` takes it out of the first of the one list of wrapper
+keys (:data:`~iqprior.checkpoint_format.WRAPPER_KEYS`; nested levels and a
+single unnamed key as options, for files of any trainer),
+:func:`prefix_variants` strips or adds prefixes, :func:`match_prefix` keeps the
+variant that best matches a module's own keys, and :func:`load_strict` fails
+with one error that names the missing, unexpected and mis-shaped keys.
+
+What a file is before it is read (its format, the wrapper keys and prefixes,
+the errors) lives in the torch-free :mod:`iqprior.checkpoint_format`, the
+hashing in :mod:`iqprior.file_hash`; their names are re-exported here. Imports
+point one way: this module uses :mod:`iqprior.torchscript` and
+:mod:`iqprior.weights`, which import neither it nor each other, and use those
+two torch-free modules below them (``setup.cfg``'s ``checkpoint-readers`` contract).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
-WRAPPER_KEYS = ("params_ema", "params", "state_dict", "net", "model")
+from . import file_hash, weights
+from .checkpoint_format import (  # noqa: F401 -- re-exported: the readers' names, one import away
+    PREFIXES,
+    WRAPPER_KEYS,
+    CheckpointError,
+    CheckpointRefused,
+    prefer,
+    sniff,
+)
+from .file_hash import HUB_HASH, sha256_of  # noqa: F401 -- HUB_HASH: re-exported
+from .torchscript import read_scripted_tensors
+from .zip_records import archive_problem
+
 _TORCH_LOAD = torch.load  # captured at import: iqprior.guarded may patch torch.load while building networks
-HUB_HASH = re.compile(r"-([a-f0-9]{8,64})\.[A-Za-z0-9]+$")  # torch hub: name-<sha256 prefix>.ext
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be read, or does not fit the network it is loaded into."""
-
-
-class CheckpointRefused(CheckpointError):
-    """A checkpoint needs globals outside the allowlist to unpickle (it could run code)."""
 
 
 class TrainingOnly:
@@ -107,22 +119,6 @@ def allowed_globals() -> list[tuple[Any, str]]:
 
 
 # -- integrity: torch hub's name prefix and the registry's sha256 --------------------------------
-_VERIFIED: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file (cached per path, size and mtime within the process)."""
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    if key not in _VERIFIED:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(chunk), b""):
-                h.update(block)
-        _VERIFIED[key] = h.hexdigest()
-    return _VERIFIED[key]
-
-
 def check_integrity(path: str | os.PathLike, sha256: Optional[str] = None) -> None:
     """Raise :class:`CheckpointError` if ``path`` does not match ``sha256`` or its hub hash prefix.
 
@@ -130,10 +126,9 @@ def check_integrity(path: str | os.PathLike, sha256: Optional[str] = None) -> No
     """
     path = Path(path)
     if sha256 is None:
-        from . import weights  # lazy: the registry is a sibling core module
         entry = weights.REGISTRY.get(path.name)
         sha256 = entry.sha256 if entry is not None else None
-    m = HUB_HASH.search(path.name)
+    m = file_hash.HUB_HASH.search(path.name)
     if sha256 is None and m is None:
         return
     digest = sha256_of(path)
@@ -166,13 +161,11 @@ def _legacy_problem(path: Path) -> Optional[str]:
     """A legacy (pre-zip) checkpoint starts with pickles (magic, protocol, system info, the object tree); torch's
     unpickler allocates a string's or a memo's declared size before reading it (5 bytes asked for 1 GB).
     Scan those pickles' opcodes first: a declared length beyond the file, or a memo index beyond the opcodes
-    seen, is refused. ``None`` for a zip archive, a plausible file, or one whose pickles run past the prefix."""
+    seen, is refused. ``None`` for a plausible file, or one whose pickles run past the prefix (zip archives are
+    not passed here)."""
     import io
     import pickletools
-    import zipfile
 
-    if zipfile.is_zipfile(path):
-        return None
     with open(path, "rb") as f:
         data = f.read(_LEGACY_PREFIX)
     whole = len(data) == path.stat().st_size
@@ -207,13 +200,10 @@ def safe_load(path: str | os.PathLike, sha256: Optional[str] = None, check_hash:
         raise CheckpointError(f"{path} is empty (0 bytes): an interrupted download?")
     if check_hash:
         check_integrity(path, sha256)
-    from .torchscript import is_torchscript, read_scripted_tensors
-
-    if is_torchscript(path):
+    kind = sniff(path)
+    if kind == "torchscript":
         return read_scripted_tensors(path)
-    from .zip_records import archive_problem
-
-    problem = archive_problem(str(path), path.stat().st_size) or _legacy_problem(path)
+    problem = archive_problem(str(path), path.stat().st_size) or (None if kind == "zip" else _legacy_problem(path))
     if problem is not None:  # a compressed record inflates beyond the file: refused before torch reads it
         raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {problem}")
     try:
@@ -243,19 +233,46 @@ def read_official_checkpoint(path: str | os.PathLike, wrapper_keys: Sequence[str
     return unwrap_state_dict(safe_load(path), wrapper_keys, source=str(path))
 
 
-def unwrap_state_dict(obj, wrapper_keys: Sequence[str] = WRAPPER_KEYS, source: str = "checkpoint"
-                      ) -> dict[str, torch.Tensor]:
-    """Unwrap the first matching wrapper key and keep the tensor entries."""
+def unwrap_state_dict(obj: Any, wrapper_keys: Sequence[str] = WRAPPER_KEYS, source: str = "checkpoint", *,
+                      levels: int = 1, single_key: bool = False) -> dict[str, torch.Tensor]:
+    """Unwrap the first of ``wrapper_keys`` that holds a dict, and keep the tensor entries (keys as ``str``).
+
+    ``levels``: how many wrappers deep to look (a Lightning ``state_dict`` holding ``params_ema``...);
+    ``single_key``: a dict with one entry that is a dict is unwrapped whatever its key. The readers of
+    official files unwrap one named level; ``auto``, which reads files of any trainer, three levels and
+    single keys. One-line :class:`CheckpointError` when there is no dict or no tensor.
+    """
+    for _ in range(levels):
+        if not isinstance(obj, Mapping):
+            break
+        inner = next((obj[k] for k in wrapper_keys if isinstance(obj.get(k), Mapping)), None)
+        if inner is None and single_key and len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
+            inner = next(iter(obj.values()))
+        if inner is None:
+            break
+        obj = inner
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a state dict")
-    for key in wrapper_keys:
-        if isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-            break
-    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise CheckpointError(f"{source} has no tensors (top-level keys: {sorted(obj)[:8]})")
+        raise CheckpointError(f"{source} has no tensors (top-level keys: {sorted(map(str, obj))[:8]})")
     return state
+
+
+def prefix_variants(state: Mapping[str, torch.Tensor], prefixes: Sequence[str] = PREFIXES, *, every_key: bool = False,
+                    add: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """``state``, then for each of ``prefixes``: its keys with the prefix stripped, and with it added.
+
+    A prefix is stripped where any key carries it (``every_key``: only where every key does; ``auto``'s
+    reading, which has no expected keys to compare with); ``add=False`` never adds one.
+    """
+    yield dict(state)
+    for p in prefixes:
+        carried = [k.startswith(p) for k in state]
+        if all(carried) if every_key else any(carried):
+            yield {(k[len(p):] if k.startswith(p) else k): v for k, v in state.items()}
+        if add:
+            yield {p + k: v for k, v in state.items()}
 
 
 def match_prefix(state: Mapping[str, torch.Tensor], expected: Iterable[str],
@@ -263,15 +280,10 @@ def match_prefix(state: Mapping[str, torch.Tensor], expected: Iterable[str],
     """Strip or add one of ``prefixes`` so that ``state``'s keys best match ``expected``.
 
     Tries the keys as they are, with each prefix stripped, and with each prefix
-    added, and keeps the variant sharing most keys with ``expected``.
+    added (:func:`prefix_variants`), and keeps the variant sharing most keys with ``expected``.
     """
     expected = set(expected)
-    candidates = [dict(state)]
-    for p in prefixes:
-        if any(k.startswith(p) for k in state):
-            candidates.append({(k[len(p):] if k.startswith(p) else k): v for k, v in state.items()})
-        candidates.append({p + k: v for k, v in state.items()})
-    return max(candidates, key=lambda c: len(expected.intersection(c)))
+    return max(prefix_variants(state, prefixes), key=lambda c: len(expected.intersection(c)))
 
 
 def _preview(keys: Sequence[str], n: int = 5) -> str:

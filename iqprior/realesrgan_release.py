@@ -122,7 +122,7 @@ def convert(name: str, dest: str | os.PathLike) -> Path:
     """
     from safetensors.numpy import save_file
 
-    from .checkpoint import sha256_of
+    from .file_hash import sha256_of
     from .io import atomic_path
     from .weights import get
 

@@ -9,7 +9,8 @@ dict of its attributes) and tensors stored beside it, as in ``torch.save``'s
 zip format. :func:`read_scripted_tensors` unpickles it with a restricted
 unpickler: ``__torch__.*`` classes become inert attribute holders, tensors are
 rebuilt with torch's own rebuilder (:data:`iqprior.torch_compat.REBUILD_TENSOR`), and any other global is
-refused. The code in the archive is never read.
+refused. The code in the archive is never read. Whether a file is such an
+archive is :func:`iqprior.checkpoint_format.is_torchscript` (re-exported here).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 
 from . import torch_compat
+from .checkpoint_format import CheckpointError, CheckpointRefused, is_torchscript
 from .zip_records import MAX_MEMBER_BYTES, check_member  # noqa: F401 -- MAX_MEMBER_BYTES: re-exported
 
 __all__ = ["is_torchscript", "read_scripted_tensors", "ScriptedObject"]
@@ -42,15 +44,6 @@ class ScriptedObject:
 
 def _script_class(qualname: str) -> type:
     return type(qualname.rsplit(".", 1)[-1], (ScriptedObject,), {"qualified_name": qualname})
-
-
-def is_torchscript(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a zip archive written by ``torch.jit.save`` (it has ``constants.pkl``)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in z.namelist())
-    except Exception:  # noqa: BLE001 -- BadZipFile, OSError, UnicodeDecodeError on a bad name...: not one
-        return False
 
 
 _STORAGE_DTYPES = {"FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
@@ -224,8 +217,6 @@ def read_scripted_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     entries. Any failure is one :class:`iqprior.checkpoint.CheckpointError`
     (:class:`~iqprior.checkpoint.CheckpointRefused` for a disallowed global).
     """
-    from .checkpoint import CheckpointError, CheckpointRefused
-
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as z:

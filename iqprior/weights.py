@@ -39,6 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from . import file_hash
+from .file_hash import sha256_of
+
 ENV_WEIGHTS = "IQPRIOR_WEIGHTS"
 ENV_CACHE = "IQPRIOR_CACHE"
 ENV_OFFLINE = "IQPRIOR_OFFLINE"
@@ -237,13 +240,6 @@ def find(name: str) -> Optional[Path]:
     return None
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    from .checkpoint import sha256_of as cached
-
-    return cached(path, chunk)
-
-
 def download(url: str, dest: str | os.PathLike, sha256: Optional[str] = None, progress: bool = True,
              timeout: float = 30.0) -> Path:
     """Download ``url`` to ``dest`` via a temporary file; check ``sha256``; rename atomically.
@@ -330,8 +326,6 @@ def verify(name: str) -> tuple[Path, str, Optional[bool]]:
     ``ok`` checks the registered sha256, else the hash prefix in the file's
     name (torch hub / pyiqa), and is ``None`` when neither exists.
     """
-    from .checkpoint import HUB_HASH
-
     entry = get(name)
     path = find(name)
     if path is None:
@@ -341,7 +335,7 @@ def verify(name: str) -> tuple[Path, str, Optional[bool]]:
         return path, digest, digest == entry.rebuilt.sha256
     if entry.sha256 is not None:
         return path, digest, digest == entry.sha256.lower()
-    m = HUB_HASH.search(name)
+    m = file_hash.HUB_HASH.search(name)
     return path, digest, (None if m is None else digest.startswith(m.group(1)))
 
 

@@ -2,14 +2,17 @@
 
 The file is read by :func:`iqprior.checkpoint.safe_load` (``weights_only=True``
 with the project's allowlist; hostile files are refused with one line) or, for
-``.safetensors``, by safetensors. The state dict is unwrapped from the layouts
-trainers release (BasicSR ``params_ema`` / ``params``, Lightning
-``state_dict``, ``model``, ``net``, ``model_state_dict``, one nested level) and
+``.safetensors``, by safetensors. The state dict is unwrapped by
+:func:`iqprior.checkpoint.unwrap_state_dict` from the layouts trainers release
+(the one list of wrapper keys, :data:`iqprior.checkpoint_format.WRAPPER_KEYS`:
+BasicSR ``params_ema`` / ``params``, Lightning ``state_dict``, ``net``, ``model``,
+``model_state_dict``...; up to three levels deep, or a single unnamed key) and
 only then handed to spandrel's ``ModelLoader().load_from_state_dict``;
-spandrel's own file loader is never used. Key prefixes (``module.``,
-``netG.``, ``net_g.``, ``model.``, ``generator.``, and the wrappers flattened into a
-safetensors file: ``params_ema.``, ``params.``) are stripped when every key
-carries one and the keys as they are match no architecture.
+spandrel's own file loader is never used. Key prefixes
+(:data:`iqprior.checkpoint_format.PREFIXES`: ``module.``, ``netG.``, ``net_g.``,
+``model.``, ``generator.``, and the wrappers flattened into a safetensors file:
+``params_ema.``, ``params.``) are stripped when every key carries one and the
+keys as they are match no architecture (:func:`iqprior.checkpoint.prefix_variants`).
 
 Architectures of ``spandrel_extra_arches`` (non-commercial licences) are
 detected too when that package is installed; iqprior does not depend on it.
@@ -19,16 +22,13 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 
 from iqprior.build_bounds import bounded_build, state_counts
-from iqprior.checkpoint import CheckpointError, safe_load
-
-WRAPPERS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
-# flattened wrappers too: a safetensors file keeps BasicSR's layout as "params_ema.<key>" (iqprior.realesrgan_release)
-PREFIXES = ("module.", "netG.", "net_g.", "model.", "generator.", "params_ema.", "params.")
+from iqprior.checkpoint import CheckpointError, prefix_variants, safe_load, unwrap_state_dict
+from iqprior.checkpoint_format import PREFIXES, WRAPPER_KEYS, is_safetensors
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,31 +47,9 @@ def registry():
     return MAIN_REGISTRY
 
 
-def _is_safetensors(path: Path) -> bool:
-    if path.suffix == ".safetensors":
-        return True
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= path.stat().st_size
-
-
-def unwrap(obj: Any, source: str) -> dict[str, torch.Tensor]:
-    """The tensor state dict inside ``obj`` (wrapper keys of :data:`WRAPPERS`, nested, or one single key)."""
-    for _ in range(3):
-        if not isinstance(obj, Mapping):
-            break
-        inner = next((obj[k] for k in WRAPPERS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None and len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
-            inner = next(iter(obj.values()))
-        if inner is None:
-            break
-        obj = inner
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a state dict")
-    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not state:
-        raise CheckpointError(f"{source} has no tensors (top-level keys: {sorted(map(str, obj))[:8]})")
-    return state
+def _unwrap(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """The tensor state dict inside ``obj``: any of the wrapper keys, up to three levels deep, or one single key."""
+    return unwrap_state_dict(obj, WRAPPER_KEYS, source, levels=3, single_key=True)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -79,23 +57,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
-    if path.stat().st_size and _is_safetensors(path):
+    if path.stat().st_size and (path.suffix == ".safetensors" or is_safetensors(path)):
         from safetensors.torch import load_file
         try:
-            return unwrap(load_file(str(path)), str(path))
+            return _unwrap(load_file(str(path)), str(path))
         except CheckpointError:
             raise
         except Exception as e:  # safetensors raises its own error types
             raise CheckpointError(f"cannot read {path} as safetensors: {str(e).splitlines()[0] if str(e) else e!r}"
                                   ) from None
-    return unwrap(safe_load(path), str(path))
-
-
-def _variants(state: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
-    yield state
-    for p in PREFIXES:
-        if all(k.startswith(p) for k in state):
-            yield {k[len(p):]: v for k, v in state.items()}
+    return _unwrap(safe_load(path), str(path))
 
 
 def _looks(state: Mapping[str, torch.Tensor], n: int = 4) -> str:
@@ -121,7 +92,7 @@ def load_descriptor(state: dict[str, torch.Tensor], source: str):
     loader = ModelLoader(device="cpu", registry=registry())
     failure = None
     elements, tensors = state_counts(state)
-    for variant in _variants(state):
+    for variant in prefix_variants(state, PREFIXES, every_key=True, add=False):
         try:
             with bounded_build(elements, tensors, source):  # key indices and shapes size the network
                 desc = loader.load_from_state_dict(dict(variant))

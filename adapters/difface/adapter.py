@@ -53,7 +53,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
-from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
+from iqprior.checkpoint import load_strict, match_prefix, prefer, read_official_checkpoint
 from iqprior.config import check_options
 from iqprior.fastpath import check_precision
 from iqprior.io import check_image_batch
@@ -67,7 +67,7 @@ from .unet import UNet, UNetConfig
 
 __all__ = ["DifFace", "build_difface", "build_difface_plus"]
 
-ESTIMATOR_WRAPPER_KEYS = ("state_dict", "params_ema", "params", "net", "model")
+ESTIMATOR_WRAPPER_KEYS = prefer("state_dict")  # the SwinIR estimator's file keeps its weights under state_dict
 
 
 class DifFace(Adapter):
@@ -85,8 +85,6 @@ class DifFace(Adapter):
         unet_config, estimator_config: dicts laid over the released configurations (tiny test models).
         estimator_checkpoint: path of ``swinir_restoration512_L1.pth`` (run-time only, not saved).
     """
-
-    official_wrapper_keys = ("params_ema", "params", "state_dict", "net", "model")
 
     def __init__(self, name: str = "difface", *, start_step: int = 100, eta: float = 0.5,
                  precision: str = "fp32", generator: Optional[torch.Generator] = None, seed: Optional[int] = None,

@@ -283,9 +283,9 @@ def build_member(spec: MetricSpec | str, device: Optional[torch.device | str] = 
 
 
 def _load_own(net: nn.Module, path: Path, key: Optional[str]) -> None:
-    from iqprior.checkpoint import load_strict, match_prefix, read_official_checkpoint
+    from iqprior.checkpoint import load_strict, match_prefix, prefer, read_official_checkpoint
 
-    wrappers = (key,) if key else ("params", "state_dict")
+    wrappers = (key,) if key else prefer("params", "state_dict")  # pyiqa's files: params (BasicSR) or state_dict
     state = read_official_checkpoint(path, wrappers)
     own = net.state_dict()
     state = match_prefix(state, own.keys(), ("module.", "net."))

@@ -90,7 +90,7 @@ def build_models(cfg: RealConfig) -> tuple[nn.Module, nn.Module, nn.Module, dict
     plus = adapters.create("auto+", checkpoint=str(path), **({"condition_at": at} if at else {}))
     for m in (released, baseline, plus):
         m.requires_grad_(False)
-    from iqprior.weights import sha256_of
+    from iqprior.file_hash import sha256_of
 
     info = {"checkpoint": str(cfg.checkpoint), "file": path.name, "sha256": sha256_of(path) if path.is_file() else None,
             "architecture": released.architecture, "scale": released.scale,

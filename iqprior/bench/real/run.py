@@ -40,8 +40,8 @@ def write_recipe(res: dict, directory: Path) -> Path:
     the same released file, by sha256) and what it measured."""
     import json
 
+    from iqprior.file_hash import sha256_of
     from iqprior.io import atomic_write_text
-    from iqprior.weights import sha256_of
 
     cfg = res["config"]
     info = res["model_info"]

@@ -172,7 +172,7 @@ class DualCodebookVQGAN(nn.Module):
 
         view = nn.Module()
         view.encoder, view.quantize, view.generator = self.encoder, self.quantize, self.generator
-        state = read_official_checkpoint(path, ("params_ema", "params", "state_dict"))
+        state = read_official_checkpoint(path)
         state = match_prefix(state, view.state_dict().keys(), ("module.", "vqgan."))
         state = {k: v for k, v in state.items() if k.split(".")[0] in ("encoder", "quantize", "generator")}
         load_strict(view, state, source=str(path))

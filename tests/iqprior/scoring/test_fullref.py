@@ -46,7 +46,7 @@ def test_lpips_loads_its_files_with_weights_only(tmp_path, monkeypatch):
 
     lpips = SPECS["lpips"]
     # the files below are stand-ins under the real (hash-prefixed) names: skip only the name-hash check here
-    monkeypatch.setattr("iqprior.checkpoint.HUB_HASH", re.compile(r"(?!)"))
+    monkeypatch.setattr("iqprior.file_hash.HUB_HASH", re.compile(r"(?!)"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(du, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa"))
     ok, why = fullref_available(lpips)
