@@ -20,7 +20,8 @@ import torch
 from iqprior.levels import LEVELS
 
 #: the default: Real-ESRGAN's realesr-animevideov3 made "+" and fine-tuned on real photos by ``iqprior bench real``
-#: (its ``recipe.json`` holds the command that reproduces it bit for bit; BSD-3 licence in its folder)
+#: (its ``recipe.json`` holds the command that rebuilds it, bit for bit on the same floating-point build; BSD-3
+#: licence in its folder)
 REAL_MODEL = "auto+"
 REAL_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "realesr-animevideov3-plus"
 #: the fallback when the real model cannot be had (spandrel, the ``auto`` extra, missing): a "minires+" trained by

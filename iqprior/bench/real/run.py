@@ -35,9 +35,20 @@ def strips(ev, models: dict, plus) -> dict[str, dict[str, torch.Tensor]]:
     return out
 
 
+def _environment() -> dict:
+    """The floating-point build a run trained on: torch and numpy versions, the CPU kernels torch picked."""
+    import platform
+
+    import numpy
+
+    return {"torch": torch.__version__, "numpy": numpy.__version__, "cpu_capability":
+            torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
+
+
 def write_recipe(res: dict, directory: Path) -> Path:
-    """``recipe.json`` next to the "+" model: the command that rebuilds it bit for bit (same seed, one thread,
-    the same released file, by sha256) and what it measured."""
+    """``recipe.json`` next to the "+" model: the command that rebuilds it (same seed, one thread, the same
+    released file, by sha256), what it measured, and the floating-point build it ran on (``environment``: the
+    rebuild is bit for bit on the same build; another CPU or library build drifts within floating-point error)."""
     import json
 
     from iqprior.file_hash import sha256_of
@@ -55,6 +66,7 @@ def write_recipe(res: dict, directory: Path) -> Path:
         "level9_ensemble": res["plus"]["ensemble"][-1], "twin_ensemble": res["baseline"]["ensemble"],
         "released_ensemble": res["released"]["ensemble"], "spearman_level_quality": res["spearman_level_quality"],
         "verdict": res["verdict"], "wall_time_s": res["wall_time_s"], "cpu_time_s": res.get("cpu_time_s"),
+        "environment": _environment(),
     }
     path = directory / "recipe.json"
     atomic_write_text(path, json.dumps(recipe, indent=2) + "\n")

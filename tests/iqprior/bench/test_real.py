@@ -3,7 +3,10 @@
 The fast test runs the whole command on a small random-weight SRVGGNetCompact ×4 file, a few steps,
 offline members (the numbers mean nothing there); the slow test runs the default command on Real-ESRGAN's
 released ``realesr-animevideov3`` (the install step fetches it: ``iqprior weights download``) and
-asserts issue #31's checks, and that it reproduces the demo's bundled model bit for bit.
+asserts issue #31's checks, and that it rebuilds the demo's bundled model: bit for bit on the floating-point
+build the model was made on, and otherwise to the same measurements and outputs at least 45 dB apart (training 1000
+steps on another CPU or library build drifts: measured 49-59 dB between the rebuilt and the bundled "+" on a held-out
+photo, while the unconditioned twin is 37-39 dB from the bundled "+").
 """
 from __future__ import annotations
 
@@ -61,6 +64,10 @@ def test_bench_real_outputs_and_fields(tmp_path, one_thread):
     assert res["model_info"]["architecture"] == "Compact" and res["model_info"]["inject_at"] == "body.5"
     for name in ("real.md", "real.png"):
         assert (out / name).stat().st_size > 0
+    # the recipe next to the "+" says how to rebuild it and on which floating-point build it was made
+    recipe = json.loads((out / "plus" / "recipe.json").read_text())
+    assert recipe["command"].startswith("iqprior bench real") and recipe["environment"]["torch"] == torch.__version__
+    assert recipe["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     # the two fine-tuned models are save_pretrained directories; the "+" reloads with its level embedding
     import adapters
 
@@ -89,7 +96,7 @@ def _sha256(path) -> str:
 @pytest.mark.weights
 def test_bench_real_default_claim_and_bundled_model(tmp_path, released_weights):
     """The default command (seed 0, one thread) on the released model: issue #31's checks hold, and its "+" is the
-    demo's bundled model, bit for bit."""
+    demo's bundled model (bit for bit on the same floating-point build, else the same within the drift bounds)."""
     released_weights("realesr-animevideov3.pth")   # on disk after the install step (fails, not skips, if absent)
     out = tmp_path / "real"
     assert main(["bench", "real", "--out", str(out), "--no-progress"]) == 0
@@ -101,4 +108,26 @@ def test_bench_real_default_claim_and_bundled_model(tmp_path, released_weights):
     assert v["level9_psnr_within_0.5db_of_twin"] and v["level9_beats_released_ensemble"], v
     from iqprior.demo.service import REAL_CHECKPOINT
 
-    assert _sha256(out / "plus" / "model.safetensors") == _sha256(REAL_CHECKPOINT / "model.safetensors")
+    if _sha256(out / "plus" / "model.safetensors") == _sha256(REAL_CHECKPOINT / "model.safetensors"):
+        return  # bit for bit: the build the bundled model was made on
+    # another CPU or library build: the same recipe and labels, numbers within floating-point drift
+    recipe = json.loads((REAL_CHECKPOINT / "recipe.json").read_text())
+    assert {k: v for k, v in res["config"].items() if k != "out"} == \
+        {k: v for k, v in recipe["config"].items() if k != "out"}
+    assert res["photos"] == recipe["photos"] and v["holds"] == recipe["verdict"]["holds"]
+    assert abs(res["spearman_level_quality"] - recipe["spearman_level_quality"]) <= 0.05
+    assert abs(res["plus"]["ensemble"][-1] - recipe["level9_ensemble"]) <= 0.01
+    assert abs(res["baseline"]["ensemble"] - recipe["twin_ensemble"]) <= 0.01
+    assert abs(v["level9_minus_twin_psnr_db"] - recipe["verdict"]["level9_minus_twin_psnr_db"]) <= 0.05
+    import skimage.data
+
+    import adapters
+
+    rebuilt = adapters.create("auto+", checkpoint=str(out / "plus"))
+    bundled = adapters.create("auto+", checkpoint=str(REAL_CHECKPOINT))
+    photo = torch.from_numpy(skimage.data.chelsea()).permute(2, 0, 1)[None].float() / 255   # a held-out photo
+    x = torch.nn.functional.interpolate(photo, scale_factor=0.25, mode="area")
+    with torch.no_grad():
+        for level in (0, 9):
+            mse = torch.mean((rebuilt(x, score=level).clamp(0, 1) - bundled(x, score=level).clamp(0, 1)) ** 2)
+            assert -10 * torch.log10(mse) >= 45, (level, float(-10 * torch.log10(mse)))
