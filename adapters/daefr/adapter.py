@@ -36,13 +36,11 @@ from iqprior.levels import ScoreLike
 from ..base import Adapter
 from ..plus import plus_builder
 from ..registry import builder
-from ..specs import SPECS
 from .arch import UNUSED_AT_INFERENCE, DAEFRConfig, DAEFRNet
 
-__all__ = ["DAEFRAdapter", "build_daefr", "build_daefr_plus", "FEATURE_LOSS_WEIGHT", "CONDITION_AT"]
+__all__ = ["DAEFRAdapter", "build_daefr", "build_daefr_plus", "FEATURE_LOSS_WEIGHT"]
 
 FEATURE_LOSS_WEIGHT = 10.0        # upstream training_step: BCE_loss + 10 * L2_loss
-CONDITION_AT = SPECS["daefr+"].condition_at  # the "+" embedding is added to this submodule's output
 _VQ_PREFIX = "vqvae."
 _TRAINING_ONLY_PREFIXES = ("loss.", "loss_LQ.")  # training-loss modules some Lightning files carry
 # Parameters upstream's DAEFR stage optimises (configure_optimizers' "normal" group).

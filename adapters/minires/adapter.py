@@ -33,7 +33,6 @@ from ..registry import builder
 from ..specs import SPECS
 from .arch import DEFAULT_BLOCKS, DEFAULT_WIDTH, MiniRes
 
-CONDITION_AT = SPECS["minires+"].condition_at  # the "+" embedding is added to this submodule's output
 REQUIREMENTS = SPECS["minires"].size_requirements  # even sides (one stride-2 level), at least 2
 
 

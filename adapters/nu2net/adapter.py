@@ -42,7 +42,6 @@ from ..specs import SPECS
 from .arch import BASIC_CHANNEL, NU2Net, normalize_global
 
 REQUIREMENTS = SPECS["nu2net"].size_requirements  # uie_demo.py: sides rounded down to 16; at least 16
-CONDITION_AT = SPECS["nu2net+"].condition_at  # the "+" embedding is added to this submodule's output
 network_size = REQUIREMENTS.network_size  # (h, w) -> the size the network runs at
 
 

@@ -51,7 +51,6 @@ from .arch import CHANNELS, PUIENet
 
 MODES = ("mp", "mc")
 REQUIREMENTS = SPECS["puienet"].size_requirements  # Test_*.py: sides rounded down to 8; at least 16
-CONDITION_AT = SPECS["puienet+"].condition_at  # the "+" embedding is added to this submodule's output
 network_size = REQUIREMENTS.network_size  # (h, w) -> the size the network runs at
 
 
